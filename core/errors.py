@@ -1,0 +1,45 @@
+"""Problems found in a project, and the one exception type that carries them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+ERROR = "error"
+WARNING = "warning"
+NOTE = "note"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or worth saying) about a project, phrased for a person.
+
+    ``block`` is the 0-based index of the block concerned (None for project-level problems);
+    messages name blocks 1-based, as the user sees them on the canvas.
+    """
+
+    message: str
+    block: int | None = None
+    kind: str | None = None
+    field: str | None = None
+    value: Any = None
+    severity: str = ERROR
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ProjectError(ValueError):
+    """A project could not be read or used; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: Sequence[Problem] | str, source: str | None = None):
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        self.problems = list(problems)
+        self.source = source
+        head = f"{source}: " if source else ""
+        lines = [str(p) for p in self.problems if p.severity == ERROR] or [str(p) for p in self.problems]
+        super().__init__(head + ("; ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines)))
+
+
+class TrainingError(RuntimeError):
+    """Training could not go on (divergence, bad data); the message says what to do."""
