@@ -1,0 +1,179 @@
+"""A network built from a project: the layers of each block, run forward and backward.
+
+Data flows one way: project -> inference (shapes, resolved geometry) -> Network. Parameters
+are named ``<block name>.weight`` / ``<block name>.bias``, the names every export uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.inference import BlockInfo, validate
+from core.init import scheme_for
+from core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
+from core.losses import make_loss
+from core.project import Project
+
+
+@dataclass
+class _Stage:
+    """The layers one block became, in order, and where its parameters live."""
+
+    info: BlockInfo
+    layers: list[Layer]
+    param_layer: Layer | None = None
+
+
+def _block_layers(info: BlockInfo, rng: np.random.Generator, dtype) -> _Stage:
+    block, geo = info.block, info.geometry
+    kind = info.kind
+    if kind == "conv":
+        act = block["activation"]
+        conv = Conv2D(geo["in_channels"], block["filters"], geo["kernel"], geo["stride"], geo["pads"],
+                      rng=rng, dtype=dtype, init=scheme_for(act))
+        return _Stage(info, [conv, Activation(act)], conv)
+    if kind == "pool":
+        return _Stage(info, [Pool2D(block["mode"], geo["kernel"], geo["stride"], geo["pads"], dtype=dtype)])
+    if kind == "dense":
+        act = block["activation"]
+        dense = Dense(geo["in_features"], block["units"], rng=rng, dtype=dtype, init=scheme_for(act))
+        layers: list[Layer] = [Flatten()] if info.implicit_flatten else []
+        return _Stage(info, layers + [dense, Activation(act)], dense)
+    if kind == "flatten":
+        return _Stage(info, [Flatten()])
+    if kind == "activation":
+        return _Stage(info, [Activation(block["activation"])])
+    if kind == "dropout":
+        return _Stage(info, [Dropout(block["rate"], rng=rng)])
+    raise ValueError(f"block {info.index + 1}: unknown kind {kind!r}")  # inference rejects these first
+
+
+class Network:
+    """The trainable network of a project.
+
+    ``forward`` returns the last block's output (class probabilities after a softmax). With a
+    loss whose ``fused_activation`` matches the final activation, training feeds the loss the
+    logits instead, for numerical stability (softmax + cross-entropy as one step).
+    """
+
+    def __init__(self, project: Project, rng: np.random.Generator | None = None, dtype=np.float32):
+        self.project = project
+        self.inference = validate(project)
+        self.dtype = np.dtype(dtype)
+        rng = rng if rng is not None else np.random.default_rng(project.training.seed)
+        self.stages = [_block_layers(info, rng, self.dtype) for info in self.inference.blocks]
+        self.layers: list[Layer] = [layer for s in self.stages for layer in s.layers]
+        self.loss = make_loss(project.training.loss)
+        last = self.layers[-1]
+        self._fused = (
+            self.loss.fused_activation is not None
+            and isinstance(last, Activation)
+            and last.name == self.loss.fused_activation
+        )
+        self.output_features = int(np.prod(self.inference.output_shape))
+        self.input_grad: np.ndarray | None = None
+
+    # --- parameters -------------------------------------------------------------------------
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The live parameter arrays under their stable names (``conv1.weight``...)."""
+        return {f"{s.info.name}.{k}": v for s in self.stages if s.param_layer
+                for k, v in s.param_layer.params.items()}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Gradients of the last ``train_step``, same names and shapes as ``parameters()``."""
+        return {f"{s.info.name}.{k}": v for s in self.stages if s.param_layer
+                for k, v in s.param_layer.grads.items()}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.parameters().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy ``state`` into the parameters; every mismatch is named, nothing changes on error."""
+        params = self.parameters()
+        problems = []
+        for name, p in params.items():
+            if name not in state:
+                problems.append(f"missing parameter {name} {_shape(p.shape)}")
+            elif tuple(np.shape(state[name])) != p.shape:
+                problems.append(f"{name}: the file has {_shape(np.shape(state[name]))}, "
+                                f"the network needs {_shape(p.shape)}")
+        problems += [f"unexpected parameter {name}" for name in state if name not in params]
+        if problems:
+            raise ValueError("weights do not match the network: " + "; ".join(problems))
+        for name, p in params.items():
+            p[...] = np.asarray(state[name], dtype=p.dtype)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.size for p in self.parameters().values())
+
+    # --- running ----------------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Outputs for a whole array, in batches, without touching training state."""
+        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs) if outs else np.zeros((0, self.output_features), self.dtype)
+
+    def forward_blocks(self, x: np.ndarray) -> list[tuple[BlockInfo, np.ndarray]]:
+        """Every block's output for ``x`` (inference mode, nothing cached): what the probe shows."""
+        x = np.asarray(x, dtype=self.dtype)
+        out = []
+        for stage in self.stages:
+            for layer in stage.layers:
+                x = layer.forward(x, False)
+            out.append((stage.info, x))
+        return out
+
+    def targets(self, labels: np.ndarray) -> np.ndarray:
+        """Loss targets for integer labels: one-hot rows, or the label itself for one binary output."""
+        labels = np.asarray(labels)
+        if self.output_features == 1:
+            return labels.astype(self.dtype).reshape(-1, 1)
+        t = np.zeros((len(labels), self.output_features), self.dtype)
+        t[np.arange(len(labels)), labels] = 1
+        return t
+
+    def classify(self, outputs: np.ndarray) -> np.ndarray:
+        """Predicted class per row of outputs (threshold 0.5 for one binary output)."""
+        if outputs.shape[1] == 1:
+            return (outputs[:, 0] >= 0.5).astype(np.int64)
+        return outputs.argmax(axis=1)
+
+    def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """Loss and outputs in inference mode (no dropout, nothing cached): validation's step."""
+        x = np.asarray(x, dtype=self.dtype)
+        layers = self.layers[:-1] if self._fused else self.layers
+        for layer in layers:
+            x = layer.forward(x, False)
+        pred = x.reshape(len(x), -1)
+        loss, _ = self.loss.value_and_grad(pred, self.targets(labels))
+        outputs = self.layers[-1].forward(pred, False) if self._fused else pred
+        return float(loss), outputs
+
+    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward in training mode, loss, backward: fills every layer's grads.
+
+        Returns the batch loss and the network's outputs (probabilities) for accuracy.
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        layers = self.layers[:-1] if self._fused else self.layers
+        for layer in layers:
+            x = layer.forward(x, True)
+        pred = x.reshape(len(x), -1)
+        loss, grad = self.loss.value_and_grad(pred, self.targets(labels))
+        outputs = self.layers[-1].forward(pred, False) if self._fused else pred
+        grad = grad.reshape(x.shape)
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+        self.input_grad = grad  # d loss / d input: the parity tests check it
+        return float(loss), outputs
+
+
+def _shape(shape) -> str:
+    return " x ".join(str(d) for d in shape) if len(shape) else "scalar"

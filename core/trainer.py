@@ -1,0 +1,398 @@
+"""The training loop: mini-batches, validation, events, and control from another thread.
+
+``Trainer.run()`` is a generator of events that the GUI (from a worker thread) and the CLI
+consume alike; ``Trainer.fit()`` drives it and returns a ``History``. ``stop``, ``pause``,
+``resume``, ``set_learning_rate``, ``probe`` and ``weights`` are safe to call from any thread.
+
+Numbering: epochs and batches in events are 1-based, as shown to the user
+(``BatchEnd(epoch=1, batch=1, ...)`` is the first batch of the run).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from core.datasets.split import train_val_split
+from core.errors import TrainingError
+from core.network import Network
+from core.optimizers import Optimizer, make_optimizer
+
+EVAL_BATCH = 256  # samples per forward pass when validating
+
+
+# --- events ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunStarted:
+    epochs: int
+    batches_per_epoch: int
+    train_size: int
+    val_size: int
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    """After each optimisation step. ``loss``/``accuracy`` are this batch's (dropout active);
+    ``images_per_sec`` is the epoch's throughput so far; ``seen`` counts images since the run began."""
+
+    epoch: int
+    batch: int
+    batches_per_epoch: int
+    loss: float
+    accuracy: float
+    images_per_sec: float
+    seen: int
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """After each full epoch. Train metrics are sample-weighted means of the epoch's batches;
+    validation metrics (inference mode) are None when there is no validation split.
+    ``seconds`` is the epoch's wall time (training and validation, pauses excluded)."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    images_per_sec: float
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """Always the last event. ``status``: "finished" | "stopped" | "diverged" | "failed"."""
+
+    status: str
+    message: str
+    epochs_done: int
+
+
+Event = RunStarted | BatchEnd | EpochEnd | RunEnded
+
+
+@dataclass
+class History:
+    """What a run produced: one ``EpochEnd`` per completed epoch, every batch loss, the outcome."""
+
+    epochs: list[EpochEnd] = field(default_factory=list)
+    batch_losses: list[list[float]] = field(default_factory=list)  # [epoch][batch], incl. a partial epoch
+    status: str | None = None
+    message: str = ""
+    epochs_done: int = 0
+
+    @property
+    def train_loss(self) -> list[float]:
+        return [e.train_loss for e in self.epochs]
+
+    @property
+    def train_accuracy(self) -> list[float]:
+        return [e.train_accuracy for e in self.epochs]
+
+    @property
+    def val_loss(self) -> list[float | None]:
+        return [e.val_loss for e in self.epochs]
+
+    @property
+    def val_accuracy(self) -> list[float | None]:
+        return [e.val_accuracy for e in self.epochs]
+
+
+class _Diverged(Exception):
+    pass
+
+
+class _Stopped(Exception):
+    pass
+
+
+# --- the trainer ----------------------------------------------------------------------------
+class Trainer:
+    """Trains ``network`` (built from ``project`` if not given) on ``dataset``'s training images.
+
+    ``dataset`` needs ``x_train`` (N, C, H, W) and ``y_train`` (N,) int labels, as
+    ``core.datasets.Dataset`` has. A stratified ``validation_fraction`` of it is held out, chosen
+    by the project's seed. One ``np.random.default_rng(seed)`` drives weight initialisation (when
+    the trainer builds the network), dropout (idem) and the per-epoch shuffling, so the same
+    project and data give the same weights bit for bit.
+
+    Divergence: a batch whose loss or gradients are not finite is not applied, so the weights
+    stay those of the last good step. Should an update itself overflow the weights (seen at the
+    next batch), they are restored from a copy taken at the start of the epoch and the optimiser
+    state is reset; the ``RunEnded`` message says which happened.
+    """
+
+    def __init__(self, project, dataset, network: Network | None = None, dtype=np.float32):
+        self.project = project
+        self.settings = project.training
+        seed = self.settings.seed
+        self.rng = np.random.default_rng(seed)
+        self.network = network if network is not None else Network(project, rng=self.rng, dtype=dtype)
+        net = self.network
+
+        x, y = dataset.x_train, np.asarray(dataset.y_train)
+        expected = tuple(net.project.input_shape)
+        if tuple(x.shape[1:]) != expected:
+            raise TrainingError(
+                f"the dataset's images are {_dims(x.shape[1:])} (channels x height x width) but the "
+                f"network's input is {_dims(expected)}; change the project's input shape or the dataset")
+        outputs = net.output_features
+        classes = 2 if outputs == 1 else outputs  # one sigmoid output separates two classes
+        needed = max(int(getattr(dataset, "num_classes", 0) or 0), int(y.max()) + 1 if len(y) else 0)
+        if len(y) and y.min() < 0:
+            raise TrainingError(f"the dataset has a negative label ({int(y.min())}); labels must be 0, 1, 2, ...")
+        if needed > classes:
+            raise TrainingError(
+                f"the dataset has {needed} classes but the network has {outputs} output"
+                f"{'s' if outputs != 1 else ''}, enough for {classes}; set the last block's units "
+                f"(and the project's num_classes) to {needed}")
+        batch_size = self.settings.batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise TrainingError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+
+        self._x = np.asarray(x, dtype=net.dtype)  # no copy for the usual float32 data
+        self._y = y.astype(np.int64, copy=False)
+        self.train_idx, self.val_idx = train_val_split(self._y, self.settings.validation_fraction, seed)
+        self.batch_size = batch_size
+        self._order = self.train_idx.copy()  # shuffled in place each epoch
+        self._xbuf = np.empty((batch_size,) + self._x.shape[1:], net.dtype)
+        self._ybuf = np.empty(batch_size, np.int64)
+
+        self.optimizer: Optimizer = make_optimizer(self.settings)
+        self.history = History()
+
+        self._lock = threading.Lock()  # held during every step that touches the network
+        self._gate = threading.Condition()  # lets waiting probes in before the next batch
+        self._probers = 0
+        self._stop = threading.Event()
+        self._running = threading.Event()  # cleared while paused
+        self._running.set()
+        self._parked = threading.Event()  # set while the loop is blocked by a pause
+        self.error: BaseException | None = None  # the exception behind a "failed" run
+
+    # --- control (any thread) ----------------------------------------------------------------
+    def stop(self) -> None:
+        """End the current run after the batch in progress (also when paused).
+
+        A stop requested before a run starts ends that run at once; the request is cleared when
+        the run ends.
+        """
+        self._stop.set()
+        self._running.set()  # wake a paused loop so it can see the stop
+
+    def pause(self) -> None:
+        """Hold the run before its next batch until ``resume`` or ``stop``."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_until_paused(self, timeout: float | None = None) -> bool:
+        """Block until the loop is actually held by a pause; False on timeout."""
+        return self._parked.wait(timeout)
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Change the learning rate from the next step on (ValueError for a non-positive value)."""
+        self.optimizer.lr = lr
+
+    @property
+    def learning_rate(self) -> float:
+        return self.optimizer.lr
+
+    def probe(self, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+        """Every block's output for one sample ``x`` (C, H, W) or (1, C, H, W), in inference mode.
+
+        Returns ``[(block name, block kind, output copy without the batch axis), ...]``. Waits
+        for the batch in progress to finish; training then waits for the probe.
+        """
+        x = np.asarray(x)
+        if x.ndim == len(self._x.shape) - 1:
+            x = x[None]
+        if x.shape[0] != 1 or x.shape[1:] != self._x.shape[1:]:
+            raise ValueError(f"probe takes one sample of shape {self._x.shape[1:]}, got {x.shape}")
+        with self._exclusive(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            blocks = self.network.forward_blocks(x)
+            return [(info.name, info.kind, np.array(out[0], copy=True)) for info, out in blocks]
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter under its stable name, taken between batches."""
+        with self._exclusive():
+            return self.network.state_dict()
+
+    # --- running -------------------------------------------------------------------------------
+    def fit(self, callback: Callable[[Event], None] | None = None, epochs: int | None = None) -> History:
+        """Run to the end, passing every event to ``callback``; returns ``self.history``."""
+        for event in self.run(epochs):
+            if callback is not None:
+                callback(event)
+        return self.history
+
+    def run(self, epochs: int | None = None) -> Iterator[Event]:
+        """Train for ``epochs`` (default: the project's), yielding events as they happen.
+
+        Runs may follow one another: weights and optimiser state carry over. The history is
+        reset at the start of each run.
+        """
+        epochs = self.settings.epochs if epochs is None else epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise TrainingError(f"epochs must be a whole number >= 1, got {epochs!r}")
+        n = len(self.train_idx)
+        bpe = math.ceil(n / self.batch_size)
+        self.history = history = History()
+        self.error = None
+        status, message = "finished", f"finished {epochs} epoch{'s' if epochs != 1 else ''}"
+        try:
+            yield RunStarted(epochs, bpe, n, len(self.val_idx))
+            seen = 0
+            for epoch in range(1, epochs + 1):
+                snapshot = self.network.state_dict()
+                losses: list[float] = []
+                history.batch_losses.append(losses)
+                start = time.perf_counter()
+                paused = 0.0  # seconds spent paused this epoch, left out of the timings
+                loss_sum, correct = 0.0, 0
+                self.rng.shuffle(self._order)
+                for b in range(bpe):
+                    paused += self._hold()
+                    idx = self._order[b * self.batch_size:(b + 1) * self.batch_size]
+                    k = len(idx)
+                    xb, yb = self._xbuf[:k], self._ybuf[:k]
+                    np.take(self._x, idx, axis=0, out=xb, mode="clip")
+                    np.take(self._y, idx, out=yb, mode="clip")
+                    loss, outputs = self._step(xb, yb, epoch, b + 1, snapshot)
+                    hits = int(np.count_nonzero(self.network.classify(outputs) == yb))
+                    losses.append(loss)
+                    loss_sum += loss * k
+                    correct += hits
+                    seen += k
+                    done = b * self.batch_size + k
+                    elapsed = max(time.perf_counter() - start - paused, 1e-9)
+                    yield BatchEnd(epoch, b + 1, bpe, loss, hits / k, done / elapsed, seen)
+                train_seconds = max(time.perf_counter() - start - paused, 1e-9)
+                val_loss, val_acc = self._validate()
+                history.epochs.append(EpochEnd(
+                    epoch, loss_sum / n, correct / n, val_loss, val_acc,
+                    time.perf_counter() - start - paused, n / train_seconds))
+                history.epochs_done = epoch
+                yield history.epochs[-1]
+        except _Stopped:
+            done = history.epochs_done
+            status, message = "stopped", f"stopped after {done} complete epoch{'s' if done != 1 else ''}"
+        except _Diverged as exc:
+            status, message = "diverged", str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported as an event; kept in self.error
+            self.error = exc
+            status, message = "failed", f"training failed: {type(exc).__name__}: {exc}"
+        finally:
+            self._stop.clear()
+            self._running.set()
+            self._parked.clear()
+        history.status, history.message = status, message
+        yield RunEnded(status, message, history.epochs_done)
+
+    # --- internals -----------------------------------------------------------------------------
+    def _hold(self) -> float:
+        """Honour pause and stop before a batch; returns the seconds spent paused."""
+        if self._stop.is_set():
+            raise _Stopped
+        if self._running.is_set():
+            return 0.0
+        t0 = time.perf_counter()
+        self._parked.set()
+        try:
+            self._running.wait()
+        finally:
+            self._parked.clear()
+        if self._stop.is_set():
+            raise _Stopped
+        return time.perf_counter() - t0
+
+    @contextlib.contextmanager
+    def _exclusive(self):
+        """The network lock for another thread, granted ahead of the training loop's next batch."""
+        with self._gate:
+            self._probers += 1
+        try:
+            with self._lock:
+                yield
+        finally:
+            with self._gate:
+                self._probers -= 1
+                self._gate.notify_all()
+
+    def _acquire(self) -> None:
+        """The training loop's side: let pending probes go first, then take the lock."""
+        with self._gate:
+            while self._probers:
+                self._gate.wait()
+        self._lock.acquire()
+
+    def _step(self, xb, yb, epoch: int, batch: int, snapshot: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
+        net = self.network
+        self._acquire()
+        try:
+            # Overflow is expected when training diverges; it is detected and reported below.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, outputs = net.train_step(xb, yb)
+                grads = net.gradients()
+                bad = not math.isfinite(loss) or not all(
+                    math.isfinite(g.sum(dtype=np.float64)) for g in grads.values())
+                if not bad:
+                    self.optimizer.step(net.parameters(), grads)
+                    return loss, outputs
+            if not math.isfinite(loss):
+                what = f"the loss became {'NaN' if math.isnan(loss) else 'infinite'}"
+            else:
+                what = "the gradients became NaN or infinite"
+            kept = "the weights from before this batch are kept"
+            if not all(np.isfinite(p).all() for p in net.parameters().values()):
+                net.load_state_dict(snapshot)
+                self.optimizer = make_optimizer_like(self.optimizer, self.settings)
+                kept = f"the weights were restored from the start of epoch {epoch}"
+        finally:
+            self._lock.release()
+        raise _Diverged(
+            f"training diverged at epoch {epoch}, batch {batch}: {what} with learning rate "
+            f"{self.optimizer.lr:g}; {kept}. Try a lower learning rate.")
+
+    def _validate(self) -> tuple[float | None, float | None]:
+        """Loss and accuracy over the validation split, in inference mode, in batches."""
+        idx = self.val_idx
+        if len(idx) == 0:
+            return None, None
+        net = self.network
+        loss_sum, correct = 0.0, 0
+        for i in range(0, len(idx), EVAL_BATCH):
+            if self._stop.is_set():
+                raise _Stopped
+            part = idx[i:i + EVAL_BATCH]
+            x, y = self._x[part], self._y[part]
+            self._acquire()
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    loss, outputs = net.evaluate(x, y)
+            finally:
+                self._lock.release()
+            loss_sum += loss * len(part)
+            correct += int(np.count_nonzero(net.classify(outputs) == y))
+        return loss_sum / len(idx), correct / len(idx)
+
+
+def make_optimizer_like(old: Optimizer, settings) -> Optimizer:
+    """A fresh optimiser of the project's kind that keeps ``old``'s (possibly live-changed) rate."""
+    new = make_optimizer(settings)
+    new.lr = old.lr
+    return new
+
+
+def _dims(shape) -> str:
+    return " x ".join(str(int(d)) for d in shape)

@@ -1,0 +1,125 @@
+"""Weights files: a ``.npz`` holding every parameter under its stable name plus the project.
+
+Layout: one array per parameter (``conv1.weight``, ``conv1.bias``, ...) and ``__project__``, the
+project's JSON as UTF-8 bytes in a uint8 array, so the file alone rebuilds the network and is
+read with ``allow_pickle=False`` (no object arrays anywhere). Problems with a file raise
+``WeightsError`` (a ValueError) naming the file; a bad embedded project raises ``ProjectError``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from core.project import Project, parse_project
+
+PROJECT_KEY = "__project__"
+
+
+class WeightsError(ValueError):
+    """A weights file cannot be read, written or used; the message names the file and the reason."""
+
+
+def save_weights(path: str | os.PathLike, network_or_state, project: Project) -> None:
+    """Write the parameters and ``project`` to ``path`` (exactly that name) atomically.
+
+    ``network_or_state`` is a Network or a ``{name: array}`` dict. The data goes to a temporary
+    file in the same folder, which then replaces ``path``: readers never see half a file.
+    """
+    path = Path(path)
+    state = network_or_state.parameters() if hasattr(network_or_state, "parameters") else network_or_state
+    if not isinstance(state, Mapping):
+        raise TypeError(f"expected a Network or a dict of arrays, got {type(network_or_state).__name__}")
+    if PROJECT_KEY in state:
+        raise WeightsError(f"{path}: {PROJECT_KEY!r} is reserved and cannot be a parameter name")
+    arrays = {}
+    for name, value in state.items():
+        a = np.asarray(value)
+        if a.dtype == object:
+            raise WeightsError(f"{path}: parameter {name} is not numeric (dtype object)")
+        arrays[name] = a
+    arrays[PROJECT_KEY] = np.frombuffer(project.to_json().encode("utf-8"), dtype=np.uint8)
+
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise WeightsError(f"{path}: cannot write the weights file: {exc.strerror or exc}") from None
+
+
+def load_weights(path: str | os.PathLike) -> tuple[Project, dict[str, np.ndarray]]:
+    """The project and the ``{name: array}`` parameters stored in a weights file."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise WeightsError(f"{path}: a single .npy array, not a weights file (.npz)")
+        with data:
+            names = list(data.files)
+            if PROJECT_KEY not in names:
+                raise WeightsError(
+                    f"{path}: no project inside ({PROJECT_KEY!r} missing); not a netbuilder weights file")
+            arrays = {name: data[name] for name in names}
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise WeightsError(f"{path}: is a folder, not a weights file") from None
+    except WeightsError:
+        raise
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        # np.load says "Cannot load file containing pickled data..." for anything unrecognised.
+        raise WeightsError(f"{path}: not a valid weights file (.npz), or it is truncated: {exc}") from None
+
+    raw = arrays.pop(PROJECT_KEY)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise WeightsError(f"{path}: {PROJECT_KEY!r} must be UTF-8 bytes (1-D uint8), got {raw.dtype} {raw.shape}")
+    try:
+        text = raw.tobytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WeightsError(f"{path}: the embedded project is not UTF-8 text ({exc.reason})") from None
+    project = parse_project(text, source=f"{path} (embedded project)")
+    return project, arrays
+
+
+def load_into(network, path: str | os.PathLike) -> Project:
+    """Copy a weights file's parameters into ``network``; returns the file's project.
+
+    Every missing, unexpected or differently shaped parameter is named (with both shapes);
+    on any mismatch the network is left unchanged.
+    """
+    project, state = load_weights(path)
+    params = network.parameters()
+    problems = []
+    for name, p in params.items():
+        if name not in state:
+            problems.append(f"{name} {_shape(p.shape)} is missing from the file")
+        elif not np.issubdtype(state[name].dtype, np.number):
+            problems.append(f"{name} holds {state[name].dtype} values, not numbers")
+        elif state[name].shape != p.shape:
+            problems.append(f"{name}: the file has {_shape(state[name].shape)}, the network needs {_shape(p.shape)}")
+    problems += [f"the file has {name} {_shape(state[name].shape)}, which the network does not"
+                 for name in state if name not in params]
+    if problems:
+        raise WeightsError(f"{path}: the weights do not fit this network: " + "; ".join(problems))
+    for name, p in params.items():
+        p[...] = state[name]
+    return project
+
+
+def _shape(shape) -> str:
+    return "(" + " x ".join(str(d) for d in shape) + ")" if len(shape) else "(scalar)"
+
