@@ -1,0 +1,667 @@
+"""Validation with shape inference: what each block receives and produces, and everything wrong.
+
+``infer(project)`` runs on every keystroke in the GUI, so it is plain Python arithmetic (no
+numpy) with all lookup tables built once at import. It never raises: every problem becomes a
+``Problem`` naming the block (1-based in the message, 0-based in ``Problem.block``), its kind,
+the field and the value received. ``validate(project)`` raises ``ProjectError`` if any is an
+error.
+
+Counting conventions:
+
+- params: conv F*C*kh*kw + F, dense in*units + units, everything else 0.
+- MACs (multiply-accumulates per sample): conv Ho*Wo*F*C*kh*kw, dense in*units; pooling,
+  activations, dropout and flatten count 0 — they do no multiply-accumulates, and this matches
+  what Keras-style summaries and papers quote for LeNet/VGG.
+- activation_bytes: float32 bytes of one sample's output of the block (4 * element count), even
+  for flatten/dropout whose output may be a view; the total is an upper bound of what a forward
+  pass keeps per sample.
+
+Shapes are (C, H, W) for images and (features,) once flat. A dense block fed (C, H, W) flattens
+it first (``implicit_flatten``), reported as a note. After a block with an error, later blocks
+get ``None`` shapes and no shape errors of their own (their field errors are still reported); a
+bad name or a misplaced softmax is an error but does not stop shape inference.
+
+Problem ``field`` values: a block's field name ("kernel_size"), "input_shape", "num_classes",
+"blocks" (empty pipeline) or "training.<name>" for training settings.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.blocks import ACTIVATIONS, KINDS, PADDING_MODES
+from core.errors import ERROR, NOTE, WARNING, Problem, ProjectError
+from core.project import LOSSES, OPTIMIZERS, Project, _show, _suggest
+
+Shape = tuple[int, ...]
+
+# Per kind: (name, type, default, minimum, maximum, choices) of each field, and every key allowed.
+# Bounds missing from the table become the ones the checks assume (ints at least 1, floats any).
+_SPECS = {
+    kind: tuple(
+        (f.name, f.type, f.default,
+         f.minimum if f.minimum is not None else (1 if f.type == "int" else -math.inf),
+         f.maximum if f.maximum is not None else math.inf, f.choices)
+        for f in spec.fields)
+    for kind, spec in KINDS.items()
+}
+_HAS_ACTIVATION = frozenset(kind for kind, spec in KINDS.items() if spec.field("activation"))
+_KIND_LIST = ", ".join(KINDS)
+_DEFAULTS: dict[str, dict[str, Any]] = {}  # resolved default values, filled below _check_value
+
+# Names people reach for from other libraries, mapped to ours (for "did you mean").
+_KIND_ALIASES = {
+    "convolution": "conv", "conv2d": "conv", "convolutional": "conv",
+    "pooling": "pool", "maxpool": "pool", "max_pool": "pool", "maxpool2d": "pool", "avgpool": "pool",
+    "avg_pool": "pool", "averagepool": "pool",
+    "linear": "dense", "fc": "dense", "fully_connected": "dense", "fullyconnected": "dense",
+    "relu": "activation", "sigmoid": "activation", "tanh": "activation", "softmax": "activation",
+    "leaky_relu": "activation", "reshape": "flatten",
+}
+_FIELD_ALIASES = {
+    "kernel": "kernel_size", "kernel_size": "size", "pool_size": "size", "window": "size",
+    "strides": "stride", "out_channels": "filters", "channels": "filters", "units": "filters",
+    "filters": "units", "out_features": "units", "neurons": "units", "p": "rate", "dropout": "rate",
+    "pad": "padding", "act": "activation", "function": "activation", "type": "mode",
+}
+_SCALARS = (int, float, str, bool, type(None))
+_NUMBERS = (int, float)
+_BAD = object()
+_DENSE_WARN_PARAMS = 1_000_000
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """What shape inference found for one block (shapes exclude the batch axis)."""
+
+    index: int
+    kind: str
+    name: str  # block["name"], or automatic: kind + per-kind 1-based counter ("conv1", "dense2")
+    input_shape: Shape | None  # (C, H, W) or (features,); None when unknown (upstream error)
+    output_shape: Shape | None
+    params: int
+    macs: int
+    activation_bytes: int  # float32 bytes of one sample's output
+    # conv/pool: {"kernel": (kh, kw), "stride": (sh, sw), "pads": (t, b, l, r)}, conv also
+    # "in_channels"; dense: {"in_features": n}; others {}.
+    geometry: dict = field(default_factory=dict, hash=False)
+    implicit_flatten: bool = False  # dense fed (C, H, W): the network flattens first
+    block: dict = field(default_factory=dict, hash=False)  # the block with defaults filled
+
+
+_new = object.__new__
+
+
+def _block_info(index, kind, name, input_shape, output_shape, params, macs, activation_bytes, geometry,
+                implicit_flatten, block) -> BlockInfo:
+    """BlockInfo(...) without the frozen dataclass __init__ (11 object.__setattr__ calls: ~3x slower)."""
+    info = _new(BlockInfo)
+    info.__dict__.update(index=index, kind=kind, name=name, input_shape=input_shape, output_shape=output_shape,
+                         params=params, macs=macs, activation_bytes=activation_bytes, geometry=geometry,
+                         implicit_flatten=implicit_flatten, block=block)
+    return info
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Shape inference of a whole project: per-block results and every problem found."""
+
+    blocks: tuple[BlockInfo, ...]
+    problems: tuple[Problem, ...]
+    input_shape: Shape | None
+    output_shape: Shape | None
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == ERROR for p in self.problems)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == WARNING]
+
+    @property
+    def notes(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == NOTE]
+
+    @property
+    def total_params(self) -> int:
+        return sum(b.params for b in self.blocks)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(b.macs for b in self.blocks)
+
+    @property
+    def total_activation_bytes(self) -> int:
+        return sum(b.activation_bytes for b in self.blocks)
+
+    def problems_for(self, index: int) -> list[Problem]:
+        """Problems of the block at 0-based ``index``."""
+        return [p for p in self.problems if p.block == index]
+
+
+def validate(project: Project) -> Inference:
+    """The inference of ``project``; raises ProjectError listing every problem if any is an error."""
+    result = infer(project)
+    if not result.ok:
+        name = getattr(project, "name", None)
+        raise ProjectError(result.problems, name if isinstance(name, str) else None)
+    return result
+
+
+def infer(project: Project) -> Inference:
+    """Shapes, parameter counts and problems of every block; never raises."""
+    problems: list[Problem] = []
+    add = problems.append
+    input_shape = _check_input_shape(getattr(project, "input_shape", None), add)
+    num_classes = getattr(project, "num_classes", None)
+    if num_classes is not None and not (type(num_classes) is int and num_classes >= 1):
+        add(Problem(f"num_classes must be a whole number of at least 1 (or empty: take it from the dataset), "
+                    f"got {_show(num_classes)}", field="num_classes", value=num_classes))
+        num_classes = None
+
+    blocks = getattr(project, "blocks", None)
+    if not isinstance(blocks, list):
+        add(Problem(f"blocks must be a list, got {_show(blocks)}", field="blocks", value=blocks))
+        blocks = []
+    infos: list[BlockInfo] = []
+    counters: dict[str, int] = {}
+    shape = input_shape
+    from_spatial = False  # the current flat vector came from flattening a feature map
+    conv_seen = False
+    last = len(blocks) - 1
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            add(Problem(f"block {i + 1}: a block must be an object like {{\"kind\": \"conv\", ...}}, "
+                        f"got {_show(block)}", block=i, value=block))
+            count = counters["block"] = counters.get("block", 0) + 1
+            infos.append(_block_info(i, "?", f"block{count}", shape, None, 0, 0, 0, {}, False, {}))
+            shape = None
+            continue
+        kind = block.get("kind")
+        prefix = kind if type(kind) is str else "block"
+        count = counters[prefix] = counters.get(prefix, 0) + 1
+        auto_name = prefix + str(count)
+        if kind not in _FILLED if type(kind) is str else True:
+            _unknown_kind(i, kind, add)
+            infos.append(_block_info(i, kind if isinstance(kind, str) else "?", _name(block, auto_name),
+                                   shape, None, 0, 0, 0, {}, False, dict(block)))
+            shape = None
+            continue
+
+        n_before = len(problems)
+        filled, values = _check_fields(i, kind, block, add)
+        # Only bad settings hide the shapes; a bad name or a misplaced softmax leaves them computable.
+        has_error = len(problems) != n_before
+        name = auto_name if block.get("name") is None else _check_name(i, kind, block, auto_name, add)
+        act = values.get("activation")
+        if act == "softmax" and i != last:
+            add(Problem(f"block {i + 1} ({kind}): softmax is only allowed on the last block (it turns the "
+                        "outputs into class probabilities); use relu or another activation here",
+                        block=i, kind=kind, field="activation", value=act))
+
+        in_shape = shape
+        out = None
+        params = macs = 0
+        geometry: dict = {}
+        implicit = False
+        if in_shape is not None and not has_error:
+            if kind == "conv":
+                conv_seen = True
+                out, params, macs, geometry = _conv(i, in_shape, values, filled, add)
+            elif kind == "pool":
+                out, geometry = _pool(i, in_shape, values, filled, add)
+            elif kind == "dense":
+                units = values["units"]
+                if len(in_shape) == 3:
+                    implicit = True
+                    from_spatial = True
+                    n_in = in_shape[0] * in_shape[1] * in_shape[2]
+                    add(Problem(f"block {i + 1} (dense): its input {_fmt_shape(in_shape)} is flattened to "
+                                f"{n_in:,} values first (as if a flatten block came before it)",
+                                block=i, kind=kind, severity=NOTE))
+                else:
+                    n_in = in_shape[0]
+                params = n_in * units + units
+                macs = n_in * units
+                geometry = {"in_features": n_in}
+                out = (units,)
+                if from_spatial and conv_seen and params > _DENSE_WARN_PARAMS:
+                    add(Problem(f"block {i + 1} (dense): {params:,} parameters in one block ({n_in:,} inputs x "
+                                f"{units} units); shrink the feature maps first (pooling, a stride or fewer "
+                                "filters) to train faster and overfit less",
+                                block=i, kind=kind, field="units", value=units, severity=WARNING))
+                from_spatial = False
+            elif kind == "flatten":
+                if len(in_shape) == 3:
+                    from_spatial = True
+                    out = (in_shape[0] * in_shape[1] * in_shape[2],)
+                else:
+                    out = in_shape
+            else:  # activation, dropout: shape unchanged
+                out = in_shape
+        shape = out
+        if out is None:
+            nbytes = 0
+        elif len(out) == 3:
+            nbytes = 4 * out[0] * out[1] * out[2]
+        else:
+            nbytes = 4 * out[0]
+        infos.append(_block_info(i, kind, name, in_shape, out, params, macs, nbytes, geometry, implicit, filled))
+
+    if not blocks:
+        add(Problem("the pipeline is empty: add blocks, e.g. flatten then dense with softmax",
+                    field="blocks", value=[]))
+    else:
+        _check_names_unique(infos, blocks, add)
+        _check_output(infos[-1], blocks[-1], num_classes, add)
+    training = getattr(project, "training", None)
+    loss = _check_training(training, add)
+    if infos and loss is not None:
+        _check_loss(infos[-1], loss, num_classes, add)
+
+    return Inference(tuple(infos), tuple(problems), input_shape, shape if blocks else None)
+
+
+# -- fields -------------------------------------------------------------------------------------
+
+def _pair(v: Any, minimum: int) -> Any:
+    t = type(v)
+    if t is int:
+        return (v, v) if v >= minimum else _BAD
+    if (t is list or t is tuple) and len(v) == 2:
+        a, b = v
+        if type(a) is int and type(b) is int and a >= minimum and b >= minimum:
+            return (a, b)
+    return _BAD
+
+
+def _check_value(ftype: str, v: Any, fmin: Any, fmax: Any, choices: tuple) -> Any:
+    """The value resolved for use (pairs as tuples), or _BAD."""
+    t = type(v)
+    if ftype == "int":
+        return v if t is int and v >= fmin else _BAD
+    if ftype == "pair":
+        return _pair(v, 1)
+    if ftype == "choice":
+        return v if t is str and v in choices else _BAD
+    if ftype == "padding":
+        if t is str:
+            return v if v in PADDING_MODES else _BAD
+        return _pair(v, 0)
+    if ftype == "float":
+        if (t is int or t is float) and fmin <= v <= fmax:  # NaN fails both comparisons
+            return float(v)
+        return _BAD
+    if ftype == "optional_pair":
+        return None if v is None else _pair(v, 1)
+    return _BAD
+
+
+_DEFAULTS.update({kind: {f[0]: _check_value(f[1], f[2], f[3], f[4], f[5]) for f in fields}
+                  for kind, fields in _SPECS.items()})
+assert not any(v is _BAD for d in _DEFAULTS.values() for v in d.values())
+# Defaults are immutable (ints, strings, None), so shallow copies of these dicts are safe.
+_FILLED = {kind: {"kind": kind, **{f[0]: f[2] for f in fields}} for kind, fields in _SPECS.items()}
+_FIELDS = {kind: {f[0]: (f[1], f[3], f[4], f[5]) for f in fields} for kind, fields in _SPECS.items()}
+
+
+def _check_fields(i: int, kind: str, block: dict, add) -> tuple[dict, dict]:
+    """(block with defaults filled, resolved values of the valid fields); reports bad and unknown fields."""
+    # kind, every field (given or default), then extra keys: with_defaults' key order. Containers
+    # are copied below so the result shares nothing mutable with the project.
+    filled = {**_FILLED[kind], **block}
+    values = _DEFAULTS[kind].copy()
+    fieldmap = _FIELDS[kind]
+    for key, v in block.items():
+        spec = fieldmap.get(key)
+        if spec is None:
+            if key == "kind":
+                continue
+            if key != "name":
+                add(_unknown_field(i, kind, key, v))
+            if type(v) not in _SCALARS:
+                filled[key] = copy.deepcopy(v)
+            continue
+        ftype, fmin, fmax, choices = spec
+        t = type(v)
+        # The common cases inline (this runs on every keystroke); the rest in _check_value.
+        if t is int:
+            if ftype == "int":
+                r = v if v >= fmin else _BAD
+            elif ftype == "pair" or ftype == "optional_pair":
+                r = (v, v) if v >= 1 else _BAD
+            else:
+                r = _check_value(ftype, v, fmin, fmax, choices)
+        elif t is str:
+            r = v if ftype == "choice" and v in choices else _check_value(ftype, v, fmin, fmax, choices)
+        elif t is list and len(v) == 2 and type(v[0]) is int and type(v[1]) is int:  # a [h, w] pair
+            filled[key] = [v[0], v[1]]
+            r = _check_value(ftype, v, fmin, fmax, choices)
+        else:
+            if t not in _SCALARS:
+                filled[key] = copy.deepcopy(v)
+            r = _check_value(ftype, v, fmin, fmax, choices)
+        if r is _BAD:
+            add(_field_problem(i, kind, key, ftype, v, fmin, fmax, choices))
+            del values[key]
+        else:
+            values[key] = r
+    return filled, values
+
+
+def _field_problem(i: int, kind: str, name: str, ftype: str, v: Any, fmin, fmax, choices) -> Problem:
+    head = f"block {i + 1} ({kind}): "
+    if ftype == "int":
+        what = f"a whole number of at least {int(fmin)}"
+    elif ftype in ("pair", "optional_pair"):
+        what = "a whole number of at least 1 or a [height, width] pair of them"
+        if ftype == "optional_pair":
+            what += " (or empty)"
+    elif ftype == "padding":
+        what = "'valid', 'same', a number of pixels (0 or more) or a [height, width] pair of them"
+    elif ftype == "choice":
+        what = "one of " + ", ".join(choices)
+    else:
+        what = f"a number from {fmin:g} to {fmax:g}"
+    hint = ""
+    if isinstance(v, bool):
+        hint = " (true/false is not a number)"
+    elif isinstance(v, str) and ftype in ("choice", "padding"):
+        hint = _suggest(v, choices or PADDING_MODES)
+    return Problem(f"{head}{name} must be {what}, got {_show(v)}{hint}",
+                   block=i, kind=kind, field=name, value=v)
+
+
+def _unknown_field(i: int, kind: str, key: Any, v: Any) -> Problem:
+    names = [f[0] for f in _SPECS[kind]]
+    alias = _FIELD_ALIASES.get(key) if isinstance(key, str) else None
+    hint = f' (did you mean "{alias}"?)' if alias in names else _suggest(key, names)
+    if not hint:
+        owners = [k for k, fields in _SPECS.items() if any(f[0] == key for f in fields)]
+        if owners:
+            hint = f" ({key} belongs to {'/'.join(owners)} blocks)"
+    known = ", ".join(names) if names else "none besides an optional name"
+    return Problem(f"block {i + 1} ({kind}): unknown field {_show(key)}{hint}; {kind} fields: {known}",
+                   block=i, kind=kind, field=str(key), value=v)
+
+
+def _unknown_kind(i: int, kind: Any, add) -> None:
+    if not isinstance(kind, str):
+        add(Problem(f"block {i + 1}: kind must be a string such as \"conv\", got {_show(kind)}",
+                    block=i, field="kind", value=kind))
+        return
+    low = kind.lower()
+    guess = _KIND_ALIASES.get(low) or (low if low in KINDS else None)
+    if guess is None:
+        match = difflib.get_close_matches(low, list(KINDS) + list(_KIND_ALIASES), n=1, cutoff=0.6)
+        guess = (_KIND_ALIASES.get(match[0], match[0])) if match else None
+    hint = f' (did you mean "{guess}"?)' if guess else ""
+    add(Problem(f"block {i + 1} ({kind}): unknown kind {_show(kind)}{hint}; known kinds: {_KIND_LIST}",
+                block=i, kind=kind, field="kind", value=kind))
+
+
+def _name(block: dict, auto: str) -> str:
+    name = block.get("name")
+    return name if isinstance(name, str) and name.isidentifier() else auto
+
+
+def _check_name(i: int, kind: str, block: dict, auto: str, add) -> str:
+    name = block.get("name")
+    if name is None:
+        return auto
+    if isinstance(name, str) and name.isidentifier():
+        return name
+    add(Problem(f"block {i + 1} ({kind}): name {_show(name)} must be a single word of letters, digits and "
+                f"underscores, not starting with a digit (e.g. \"{kind}_1\"), or left empty",
+                block=i, kind=kind, field="name", value=name))
+    return auto
+
+
+def _check_names_unique(infos: list[BlockInfo], blocks: list, add) -> None:
+    seen: dict[str, int] = {}
+    for info in infos:
+        first = seen.setdefault(info.name, info.index)
+        if first == info.index:
+            continue
+        i = info.index
+        explicit = isinstance(blocks[i], dict) and blocks[i].get("name") == info.name
+        other = infos[first]
+        other_explicit = isinstance(blocks[first], dict) and blocks[first].get("name") == other.name
+        if not explicit and not other_explicit:
+            continue  # two automatic names: only possible with unknown kinds, reported already
+        if explicit:
+            how = "automatic name" if not other_explicit else "name"
+            add(Problem(f"block {i + 1} ({info.kind}): name {_show(info.name)} is already the {how} of block "
+                        f"{first + 1} ({other.kind}); names must be unique",
+                        block=i, kind=info.kind, field="name", value=info.name))
+        else:  # our automatic name clashes with a name the user gave an earlier block
+            add(Problem(f"block {first + 1} ({other.kind}): name {_show(other.name)} is also the automatic name "
+                        f"of block {i + 1} ({info.kind}); choose another name",
+                        block=first, kind=other.kind, field="name", value=other.name))
+
+
+# -- shapes -------------------------------------------------------------------------------------
+
+def _check_input_shape(shape: Any, add) -> Shape | None:
+    if (isinstance(shape, (tuple, list)) and len(shape) == 3
+            and all(type(v) is int and v >= 1 for v in shape)):
+        return tuple(shape)
+    add(Problem(f"input_shape must be [channels, height, width], three whole numbers of at least 1, "
+                f"got {_show(list(shape) if isinstance(shape, tuple) else shape)}",
+                field="input_shape", value=shape))
+    return None
+
+
+def _fmt_shape(shape: Shape) -> str:
+    return " x ".join(str(v) for v in shape)
+
+
+def _fmt_pair(p: tuple[int, int]) -> str:
+    return f"{p[0]}x{p[1]}"
+
+
+def _fmt_pads(pads: tuple[int, int, int, int]) -> str:
+    t, b, l, r = pads
+    if t == b and l == r:
+        return str(t) if t == l else f"{t}x{l}"
+    return f"{t},{b},{l},{r} (top, bottom, left, right)"
+
+
+def _needs_image(i: int, kind: str, in_shape: Shape, add) -> bool:
+    if len(in_shape) == 3:
+        return True
+    add(Problem(f"block {i + 1} ({kind}): needs a (channels, height, width) input but receives a flat vector "
+                f"of {in_shape[0]:,} values; move it before the flatten/dense blocks",
+                block=i, kind=kind))
+    return False
+
+
+def _window(i: int, kind: str, what: str, in_shape: Shape, kernel, stride, padding, block: dict, add):
+    """Padding and output height/width of a sliding window, or None after reporting why it cannot work.
+
+    ``block`` (defaults filled) supplies the values as the user wrote them, for the messages.
+    """
+    field_name = "kernel_size" if kind == "conv" else "size"
+    _, h, w = in_shape
+    kh, kw = kernel
+    sh, sw = stride
+    if padding == "valid":
+        pads = (0, 0, 0, 0)
+    elif padding == "same":
+        oh, ow = -(-h // sh), -(-w // sw)
+        th, tw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
+        pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    else:
+        ph, pw = padding
+        pads = (ph, ph, pw, pw)
+        if kind == "conv" and (ph >= kh or pw >= kw):
+            add(Problem(f"block {i + 1} (conv): padding {_fmt_pads(pads)} is not smaller than the {_fmt_pair(kernel)} "
+                        f"kernel, so border outputs would see only zeros; use at most {kh - 1}"
+                        + ("" if kh == kw else f"x{kw - 1}"),
+                        block=i, kind=kind, field="padding", value=block["padding"]))
+            return None
+        if kind == "pool" and (2 * ph > kh or 2 * pw > kw):
+            add(Problem(f"block {i + 1} (pool): padding {_fmt_pads(pads)} is more than half the {_fmt_pair(kernel)} "
+                        f"window; use at most {kh // 2}" + ("" if kh == kw else f"x{kw // 2}"),
+                        block=i, kind=kind, field="padding", value=block["padding"]))
+            return None
+    hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
+    if kh > hp or kw > wp:
+        fix = "use padding 'same' or a smaller kernel" if kind == "conv" else \
+            "use a smaller window or remove this block"
+        add(Problem(f"block {i + 1} ({kind}): {what} {_fmt_pair(kernel)} is larger than its {h}x{w} input with "
+                    f"padding {_fmt_pads(pads)}; {fix}",
+                    block=i, kind=kind, field=field_name, value=block[field_name]))
+        return None
+    if padding == "same" and (kh > h or kw > w):
+        add(Problem(f"block {i + 1} ({kind}): {what} {_fmt_pair(kernel)} is larger than its {h}x{w} input, so "
+                    f"most of each window is padding; a smaller {what} does the same work with fewer weights",
+                    block=i, kind=kind, field=field_name, value=block[field_name], severity=WARNING))
+    if sh > kh or sw > kw:
+        add(Problem(f"block {i + 1} ({kind}): stride {_fmt_pair(stride)} is larger than the {_fmt_pair(kernel)} "
+                    f"{what}, so some pixels are never looked at",
+                    block=i, kind=kind, field="stride", value=block["stride"], severity=WARNING))
+    return pads, (hp - kh) // sh + 1, (wp - kw) // sw + 1
+
+
+def _conv(i: int, in_shape: Shape, values: dict, block: dict, add):
+    if not _needs_image(i, "conv", in_shape, add):
+        return None, 0, 0, {}
+    kernel, stride = values["kernel_size"], values["stride"]
+    win = _window(i, "conv", "kernel", in_shape, kernel, stride, values["padding"], block, add)
+    if win is None:
+        return None, 0, 0, {}
+    pads, ho, wo = win
+    c = in_shape[0]
+    f = values["filters"]
+    per_out = c * kernel[0] * kernel[1]
+    geometry = {"kernel": kernel, "stride": stride, "pads": pads, "in_channels": c}
+    return (f, ho, wo), f * per_out + f, ho * wo * f * per_out, geometry
+
+
+def _pool(i: int, in_shape: Shape, values: dict, block: dict, add):
+    if not _needs_image(i, "pool", in_shape, add):
+        return None, {}
+    size = values["size"]
+    stride = values["stride"] or size
+    win = _window(i, "pool", "window", in_shape, size, stride, values["padding"], block, add)
+    if win is None:
+        return None, {}
+    pads, ho, wo = win
+    return (in_shape[0], ho, wo), {"kernel": size, "stride": stride, "pads": pads}
+
+
+# -- the end of the pipeline and training ------------------------------------------------------
+
+def _last_activation(info: BlockInfo) -> str | None:
+    act = info.block.get("activation") if info.kind in _HAS_ACTIVATION else None
+    return act if act in ACTIVATIONS else None
+
+
+def _check_output(info: BlockInfo, block: Any, num_classes: int | None, add) -> None:
+    out = info.output_shape
+    if out is None:
+        return
+    i, kind = info.index, info.kind
+    if len(out) != 1:
+        want = f"dense {num_classes}" if num_classes else "a dense block"
+        add(Problem(f"block {i + 1} ({kind}): the last block must produce a flat (features,) output for "
+                    f"classification, but it produces {_fmt_shape(out)}; end with flatten and {want}",
+                    block=i, kind=kind, value=list(out)))
+        return
+    if num_classes is not None and out[0] != num_classes:
+        classes = "1 class (one binary output)" if num_classes == 1 else f"{num_classes} classes"
+        fix = f"; set its units to {num_classes}" if kind == "dense" else f"; end with dense {num_classes}"
+        add(Problem(f"block {i + 1} ({kind}): the last block produces {out[0]:,} outputs but the project has "
+                    f"{classes}{fix}", block=i, kind=kind, field="units" if kind == "dense" else None,
+                    value=out[0]))
+
+
+def _check_loss(info: BlockInfo, loss: str, num_classes: int | None, add) -> None:
+    if info.kind not in KINDS:
+        return
+    i, kind = info.index, info.kind
+    act = _last_activation(info)
+    if kind in _HAS_ACTIVATION:
+        if act is None:
+            return  # the bad activation value is reported already
+        ends = f"block {i + 1} ({kind}) ends with {act}"
+        field_name = "activation"
+    else:
+        ends = f"the last block, block {i + 1}, is a {kind} block"
+        field_name = None
+    if loss == "cross_entropy":
+        if act != "softmax":
+            add(Problem(f"block {i + 1} ({kind}): the loss cross_entropy needs softmax on the last block, but "
+                        f"{ends}; set its activation to softmax, or choose the squared_error loss",
+                        block=i, kind=kind, field=field_name, value=act))
+        elif num_classes == 1:
+            add(Problem(f"block {i + 1} ({kind}): softmax over a single output is always 1, so nothing can be "
+                        "learned; for one binary output use sigmoid with binary_cross_entropy",
+                        block=i, kind=kind, field=field_name, value=act))
+    elif loss == "binary_cross_entropy":
+        if act != "sigmoid":
+            add(Problem(f"block {i + 1} ({kind}): the loss binary_cross_entropy needs sigmoid on the last block, "
+                        f"but {ends}; set its activation to sigmoid",
+                        block=i, kind=kind, field=field_name, value=act))
+    elif act == "softmax":
+        add(Problem(f"block {i + 1} ({kind}): softmax is usually trained with cross_entropy, not {loss}; "
+                    "cross_entropy learns faster from confident mistakes",
+                    block=i, kind=kind, field=field_name, value=act, severity=WARNING))
+    elif act == "sigmoid" and num_classes is not None and num_classes > 2:
+        add(Problem(f"block {i + 1} ({kind}): sigmoid outputs with squared_error on {num_classes} classes treat "
+                    "each class separately; softmax with cross_entropy usually trains better",
+                    block=i, kind=kind, field=field_name, value=act, severity=WARNING))
+
+
+def _number(v: Any) -> bool:
+    return type(v) in _NUMBERS and math.isfinite(v)
+
+
+def _check_training(t: Any, add) -> str | None:
+    """Report settings out of range; returns the loss name if it is a known one."""
+    if t is None:
+        add(Problem("training settings are missing", field="training"))
+        return None
+
+    def bad(name: str, rule: str, hint: str = "") -> None:
+        v = getattr(t, name, None)
+        add(Problem(f"training.{name} must be {rule}, got {_show(v)}{hint}", field=f"training.{name}", value=v))
+
+    loss = getattr(t, "loss", None)
+    if loss not in LOSSES:
+        bad("loss", "one of " + ", ".join(LOSSES), _suggest(loss, LOSSES))
+        loss = None
+    optimizer = getattr(t, "optimizer", None)
+    if optimizer not in OPTIMIZERS:
+        bad("optimizer", "one of " + ", ".join(OPTIMIZERS), _suggest(optimizer, OPTIMIZERS))
+    v = getattr(t, "learning_rate", None)
+    if not (_number(v) and v > 0):
+        bad("learning_rate", "a number greater than 0 (typically 0.001 to 0.1)")
+    v = getattr(t, "momentum", None)
+    if not (_number(v) and 0 <= v < 1):
+        bad("momentum", "a number from 0 up to (not including) 1, typically 0.9")
+    v = getattr(t, "weight_decay", None)
+    if not (_number(v) and v >= 0):
+        bad("weight_decay", "a number of at least 0")
+    v = getattr(t, "batch_size", None)
+    if not (type(v) is int and v >= 1):
+        bad("batch_size", "a whole number of at least 1")
+    v = getattr(t, "epochs", None)
+    if not (type(v) is int and v >= 1):
+        bad("epochs", "a whole number of at least 1")
+    v = getattr(t, "validation_fraction", None)
+    if not (_number(v) and 0 <= v < 1):
+        bad("validation_fraction", "a number from 0 up to (not including) 1, e.g. 0.1 to keep 10% aside")
+    v = getattr(t, "seed", None)
+    if not (type(v) is int and v >= 0):
+        bad("seed", "a whole number of at least 0")
+    return loss

@@ -1,0 +1,111 @@
+"""A text summary of a project's network, like Keras's model.summary(): one row per block, totals, problems."""
+from __future__ import annotations
+
+from typing import Any
+
+from core.blocks import KINDS, with_defaults
+from core.errors import ERROR, NOTE, WARNING
+from core.inference import Inference, infer
+from core.project import Project
+
+_RULE = "-"  # ASCII: the CLI prints this on consoles that may not be UTF-8
+
+
+def format_shape(shape: Any) -> str:
+    """(6, 28, 28) -> "6 x 28 x 28", (10,) -> "10", None (unknown) -> "?"."""
+    if shape is None:
+        return "?"
+    try:
+        return " x ".join(str(v) for v in shape)
+    except TypeError:
+        return str(shape)
+
+
+def _pair(value: Any) -> str:
+    """3 -> "3x3", [3, 5] -> "3x5"; anything else as written (the block may be invalid)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value}x{value}"
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"{value[0]}x{value[1]}"
+    return str(value)
+
+
+def _stride(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == value[1]:
+        value = value[0]
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else _pair(value)
+
+
+def _padding(value: Any) -> str:
+    if value in ("valid", "same"):
+        return value
+    if value == 0 or value == [0, 0] or value == (0, 0):
+        return "valid"
+    return f"pad {_stride(value)}"
+
+
+def short_settings(block: dict) -> str:
+    """A one-line description of a block, e.g. "conv 6 @ 5x5 · stride 1 · same · relu".
+
+    Missing fields show their defaults; invalid values are shown as written, never raised on.
+    """
+    if not isinstance(block, dict):
+        return f"not a block: {block!r}"
+    kind = block.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        return f"unknown kind {kind!r}"
+    b = with_defaults(block)
+    if kind == "conv":
+        return (f"conv {b['filters']} @ {_pair(b['kernel_size'])} · stride {_stride(b['stride'])} · "
+                f"{_padding(b['padding'])} · {b['activation']}")
+    if kind == "pool":
+        stride = b["stride"] if b["stride"] is not None else b["size"]
+        text = f"{b['mode']} pool {_pair(b['size'])} · stride {_stride(stride)}"
+        return text if _padding(b["padding"]) == "valid" else f"{text} · {_padding(b['padding'])}"
+    if kind == "dense":
+        return f"dense {b['units']} · {b['activation']}"
+    if kind == "activation":
+        return f"activation {b['activation']}"
+    if kind == "dropout":
+        return f"dropout {b['rate']}"
+    return kind
+
+
+def format_summary(project: Project, inference: Inference | None = None) -> str:
+    """The summary table of ``project`` (inferred now unless ``inference`` is given)."""
+    result = inference if inference is not None else infer(project)
+    rows = [("#", "block", "output shape", "params", "MACs")]
+    name_width = max((len(info.name) for info in result.blocks), default=0)
+    for info in result.blocks:
+        known = info.output_shape is not None
+        rows.append((
+            str(info.index + 1),
+            f"{info.name.ljust(name_width)}  {short_settings(info.block)}",
+            format_shape(info.output_shape),
+            f"{info.params:,}" if known else "?",
+            f"{info.macs:,}" if known else "?",
+        ))
+    widths = [max(len(row[c]) for row in rows) for c in range(5)]
+    right = (True, False, True, True, True)
+
+    def line(row) -> str:
+        cells = (cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right))
+        return "  ".join(cells).rstrip()
+
+    width = sum(widths) + 2 * 4
+    classes = getattr(project, "num_classes", None)
+    head = f"{project.name}: input {format_shape(result.input_shape)}"
+    if classes is not None:
+        head += f" · {classes} {'class (one binary output)' if classes == 1 else 'classes'}"
+    out = [head, "=" * width, line(rows[0]), _RULE * width]
+    out += [line(row) for row in rows[1:]]
+    out.append("=" * width)
+    out.append(f"Total params: {result.total_params:,}")
+    out.append(f"Total MACs per sample: {result.total_macs:,}")
+    out.append(f"Activation memory per sample: {result.total_activation_bytes / 1024:,.1f} KB (float32)")
+    for severity, title in ((ERROR, "Errors"), (WARNING, "Warnings"), (NOTE, "Notes")):
+        found = [p for p in result.problems if p.severity == severity]
+        if found:
+            out.append(f"{title}:")
+            out += [f"  - {p.message}" for p in found]
+    return "\n".join(out) + "\n"

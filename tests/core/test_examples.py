@@ -1,0 +1,70 @@
+"""The example projects shipped in resources/examples: valid, canonical, and what they claim to be."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.inference import validate
+from core.project import load_project
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
+NAMES = ["lenet5", "mlp", "small_vgg", "xor"]
+
+
+def test_the_examples_exist():
+    assert set(NAMES) <= {p.stem for p in EXAMPLES.glob("*.json")}
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.stem)
+def test_every_example_is_valid(path):
+    assert validate(load_project(path)).problems == ()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_example_is_canonical(name):
+    path = EXAMPLES / f"{name}.json"
+    assert load_project(path).to_json() == path.read_text(encoding="utf-8")  # saving it again changes nothing
+
+
+def kinds(project):
+    return [(b["kind"], b.get("filters") or b.get("units") or b.get("rate")) for b in project.blocks]
+
+
+def test_lenet5():
+    project = load_project(EXAMPLES / "lenet5.json")
+    result = validate(project)
+    assert result.total_params == 61_706
+    assert [b.params for b in result.blocks] == [156, 0, 2416, 0, 0, 48120, 10164, 850]
+    assert [b.output_shape for b in result.blocks] == [
+        (6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5), (400,), (120,), (84,), (10,)]
+    assert project.input_shape == (1, 28, 28) and project.num_classes == 10
+    assert project.dataset == {"kind": "shapes"}
+    t = project.training
+    assert (t.loss, t.optimizer, t.learning_rate, t.batch_size, t.epochs) == ("cross_entropy", "adam", 0.001, 64, 5)
+    assert project.blocks[0]["padding"] == "same" and project.blocks[2]["padding"] == "valid"
+    assert project.blocks[1]["mode"] == "max" and project.blocks[-1]["activation"] == "softmax"
+
+
+def test_mlp():
+    project = load_project(EXAMPLES / "mlp.json")
+    assert kinds(project) == [("flatten", None), ("dense", 128), ("dense", 64), ("dense", 10)]
+    assert validate(project).total_params == 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
+
+
+def test_small_vgg():
+    project = load_project(EXAMPLES / "small_vgg.json")
+    assert kinds(project) == [("conv", 16), ("conv", 16), ("pool", None), ("conv", 32), ("conv", 32), ("pool", None),
+                              ("flatten", None), ("dense", 64), ("dropout", 0.3), ("dense", 10)]
+    result = validate(project)
+    assert result.blocks[6].output_shape == (32 * 7 * 7,)
+    assert all(b["kernel_size"] == 3 and b["padding"] == "same" for b in project.blocks if b["kind"] == "conv")
+
+
+def test_xor():
+    project = load_project(EXAMPLES / "xor.json")
+    assert project.input_shape == (2, 1, 1) and project.num_classes == 1
+    assert kinds(project) == [("flatten", None), ("dense", 4), ("dense", 1)]
+    assert [b["activation"] for b in project.blocks[1:]] == ["sigmoid", "sigmoid"]
+    assert (project.training.loss, project.training.optimizer) == ("squared_error", "sgd")
+    assert validate(project).output_shape == (1,)
