@@ -1,0 +1,1 @@
+"""netbuilder's PySide6 application. It depends on ``core``; ``core`` knows nothing of it."""

@@ -1,0 +1,115 @@
+"""Undoable edits of a project. ``redo``/``undo`` change the model only (through the document's
+private mutators, which emit its signals); views update by listening, never from here."""
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtGui import QUndoCommand
+
+if TYPE_CHECKING:
+    from gui.document import ProjectDocument
+
+_SET_FIELD_ID = 1001  # consecutive edits of one field (typing in a spin box) merge into one step
+
+
+def _describe(block: dict) -> str:
+    return block.get("name") or block.get("kind", "block")
+
+
+class InsertBlocks(QUndoCommand):
+    """Insert blocks at ``index`` (add, paste, duplicate)."""
+
+    def __init__(self, doc: "ProjectDocument", index: int, blocks: list[dict], text: str | None = None):
+        super().__init__(text or (f"Add {_describe(blocks[0])}" if len(blocks) == 1 else f"Add {len(blocks)} blocks"))
+        self.doc, self.index, self.blocks = doc, index, copy.deepcopy(blocks)
+
+    def redo(self) -> None:
+        self.doc._insert(self.index, copy.deepcopy(self.blocks))
+
+    def undo(self) -> None:
+        self.doc._remove(list(range(self.index, self.index + len(self.blocks))))
+
+
+class RemoveBlocks(QUndoCommand):
+    """Remove blocks; remembers where each was, so undo puts every one back in its place."""
+
+    def __init__(self, doc: "ProjectDocument", indices: list[int]):
+        indices = sorted(set(indices))
+        blocks = [doc.project.blocks[i] for i in indices]
+        super().__init__(f"Delete {_describe(blocks[0])}" if len(blocks) == 1 else f"Delete {len(blocks)} blocks")
+        self.doc, self.indices, self.blocks = doc, indices, copy.deepcopy(blocks)
+
+    def redo(self) -> None:
+        self.doc._remove(self.indices)
+
+    def undo(self) -> None:
+        for i, block in zip(self.indices, self.blocks):  # ascending: each lands where it was
+            self.doc._insert(i, [copy.deepcopy(block)])
+
+
+class MoveBlock(QUndoCommand):
+    """Move the block at ``source`` so that it ends up at index ``target``."""
+
+    def __init__(self, doc: "ProjectDocument", source: int, target: int):
+        super().__init__(f"Move {_describe(doc.project.blocks[source])}")
+        self.doc, self.source, self.target = doc, source, target
+
+    def redo(self) -> None:
+        self.doc._move(self.source, self.target)
+
+    def undo(self) -> None:
+        self.doc._move(self.target, self.source)
+
+
+class SetBlockField(QUndoCommand):
+    """Set one field of one block (``value`` None with ``remove`` deletes the key)."""
+
+    def __init__(self, doc: "ProjectDocument", index: int, field: str, value: Any):
+        block = doc.project.blocks[index]
+        super().__init__(f"Change {_describe(block)} {field}")
+        self.doc, self.index, self.field = doc, index, field
+        self.had = field in block
+        self.old = copy.deepcopy(block.get(field))
+        self.new = copy.deepcopy(value)
+
+    def id(self) -> int:
+        return _SET_FIELD_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetBlockField) or (other.index, other.field) != (self.index, self.field):
+            return False
+        self.new = copy.deepcopy(other.new)
+        return True
+
+    def redo(self) -> None:
+        self.doc._set_field(self.index, self.field, copy.deepcopy(self.new), present=True)
+
+    def undo(self) -> None:
+        self.doc._set_field(self.index, self.field, copy.deepcopy(self.old), present=self.had)
+
+
+class SetProjectValue(QUndoCommand):
+    """Set a project-level value: ``name``, ``input_shape``, ``num_classes``, ``dataset`` or
+    ``training.<field>``."""
+
+    def __init__(self, doc: "ProjectDocument", key: str, value: Any, text: str | None = None):
+        super().__init__(text or f"Change {key.replace('training.', '').replace('_', ' ')}")
+        self.doc, self.key = doc, key
+        self.old = copy.deepcopy(doc.get_value(key))
+        self.new = copy.deepcopy(value)
+
+    def id(self) -> int:
+        return _SET_FIELD_ID + 1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetProjectValue) or other.key != self.key:
+            return False
+        self.new = copy.deepcopy(other.new)
+        return True
+
+    def redo(self) -> None:
+        self.doc._set_value(self.key, copy.deepcopy(self.new))
+
+    def undo(self) -> None:
+        self.doc._set_value(self.key, copy.deepcopy(self.old))

@@ -1,0 +1,258 @@
+"""The project being edited: the one object that owns it, its file and its undo stack.
+
+Views (canvas, inspector, summary) read ``project`` and ``inference`` and listen to the signals;
+they change the project only through the edit methods here, each an undoable command.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from core.blocks import KINDS, default_block
+from core.inference import Inference, infer
+from core.project import Project, TrainingSettings, load_project, save_project
+from gui import commands
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "examples"
+
+
+class ProjectDocument(QObject):
+    """Owns the edited ``Project``, its path and undo stack; re-infers shapes after every edit."""
+
+    # The block list changed in structure (insert, remove, move) or content: re-read everything.
+    blocksChanged = Signal()
+    # One block's field changed (index): views may refresh just that card.
+    blockChanged = Signal(int)
+    # A project-level value changed (key such as "input_shape" or "training.learning_rate").
+    valueChanged = Signal(str)
+    # Shape inference was re-run; carries the new Inference.
+    inferenceChanged = Signal(object)
+    # A different project was loaded or created (new, open): views rebuild from scratch.
+    projectReplaced = Signal()
+    # The selected block (index, -1 for none) changed. Selection is shared view state, not undoable.
+    selectionChanged = Signal(int)
+    # The file path changed (after open / save as); carries the path or "".
+    pathChanged = Signal(str)
+    # Whether there are unsaved changes.
+    modifiedChanged = Signal(bool)
+    # Editing was locked or unlocked (while training); carries the reason or "".
+    lockChanged = Signal(str)
+
+    def __init__(self, project: Project | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
+        self._project = project if project is not None else Project()
+        self._path: Path | None = None
+        self._selected = -1
+        self._lock_reason = ""
+        self._inference = infer(self._project)
+
+    # --- reading ----------------------------------------------------------------------------
+    @property
+    def project(self) -> Project:
+        """The live project. Read it; change it only through this document's edit methods."""
+        return self._project
+
+    @property
+    def inference(self) -> Inference:
+        return self._inference
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    @property
+    def selected(self) -> int:
+        return self._selected
+
+    @property
+    def locked(self) -> bool:
+        return bool(self._lock_reason)
+
+    @property
+    def lock_reason(self) -> str:
+        return self._lock_reason
+
+    def get_value(self, key: str) -> Any:
+        """A project-level value by key: "name", "input_shape", ..., or "training.<field>"."""
+        if key.startswith("training."):
+            return getattr(self._project.training, key.split(".", 1)[1])
+        return getattr(self._project, key)
+
+    # --- edits (each one undoable) ------------------------------------------------------------
+    def add_block(self, kind: str, index: int | None = None) -> int:
+        """Insert a new block of ``kind`` with default settings; returns its index."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown block kind {kind!r}")
+        return self.insert_blocks([default_block(kind)], index)
+
+    def insert_blocks(self, blocks: list[dict], index: int | None = None, text: str | None = None) -> int:
+        """Insert copies of ``blocks`` at ``index`` (default: the end); returns the first index."""
+        if not blocks or not self._can_edit():
+            return -1
+        n = len(self._project.blocks)
+        index = n if index is None else max(0, min(index, n))
+        blocks = [self._unnamed(b) for b in blocks]
+        self.undo_stack.push(commands.InsertBlocks(self, index, blocks, text))
+        self.select(index + len(blocks) - 1)
+        return index
+
+    def remove_blocks(self, indices: list[int]) -> None:
+        indices = [i for i in indices if 0 <= i < len(self._project.blocks)]
+        if indices and self._can_edit():
+            self.undo_stack.push(commands.RemoveBlocks(self, indices))
+
+    def duplicate_block(self, index: int) -> int:
+        if not 0 <= index < len(self._project.blocks):
+            return -1
+        return self.insert_blocks([self._project.blocks[index]], index + 1, text="Duplicate block")
+
+    def move_block(self, source: int, target: int) -> None:
+        """Move a block so that it ends up at index ``target`` (both in the current list)."""
+        n = len(self._project.blocks)
+        if not (0 <= source < n and 0 <= target < n) or source == target or not self._can_edit():
+            return
+        self.undo_stack.push(commands.MoveBlock(self, source, target))
+        self.select(target)
+
+    def set_block_field(self, index: int, field: str, value: Any) -> None:
+        block = self._project.blocks[index]
+        if block.get(field) == value and field in block or not self._can_edit():
+            return
+        self.undo_stack.push(commands.SetBlockField(self, index, field, value))
+
+    def set_value(self, key: str, value: Any) -> None:
+        """Set a project-level value ("input_shape", "training.epochs", ...) as one undo step.
+
+        Training settings stay editable while the pipeline is locked (the live ones matter then).
+        """
+        if self.get_value(key) == value or (not key.startswith("training.") and not self._can_edit()):
+            return
+        self.undo_stack.push(commands.SetProjectValue(self, key, value))
+
+    # --- selection and locking --------------------------------------------------------------
+    def select(self, index: int) -> None:
+        index = index if 0 <= index < len(self._project.blocks) else -1
+        if index != self._selected:
+            self._selected = index
+            self.selectionChanged.emit(index)
+
+    def set_locked(self, reason: str) -> None:
+        """Forbid pipeline edits (while training) with a reason the canvas shows; "" unlocks."""
+        if reason != self._lock_reason:
+            self._lock_reason = reason
+            self.lockChanged.emit(reason)
+
+    # --- files ------------------------------------------------------------------------------
+    def new_project(self, template: str | None = None) -> None:
+        """Replace the project with an example (by file stem, e.g. "lenet5") or an empty one."""
+        project = load_project(EXAMPLES_DIR / f"{template}.json") if template else Project(
+            name="Untitled", blocks=[], training=TrainingSettings())
+        self._replace(project, None)
+
+    def open(self, path: str | os.PathLike) -> None:
+        """Load ``path``; on any error (ProjectError) the current project stays as it was."""
+        project = load_project(path)
+        self._replace(project, Path(path))
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the project (atomically) to ``path`` or its current file; marks it unmodified."""
+        target = Path(path) if path is not None else self._path
+        if target is None:
+            raise ValueError("the project has no file yet; choose where to save it")
+        save_project(self._project, target)
+        if target != self._path:
+            self._path = target
+            self.pathChanged.emit(str(target))
+        self.undo_stack.setClean()
+        return target
+
+    @staticmethod
+    def templates() -> list[tuple[str, str]]:
+        """(stem, project name) of each example project shipped in resources/examples."""
+        out = []
+        for p in sorted(EXAMPLES_DIR.glob("*.json")):
+            try:
+                out.append((p.stem, load_project(p).name))
+            except Exception:  # a broken example should not hide the others
+                continue
+        return out
+
+    # --- mutators, called by the undo commands only ----------------------------------------
+    def _insert(self, index: int, blocks: list[dict]) -> None:
+        self._project.blocks[index:index] = blocks
+        self._changed()
+
+    def _remove(self, indices: list[int]) -> None:
+        for i in sorted(indices, reverse=True):
+            del self._project.blocks[i]
+        if self._selected >= len(self._project.blocks) or self._selected in indices:
+            self._selected = -1
+            self.selectionChanged.emit(-1)
+        self._changed()
+
+    def _move(self, source: int, target: int) -> None:
+        block = self._project.blocks.pop(source)
+        self._project.blocks.insert(target, block)
+        self._changed()
+
+    def _set_field(self, index: int, field: str, value: Any, present: bool) -> None:
+        block = self._project.blocks[index]
+        if present:
+            block[field] = value
+        else:
+            block.pop(field, None)
+        self._reinfer()
+        self.blockChanged.emit(index)
+
+    def _set_value(self, key: str, value: Any) -> None:
+        if key.startswith("training."):
+            setattr(self._project.training, key.split(".", 1)[1], value)
+        else:
+            setattr(self._project, key, value)
+        self._reinfer()
+        self.valueChanged.emit(key)
+
+    # --- internals --------------------------------------------------------------------------
+    def _clean_changed(self, clean: bool) -> None:
+        self.modifiedChanged.emit(not clean)
+
+    def _can_edit(self) -> bool:
+        return not self._lock_reason
+
+    @staticmethod
+    def _unnamed(block: dict) -> dict:
+        """A copy without a "name": pasted and duplicated blocks get fresh automatic names."""
+        block = copy.deepcopy(block)
+        block.pop("name", None)
+        return block
+
+    def _replace(self, project: Project, path: Path | None) -> None:
+        self._project = project
+        self._path = path
+        self._selected = -1
+        self.undo_stack.clear()
+        self._inference = infer(project)
+        self.projectReplaced.emit()
+        self.inferenceChanged.emit(self._inference)
+        self.selectionChanged.emit(-1)
+        self.pathChanged.emit(str(path) if path else "")
+        self.modifiedChanged.emit(False)
+
+    def _changed(self) -> None:
+        self._reinfer()
+        self.blocksChanged.emit()
+
+    def _reinfer(self) -> None:
+        self._inference = infer(self._project)
+        self.inferenceChanged.emit(self._inference)

@@ -1,0 +1,123 @@
+"""The document is the only way to change a project: every edit is one undo step, and undo/redo
+give back exactly the model they started from (do, undo, redo, compare)."""
+import copy
+
+import pytest
+
+from core.errors import ProjectError
+from core.project import load_project
+from gui.document import EXAMPLES_DIR, ProjectDocument
+
+
+def snapshot(doc):
+    return copy.deepcopy(doc.project.to_dict())
+
+
+EDITS = {
+    "add": lambda d: d.add_block("dropout", 2),
+    "add at end": lambda d: d.add_block("activation"),
+    "remove one": lambda d: d.remove_blocks([1]),
+    "remove several": lambda d: d.remove_blocks([0, 3, 5]),
+    "move down": lambda d: d.move_block(0, 4),
+    "move up": lambda d: d.move_block(6, 1),
+    "duplicate": lambda d: d.duplicate_block(2),
+    "paste": lambda d: d.insert_blocks([{"kind": "conv", "filters": 3, "name": "copied"}], 4),
+    "change field": lambda d: d.set_block_field(0, "filters", 12),
+    "add field": lambda d: d.set_block_field(5, "name", "flat"),
+    "input shape": lambda d: d.set_value("input_shape", (3, 32, 32)),
+    "training value": lambda d: d.set_value("training.learning_rate", 0.1),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS), ids=list(EDITS))
+def test_each_edit_is_one_undo_step(doc, edit):
+    before = snapshot(doc)
+    EDITS[edit](doc)
+    after = snapshot(doc)
+    assert after != before
+    assert doc.undo_stack.count() == 1 and doc.modified
+    doc.undo_stack.undo()
+    assert snapshot(doc) == before and not doc.modified
+    doc.undo_stack.redo()
+    assert snapshot(doc) == after
+
+
+def test_inference_follows_every_edit_and_undo(doc, qtbot):
+    with qtbot.waitSignal(doc.inferenceChanged) as sig:
+        doc.set_block_field(0, "kernel_size", 40)  # with padding "same": only a warning
+    assert sig.args[0] is doc.inference
+    doc.set_block_field(0, "padding", "valid")
+    assert not doc.inference.ok
+    bad = {p.block for p in doc.inference.errors}
+    assert 0 in bad
+    assert all(info.output_shape is None for info in doc.inference.blocks[1:])
+    doc.undo_stack.undo()
+    doc.undo_stack.undo()
+    assert doc.inference.ok and doc.inference.total_params == 61706
+
+
+def test_consecutive_edits_of_one_field_merge(doc):
+    for v in (7, 8, 9):
+        doc.set_block_field(0, "filters", v)
+    assert doc.undo_stack.count() == 1
+    doc.undo_stack.undo()
+    assert doc.project.blocks[0]["filters"] == 6
+
+
+def test_pasted_blocks_lose_their_names(doc):
+    doc.insert_blocks([{"kind": "dense", "units": 5, "name": "dense1"}], 0)
+    assert "name" not in doc.project.blocks[0]
+    assert doc.inference.ok or all("name" not in p.message for p in doc.inference.errors)
+
+
+def test_remove_then_undo_restores_positions_and_selection_is_cleared(doc):
+    doc.select(3)
+    original = copy.deepcopy(doc.project.blocks)
+    doc.remove_blocks([3, 1])
+    assert doc.selected == -1
+    doc.undo_stack.undo()
+    assert doc.project.blocks == original
+
+
+def test_locked_document_refuses_pipeline_edits_but_not_training_settings(doc):
+    doc.set_locked("Training")
+    doc.add_block("dropout")
+    doc.remove_blocks([0])
+    doc.move_block(0, 1)
+    doc.set_block_field(0, "filters", 3)
+    assert doc.undo_stack.count() == 0
+    doc.set_value("training.learning_rate", 0.01)
+    assert doc.project.training.learning_rate == 0.01
+    doc.set_locked("")
+    doc.add_block("dropout")
+    assert doc.project.blocks[-1]["kind"] == "dropout"
+
+
+def test_save_and_open_round_trip(doc, tmp_path):
+    doc.set_block_field(0, "filters", 4)
+    path = tmp_path / "net.json"
+    doc.save(path)
+    assert not doc.modified and doc.path == path
+    other = ProjectDocument()
+    other.open(path)
+    assert other.project.to_dict() == doc.project.to_dict()
+
+
+def test_open_invalid_file_leaves_project_unchanged(doc, tmp_path):
+    before = snapshot(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": 1, "blocks": [}')
+    with pytest.raises(ProjectError) as err:
+        doc.open(bad)
+    assert "line 1" in str(err.value)
+    assert snapshot(doc) == before and doc.path is None
+
+
+def test_new_project_from_each_template():
+    d = ProjectDocument()
+    for stem, _name in d.templates():
+        d.new_project(stem)
+        assert d.project.to_dict() == load_project(EXAMPLES_DIR / f"{stem}.json").to_dict()
+        assert not d.modified and d.undo_stack.count() == 0
+    d.new_project(None)
+    assert d.project.blocks == []
