@@ -63,15 +63,16 @@ class MoveBlock(QUndoCommand):
 
 
 class SetBlockField(QUndoCommand):
-    """Set one field of one block (``value`` None with ``remove`` deletes the key)."""
+    """Set one field of one block, or with ``remove`` take the key out (e.g. back to an automatic name)."""
 
-    def __init__(self, doc: "ProjectDocument", index: int, field: str, value: Any):
+    def __init__(self, doc: "ProjectDocument", index: int, field: str, value: Any, remove: bool = False):
         block = doc.project.blocks[index]
-        super().__init__(f"Change {_describe(block)} {field}")
+        super().__init__(f"{'Reset' if remove else 'Change'} {_describe(block)} {field}")
         self.doc, self.index, self.field = doc, index, field
         self.had = field in block
         self.old = copy.deepcopy(block.get(field))
         self.new = copy.deepcopy(value)
+        self.keep = not remove
 
     def id(self) -> int:
         return _SET_FIELD_ID
@@ -79,11 +80,11 @@ class SetBlockField(QUndoCommand):
     def mergeWith(self, other: QUndoCommand) -> bool:
         if not isinstance(other, SetBlockField) or (other.index, other.field) != (self.index, self.field):
             return False
-        self.new = copy.deepcopy(other.new)
+        self.new, self.keep = copy.deepcopy(other.new), other.keep
         return True
 
     def redo(self) -> None:
-        self.doc._set_field(self.index, self.field, copy.deepcopy(self.new), present=True)
+        self.doc._set_field(self.index, self.field, copy.deepcopy(self.new), present=self.keep)
 
     def undo(self) -> None:
         self.doc._set_field(self.index, self.field, copy.deepcopy(self.old), present=self.had)

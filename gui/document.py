@@ -131,6 +131,11 @@ class ProjectDocument(QObject):
             return
         self.undo_stack.push(commands.SetBlockField(self, index, field, value))
 
+    def clear_block_field(self, index: int, field: str) -> None:
+        """Remove ``field`` from a block (an empty name goes back to the automatic one)."""
+        if field in self._project.blocks[index] and self._can_edit():
+            self.undo_stack.push(commands.SetBlockField(self, index, field, None, remove=True))
+
     def set_value(self, key: str, value: Any) -> None:
         """Set a project-level value ("input_shape", "training.epochs", ...) as one undo step.
 

@@ -24,6 +24,7 @@ EDITS = {
     "paste": lambda d: d.insert_blocks([{"kind": "conv", "filters": 3, "name": "copied"}], 4),
     "change field": lambda d: d.set_block_field(0, "filters", 12),
     "add field": lambda d: d.set_block_field(5, "name", "flat"),
+    "remove field": lambda d: d.clear_block_field(0, "activation"),
     "input shape": lambda d: d.set_value("input_shape", (3, 32, 32)),
     "training value": lambda d: d.set_value("training.learning_rate", 0.1),
 }

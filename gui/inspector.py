@@ -1,0 +1,660 @@
+"""The inspector: the selected block's settings as widgets, what is wrong with them and the arithmetic.
+
+Widgets are built from the ``core.blocks.KINDS`` schema (one editor per field type) and hold no
+state of their own: every change goes to ``ProjectDocument.set_block_field`` at once, and every
+change of the document (an edit here or elsewhere, undo, a new project) refreshes the widgets
+from the model with their signals blocked. With no block selected it edits the project's name,
+input shape and number of classes instead.
+"""
+from __future__ import annotations
+
+import copy
+import html
+import json
+import math
+from typing import Any, Callable
+
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+    QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from core.blocks import KINDS, Field
+from core.errors import ERROR, WARNING, Problem
+from core.formula import output_size_formula, params_formula
+from core.inference import BlockInfo
+from core.summary import format_shape
+from gui import theme
+from gui.document import ProjectDocument
+from gui.summary_panel import SEVERITY_COLORS, format_bytes
+
+INT_MAXIMUM = 4096  # spin boxes stretch beyond it when a project holds a larger value
+PROJECT_DEFAULTS = {"name": "Untitled", "input_shape": (1, 28, 28), "num_classes": 10}
+
+Commit = Callable[[Any], None]
+
+
+def _is_int(v: Any, minimum: int) -> bool:
+    return type(v) is int and v >= minimum
+
+
+def _as_pair(v: Any, minimum: int) -> tuple[int, int] | None:
+    """(h, w) for an int or a 2-list/tuple of ints >= minimum; None for anything else."""
+    if _is_int(v, minimum):
+        return v, v
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x, minimum) for x in v):
+        return v[0], v[1]
+    return None
+
+
+def _show_raw(v: Any) -> str:
+    """A value as it is written in the project file."""
+    try:
+        return json.dumps(v)
+    except (TypeError, ValueError):
+        return repr(v)
+
+
+def _set_spin(spin: QSpinBox | QDoubleSpinBox, value) -> None:
+    """Show ``value`` without emitting, and without touching a spin box that already shows it (the
+    user may be typing in it)."""
+    if spin.maximum() < value:
+        spin.setMaximum(value)
+    if spin.value() != value:
+        with QSignalBlocker(spin):
+            spin.setValue(value)
+
+
+def _spin(minimum: int, name: str, tip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(minimum, INT_MAXIMUM)
+    spin.setObjectName(name)
+    spin.setToolTip(tip)
+    spin.setAccelerated(True)
+    return spin
+
+
+# -- editors: one per field type ------------------------------------------------------------------
+# Each ``accepts(value)`` says whether its widgets can show the value; ``show(value, info)`` shows it
+# (signals blocked); user changes call ``commit(new_value)``.
+
+class _Editor(QWidget):
+    def __init__(self, commit: Commit):
+        super().__init__()
+        self.commit = commit
+        self.row = QHBoxLayout(self)
+        self.row.setContentsMargins(0, 0, 0, 0)
+
+    def accepts(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def show_value(self, value: Any, info: BlockInfo | None) -> None:
+        raise NotImplementedError
+
+
+class IntEditor(_Editor):
+    def __init__(self, field: Field, commit: Commit):
+        super().__init__(commit)
+        self.minimum = int(field.minimum if field.minimum is not None else 1)
+        self.spin = _spin(self.minimum, field.name, field.help)
+        self.spin.valueChanged.connect(self.commit)
+        self.row.addWidget(self.spin)
+        self.row.addStretch(1)
+
+    def accepts(self, value):
+        return _is_int(value, self.minimum)
+
+    def show_value(self, value, info):
+        _set_spin(self.spin, value)
+
+
+class PairEditor(_Editor):
+    """Height x width spin boxes with a "square" link; writes an int when square, [h, w] otherwise."""
+
+    def __init__(self, name: str, tip: str, commit: Commit, minimum: int = 1):
+        super().__init__(commit)
+        self.minimum = minimum
+        self.height = _spin(minimum, f"{name}.height", f"{tip} (height)")
+        self.width = _spin(minimum, f"{name}.width", f"{tip} (width)")
+        self.square = QCheckBox("square")
+        self.square.setObjectName(f"{name}.square")
+        self.square.setToolTip("same height and width (one number in the project file)")
+        times = QLabel("×")
+        self.row.addWidget(self.height)
+        self.row.addWidget(times)
+        self.row.addWidget(self.width)
+        self.row.addWidget(self.square)
+        self.row.addStretch(1)
+        self.height.valueChanged.connect(self._edited)
+        self.width.valueChanged.connect(self._edited)
+        self.square.toggled.connect(self._edited)
+
+    def _edited(self) -> None:
+        h, w = self.height.value(), self.width.value()
+        self.commit(h if self.square.isChecked() else [h, w])
+
+    def accepts(self, value):
+        return _as_pair(value, self.minimum) is not None
+
+    def show_value(self, value, info=None):
+        h, w = _as_pair(value, self.minimum)
+        _set_spin(self.height, h)
+        _set_spin(self.width, w)
+        square = _is_int(value, self.minimum)
+        with QSignalBlocker(self.square):
+            self.square.setChecked(square)
+        self.width.setEnabled(not square)
+
+
+class PaddingEditor(_Editor):
+    """"valid" / "same" / custom pixels (a pair editor)."""
+
+    MODES = ("valid", "same", "custom")
+
+    def __init__(self, field: Field, commit: Commit):
+        super().__init__(commit)
+        self.mode = QComboBox()
+        self.mode.setObjectName(f"{field.name}.mode")
+        self.mode.addItems(self.MODES)
+        self.mode.setItemData(0, "no padding: the output shrinks by the kernel size - 1", Qt.ToolTipRole)
+        self.mode.setItemData(1, "pads so that the output is ceil(input / stride)", Qt.ToolTipRole)
+        self.mode.setItemData(2, "a number of zero pixels on each side", Qt.ToolTipRole)
+        self.mode.setToolTip(field.help)
+        self.pixels = PairEditor(field.name, "zero pixels added on each side", commit, minimum=0)
+        column = QVBoxLayout()  # the pixels under the mode: side by side they overflow a narrow dock
+        column.setSpacing(2)
+        column.addWidget(self.mode, 0, Qt.AlignLeft)
+        column.addWidget(self.pixels)
+        self.row.addLayout(column, 1)
+        self.mode.activated.connect(self._mode_chosen)
+        self._info: BlockInfo | None = None
+
+    def _mode_chosen(self, index: int) -> None:
+        mode = self.MODES[index]
+        if mode != "custom":
+            self.commit(mode)
+            return
+        # Start from the pads in use (what "same" chose), so switching changes nothing yet.
+        pads = (self._info.geometry.get("pads") if self._info else None) or (0, 0, 0, 0)
+        top, bottom, left, right = pads
+        if top != bottom or left != right:
+            top = left = 0
+        self.commit(top if top == left else [top, left])
+
+    def accepts(self, value):
+        return value in ("valid", "same") or _as_pair(value, 0) is not None
+
+    def show_value(self, value, info):
+        self._info = info
+        custom = value not in ("valid", "same")
+        with QSignalBlocker(self.mode):
+            self.mode.setCurrentIndex(2 if custom else self.MODES.index(value))
+        self.pixels.setVisible(custom)
+        if custom:
+            self.pixels.show_value(value)
+
+
+class ChoiceEditor(_Editor):
+    def __init__(self, field: Field, commit: Commit):
+        super().__init__(commit)
+        self.choices = field.choices
+        self.combo = QComboBox()
+        self.combo.setObjectName(field.name)
+        self.combo.addItems(list(field.choices))
+        self.combo.setToolTip(field.help)
+        self.combo.activated.connect(lambda i: self.commit(self.choices[i]))
+        self.row.addWidget(self.combo)
+        self.row.addStretch(1)
+
+    def accepts(self, value):
+        return isinstance(value, str) and value in self.choices
+
+    def show_value(self, value, info):
+        with QSignalBlocker(self.combo):
+            self.combo.setCurrentIndex(self.choices.index(value))
+
+
+class OptionalPairEditor(_Editor):
+    """Pool stride: "same as size" (null) or its own pair."""
+
+    def __init__(self, field: Field, commit: Commit):
+        super().__init__(commit)
+        self.same = QCheckBox("same as size")
+        self.same.setObjectName(f"{field.name}.same")
+        self.same.setToolTip(field.help)
+        self.pair = PairEditor(field.name, field.help, commit)
+        # Two lines: the checkbox, then the pair (side by side they overflow a narrow dock).
+        column = QVBoxLayout()
+        column.setSpacing(2)
+        column.addWidget(self.same)
+        column.addWidget(self.pair)
+        self.row.addLayout(column, 1)
+        self.same.toggled.connect(self._toggled)
+        self._info: BlockInfo | None = None
+
+    def _toggled(self, same: bool) -> None:
+        if same:
+            self.commit(None)
+            return
+        size = self._info.block.get("size") if self._info else None
+        size = size if _as_pair(size, 1) is not None else 2
+        self.commit(copy.deepcopy(size))  # the stride in use, so unticking changes no shape
+
+    def accepts(self, value):
+        return value is None or _as_pair(value, 1) is not None
+
+    def show_value(self, value, info):
+        self._info = info
+        with QSignalBlocker(self.same):
+            self.same.setChecked(value is None)
+        self.pair.setVisible(value is not None)
+        if value is not None:
+            self.pair.show_value(value)
+
+
+class FloatEditor(_Editor):
+    def __init__(self, field: Field, commit: Commit):
+        super().__init__(commit)
+        self.minimum = field.minimum if field.minimum is not None else -1e9
+        self.maximum = field.maximum if field.maximum is not None else 1e9
+        self.spin = QDoubleSpinBox()
+        self.spin.setObjectName(field.name)
+        self.spin.setDecimals(3)
+        self.spin.setSingleStep(0.05)
+        self.spin.setRange(self.minimum, self.maximum)
+        self.spin.setToolTip(field.help)
+        self.spin.valueChanged.connect(self.commit)
+        self.row.addWidget(self.spin)
+        self.row.addStretch(1)
+
+    def accepts(self, value):
+        return (type(value) in (int, float) and math.isfinite(value)
+                and self.minimum <= value <= self.maximum)
+
+    def show_value(self, value, info):
+        if not math.isclose(self.spin.value(), value, abs_tol=1e-9):
+            with QSignalBlocker(self.spin):
+                self.spin.setValue(value)
+
+
+class NameEditor(_Editor):
+    """A line edit; empty means the automatic name, shown as the placeholder."""
+
+    def __init__(self, commit: Commit, name: str = "name", tip: str = ""):
+        super().__init__(commit)
+        self.edit = QLineEdit()
+        self.edit.setObjectName(name)
+        self.edit.setToolTip(tip)
+        self.edit.textEdited.connect(self._edited)
+        self.row.addWidget(self.edit)
+
+    def _edited(self, text: str) -> None:
+        self.commit(text.strip() or None)
+
+    def accepts(self, value):
+        return value is None or isinstance(value, str)
+
+    def show_value(self, value, info):
+        if info is not None:
+            self.edit.setPlaceholderText(f"{info.name} (automatic)")
+        text = value or ""
+        if self.edit.text().strip() != text.strip():  # the user may be typing a trailing space
+            with QSignalBlocker(self.edit):
+                self.edit.setText(text)
+
+
+class ProjectTextEditor(NameEditor):
+    def _edited(self, text: str) -> None:
+        self.commit(text)
+
+
+class ShapeEditor(_Editor):
+    """The project's input shape: channels, height, width."""
+
+    def __init__(self, commit: Commit):
+        super().__init__(commit)
+        tips = ("channels: 1 for grey images, 3 for colour", "image height in pixels", "image width in pixels")
+        self.spins = [_spin(1, f"input_shape.{axis}", tip) for axis, tip in zip(("channels", "height", "width"), tips)]
+        for i, spin in enumerate(self.spins):
+            if i:
+                self.row.addWidget(QLabel("×"))
+            self.row.addWidget(spin)
+            spin.valueChanged.connect(self._edited)
+        self.row.addStretch(1)
+
+    def _edited(self) -> None:
+        self.commit(tuple(spin.value() for spin in self.spins))
+
+    def accepts(self, value):
+        return isinstance(value, (list, tuple)) and len(value) == 3 and all(_is_int(v, 1) for v in value)
+
+    def show_value(self, value, info):
+        for spin, v in zip(self.spins, value):
+            _set_spin(spin, v)
+
+
+class ClassesEditor(_Editor):
+    """Number of classes; 0 on the spin box means "from the dataset" (null)."""
+
+    def __init__(self, commit: Commit):
+        super().__init__(commit)
+        self.spin = _spin(0, "num_classes", "outputs of the last block; 1 means one binary output")
+        self.spin.setSpecialValueText("from the dataset")
+        self.spin.valueChanged.connect(lambda v: self.commit(v or None))
+        self.row.addWidget(self.spin)
+        self.row.addStretch(1)
+
+    def accepts(self, value):
+        return value is None or _is_int(value, 1)
+
+    def show_value(self, value, info):
+        _set_spin(self.spin, value or 0)
+
+
+_EDITORS = {"int": IntEditor, "padding": PaddingEditor, "choice": ChoiceEditor,
+            "optional_pair": OptionalPairEditor, "float": FloatEditor}
+
+
+def make_editor(field: Field, commit: Commit) -> _Editor:
+    if field.type == "pair":
+        return PairEditor(field.name, field.help, commit, minimum=int(field.minimum or 1))
+    return _EDITORS[field.type](field, commit)
+
+
+class FieldRow(QWidget):
+    """An editor, or (for a value it cannot hold) that value as written with a reset button, and the
+    field's problems underneath."""
+
+    def __init__(self, name: str, editor: _Editor, default: Any, commit: Commit):
+        super().__init__()
+        self.editor = editor
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(2)
+        box.addWidget(editor)
+        self.raw = QWidget()
+        raw_row = QHBoxLayout(self.raw)
+        raw_row.setContentsMargins(0, 0, 0, 0)
+        self.raw_label = QLabel()
+        self.raw_label.setObjectName(f"{name}.raw")
+        self.raw_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.raw_label.setStyleSheet(f"color: {SEVERITY_COLORS[ERROR][0]}; font-family: monospace;")
+        self.reset = QPushButton(f"Use {_show_raw(default)}")
+        self.reset.setObjectName(f"{name}.reset")
+        self.reset.setToolTip("replace the value from the file with this default")
+        self.reset.clicked.connect(lambda: commit(copy.deepcopy(default)))
+        raw_row.addWidget(self.raw_label, 1)
+        raw_row.addWidget(self.reset)
+        box.addWidget(self.raw)
+        self.problems = QLabel()
+        self.problems.setObjectName(f"{name}.problems")
+        self.problems.setWordWrap(True)
+        self.problems.setTextFormat(Qt.RichText)
+        box.addWidget(self.problems)
+
+    def show_value(self, value: Any, info: BlockInfo | None, problems: list[Problem]) -> None:
+        holds = self.editor.accepts(value)
+        self.editor.setVisible(holds)
+        self.raw.setVisible(not holds)
+        if holds:
+            self.editor.show_value(value, info)
+        else:
+            self.raw_label.setText(_show_raw(value))
+        self.problems.setText(_problem_html(problems))
+        self.problems.setVisible(bool(problems))
+
+
+def _problem_html(problems: list[Problem]) -> str:
+    return "<br>".join(
+        f'<span style="color:{SEVERITY_COLORS[p.severity][0]}">{html.escape(p.message)}</span>' for p in problems)
+
+
+# -- the inspector --------------------------------------------------------------------------------
+
+class Inspector(QWidget):
+    """Edits the selected block (or, with none selected, the project) of ``doc``."""
+
+    def __init__(self, doc: ProjectDocument, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self._key: tuple | None = None
+        self._rows: dict[str, FieldRow] = {}
+
+        self.title = QLabel()
+        self.title.setObjectName("title")
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.subtitle = QLabel()
+        self.subtitle.setWordWrap(True)
+        self.subtitle.setStyleSheet(f"color: {theme.MUTED};")
+        self.lock = QLabel()
+        self.lock.setObjectName("lock")
+        self.lock.setWordWrap(True)
+        self.lock.setTextFormat(Qt.PlainText)
+        self.lock.setStyleSheet(f"background: {theme.BANNER}; color: {theme.BANNER_TEXT}; padding: 6px;"
+                                f"border: 1px solid {theme.BANNER_BORDER}; border-radius: 4px;")
+        self.form_host = QWidget()
+        self.problems = self._section_label("problems")
+        self.facts = self._section_label("facts")
+        self.formula = self._section_label("formula")
+        self.formula.setToolTip("out = floor((input - kernel + padding) / stride) + 1, for height and width")
+
+        content = QWidget()
+        self._content = QVBoxLayout(content)
+        self._content.setContentsMargins(10, 10, 10, 10)
+        for w in (self.title, self.subtitle, self.lock, self.form_host, self.problems, self.facts, self.formula):
+            self._content.addWidget(w)
+        self._content.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # rows wrap to the dock's width instead
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+        # inferenceChanged follows every model change (edits, undo, new project), so it covers
+        # blocksChanged, blockChanged and valueChanged; the others change what is shown.
+        doc.inferenceChanged.connect(self.refresh)
+        doc.selectionChanged.connect(self.refresh)
+        doc.lockChanged.connect(self.refresh)
+        doc.projectReplaced.connect(self._replaced)
+        self.refresh()
+
+    @staticmethod
+    def _section_label(name: str) -> QLabel:
+        label = QLabel()
+        label.setObjectName(name)
+        label.setWordWrap(True)
+        label.setTextFormat(Qt.RichText)
+        label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
+        return label
+
+    def row(self, field: str) -> FieldRow | None:
+        """The row editing ``field`` ("kernel_size", "name"; project page: "input_shape"...)."""
+        return self._rows.get(field)
+
+    # -- building -----------------------------------------------------------------------------
+    def _replaced(self) -> None:
+        self._key = None
+        self.refresh()
+
+    def _current(self) -> tuple[int, dict] | None:
+        i = self.doc.selected
+        blocks = self.doc.project.blocks
+        if 0 <= i < len(blocks) and isinstance(blocks[i], dict):
+            return i, blocks[i]
+        return None
+
+    def _rebuild(self, key: tuple) -> None:
+        old = self.form_host
+        old.setParent(None)  # out of the tree now, so findChild no longer sees its widgets
+        old.deleteLater()
+        self.form_host = QWidget()
+        form = QFormLayout(self.form_host)
+        form.setContentsMargins(0, 6, 0, 6)
+        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignRight | Qt.AlignTop)
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)  # a narrow dock puts wide editors under their label
+        self._rows = {}
+        if key[0] == "block":
+            kind = KINDS.get(key[2])
+            fields = kind.fields if kind else ()
+            for f in fields:
+                self._add_row(form, f.name, f.name.replace("_", " "), f.help, make_editor(f, self._block_commit(f.name)),
+                              f.default, self._block_commit(f.name))
+            commit = self._block_commit("name")
+            self._add_row(form, "name", "name", "a unique name for exports (letters, digits, _); empty: automatic",
+                          NameEditor(commit, tip="a unique name for exports; empty: automatic"), None, commit)
+        else:
+            for key_name, label, tip, editor in (
+                ("name", "project name", "shown in the title bar and in exports",
+                 ProjectTextEditor(self._value_commit("name"), name="project.name", tip="the project's name")),
+                ("input_shape", "input shape", "channels × height × width of one input image",
+                 ShapeEditor(self._value_commit("input_shape"))),
+                ("num_classes", "classes", "how many classes the network tells apart",
+                 ClassesEditor(self._value_commit("num_classes"))),
+            ):
+                self._add_row(form, key_name, label, tip, editor, PROJECT_DEFAULTS[key_name],
+                              self._value_commit(key_name))
+        self._content.insertWidget(3, self.form_host)
+        self.form_host.show()  # the layout would show it only on the next event loop pass
+        self._key = key
+
+    def _add_row(self, form: QFormLayout, name: str, label: str, tip: str, editor: _Editor, default: Any,
+                 commit: Commit) -> None:
+        row = FieldRow(name, editor, default, commit)
+        caption = QLabel(label)
+        caption.setToolTip(tip)
+        row.setToolTip(tip)
+        form.addRow(caption, row)
+        self._rows[name] = row
+
+    def _block_commit(self, field: str) -> Commit:
+        def commit(value: Any) -> None:
+            current = self._current()
+            if current is None:
+                return
+            if field == "name" and value is None:  # emptied: back to the automatic name
+                self.doc.clear_block_field(current[0], field)
+            else:
+                self.doc.set_block_field(current[0], field, value)
+        return commit
+
+    def _value_commit(self, key: str) -> Commit:
+        return lambda value: self.doc.set_value(key, value)
+
+    # -- refreshing from the model ------------------------------------------------------------
+    def refresh(self, *_: Any) -> None:
+        current = self._current()
+        if current is None:
+            key = ("project",)
+        else:
+            kind = current[1].get("kind")
+            key = ("block", current[0], kind if isinstance(kind, str) else None)
+        if key != self._key:
+            self._rebuild(key)
+        if current is None:
+            self._show_project()
+        else:
+            self._show_block(*current)
+        locked = self.doc.locked
+        self.lock.setText(f"Editing is locked: {self.doc.lock_reason}" if locked else "")
+        self.lock.setVisible(locked)
+        self.form_host.setEnabled(not locked)
+
+    def _show_block(self, index: int, block: dict) -> None:
+        inference = self.doc.inference
+        info = inference.blocks[index] if index < len(inference.blocks) else None
+        kind = KINDS.get(block.get("kind"))
+        name = info.name if info else f"block {index + 1}"
+        self.title.setText(f"Block {index + 1} · {name}")
+        self.subtitle.setText(f"{kind.label}: {kind.help.replace('`', '')}" if kind else "unknown kind of block")
+        problems = inference.problems_for(index)
+        shown = set()
+        for field_name, row in self._rows.items():
+            mine = [p for p in problems if p.field == field_name]
+            shown.update(id(p) for p in mine)
+            default = kind.field(field_name).default if kind and kind.field(field_name) else None
+            row.show_value(block.get(field_name, default), info, mine)
+        self._show_problems([p for p in problems if id(p) not in shown])
+        self._show_facts(info)
+
+    def _show_project(self) -> None:
+        project = self.doc.project
+        self.title.setText(project.name or "Untitled project")
+        self.subtitle.setText("Project settings. Select a block in the pipeline to edit it.")
+        problems = [p for p in self.doc.inference.problems if p.block is None]
+        shown = set()
+        for key, row in self._rows.items():
+            mine = [p for p in problems if p.field == key]
+            shown.update(id(p) for p in mine)
+            row.show_value(self.doc.get_value(key), None, mine)
+        self._show_problems([p for p in problems if id(p) not in shown])
+        inference = self.doc.inference
+        self.facts.setText(_facts_html([
+            ("Blocks", f"{len(project.blocks)}"),
+            ("Output", format_shape(inference.output_shape)),
+            ("Parameters", f"{inference.total_params:,}"),
+            ("Multiply-adds", f"{inference.total_macs:,} per sample"),
+            ("Activations", f"{format_bytes(inference.total_activation_bytes)} per sample"),
+        ]))
+        self.formula.hide()
+
+    def _show_problems(self, problems: list[Problem]) -> None:
+        order = {ERROR: 0, WARNING: 1}
+        problems = sorted(problems, key=lambda p: order.get(p.severity, 2))
+        self.problems.setText(_problem_html(problems))
+        self.problems.setVisible(bool(problems))
+
+    def _show_facts(self, info: BlockInfo | None) -> None:
+        if info is None:
+            self.facts.setText("")
+            self.formula.hide()
+            return
+        known = info.output_shape is not None
+        unknown = "? (an earlier block has a problem)" if info.input_shape is None else "? (see the problem above)"
+        rows = [
+            ("Input", format_shape(info.input_shape)),
+            ("Output", format_shape(info.output_shape) if known else unknown),
+            ("Parameters", f"{info.params:,}" if known else "?"),
+            ("Multiply-adds", f"{info.macs:,} per sample" if known else "?"),
+            ("Activations", f"{format_bytes(info.activation_bytes)} per sample" if known else "?"),
+        ]
+        self.facts.setText(_facts_html(rows))
+        lines = output_size_formula(info)
+        params = params_formula(info) if known else None
+        if params:
+            lines.append(params)
+        self.formula.setText("<br>".join(html.escape(line) for line in lines))
+        self.formula.setVisible(bool(lines))
+
+
+def _facts_html(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(f'<tr><td style="color:{theme.MUTED}; padding-right:12px">{html.escape(k)}</td>'
+                    f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _demo() -> None:  # python -m gui.inspector: the inspector on LeNet-5, first conv selected
+    import sys
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv)
+    doc = ProjectDocument()
+    doc.new_project("lenet5")
+    doc.select(0)
+    w = Inspector(doc)
+    w.resize(380, 700)
+    w.show()
+    sys.exit(app.exec())
+
+
+if __name__ == "__main__":
+    _demo()
