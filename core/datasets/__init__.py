@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 from core.datasets.base import Dataset, DatasetError
 from core.datasets.shapes import load_shapes
 from core.datasets.split import train_val_split
+from core.datasets.registry import FILE_LOADERS, load_project_dataset
 from core.datasets.xor import load_xor
 
 # kind -> loader(spec, base_dir) -> Dataset; base_dir resolves relative file paths in a spec
@@ -18,7 +19,10 @@ from core.datasets.xor import load_xor
 LOADERS: dict[str, Callable[[Mapping[str, Any], Path | None], Dataset]] = {
     "shapes": load_shapes,
     "xor": load_xor,
+    **FILE_LOADERS,  # fashion-mnist, mnist, idx, folder, npz, csv
 }
+# Keys of a project's dataset spec that describe the project's use of the data, not the source.
+PROJECT_KEYS = ("normalization",)
 DEFAULT_KIND = "shapes"
 
 
@@ -30,7 +34,9 @@ def load_dataset(spec: Mapping[str, Any], base_dir: str | Path | None = None) ->
     loader = LOADERS.get(kind) if isinstance(kind, str) else None
     if loader is None:
         raise DatasetError(f"unknown dataset kind {kind!r}; known kinds: {', '.join(sorted(LOADERS))}")
+    spec = {k: v for k, v in spec.items() if k not in PROJECT_KEYS}
     return loader(spec, Path(base_dir) if base_dir is not None else None)
 
 
-__all__ = ["Dataset", "DatasetError", "LOADERS", "DEFAULT_KIND", "load_dataset", "train_val_split"]
+__all__ = ["Dataset", "DatasetError", "LOADERS", "DEFAULT_KIND", "load_dataset", "load_project_dataset",
+           "train_val_split"]

@@ -1,0 +1,399 @@
+"""A folder of images with one sub-folder per class, read with Pillow (PNG, JPEG, BMP, GIF, TIFF, WebP).
+
+Layout: ``root/<class>/**/<image>``; class names are the sub-folder names in natural order.
+If ``root`` holds just ``train/`` and ``test/`` (each with class sub-folders) they are the splits.
+
+Resizing to the target (C, H, W), by ``resize``:
+  "fit" (default): scaled with its proportions kept so the whole image fits, the rest padded black.
+      Nothing of the object is cut off, and images already of the target's proportions are
+      simply resized.
+  "crop": scaled with its proportions kept to cover the target; the overflow cut equally both sides.
+  "pad": not scaled; centred on a black canvas (cut if larger), for images near the right size.
+  "stretch": scaled to the target, proportions not kept.
+Colour: every image is converted to grey (C=1, ITU-R 601 luma) or RGB (C=3); transparency is
+composited onto black; 16-bit images keep their full range. Conversions and resizes are counted
+and reported.
+
+Unreadable files: a file with an image extension that Pillow cannot read (corrupt, truncated,
+not really an image) is skipped, counted and named in the report, because one broken download
+among thousands should not block training; ``on_bad_file="error"`` stops at the first instead.
+A class left with no readable image is always an error. Files with other extensions (README.txt,
+.DS_Store) are ignored and counted. Loading runs on a thread pool with a progress callback.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core.datasets.base import Dataset, DatasetError
+from core.datasets.npz import natural_sorted
+
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
+)
+RESIZE_MODES = ("fit", "crop", "pad", "stretch")
+BAD_FILE_POLICIES = ("skip", "error")
+MAX_BYTES = 4 << 30  # a larger float32 array is almost surely a too-large input shape
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "F", *_SIXTEEN_BIT})
+_CHUNK = 32  # files per pool task: few enough callbacks, fine enough progress
+
+# progress(done, total, what): files handled so far of ``total``, and the current phase.
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class FolderScan:
+    """The class sub-folders of one split and their image files (sorted), before any decoding."""
+
+    root: Path
+    class_names: list[str]
+    files: list[list[Path]]
+    ignored: list[Path] = field(default_factory=list)  # files without an image extension
+
+    @property
+    def counts(self) -> list[int]:
+        return [len(f) for f in self.files]
+
+
+@dataclass
+class FolderReport:
+    """What happened while reading a folder, for the user: skips, conversions, resizes."""
+
+    input_shape: tuple[int, int, int]
+    resize: str
+    loaded: int = 0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+    ignored: int = 0
+    converted: Counter = field(default_factory=Counter)  # source mode -> images converted from it
+    resized: int = 0
+
+    def notes(self) -> list[str]:
+        c, h, w = self.input_shape
+        out = []
+        if self.skipped:
+            shown = "; ".join(f"{p.name}: {why}" for p, why in self.skipped[:5])
+            more = f"; and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            out.append(f"skipped {len(self.skipped)} unreadable image file(s): {shown}{more}")
+        if self.ignored:
+            out.append(f"ignored {self.ignored} file(s) without an image extension")
+        if self.converted:
+            target = "grey" if c == 1 else "RGB"
+            modes = ", ".join(f"{m}: {n}" for m, n in sorted(self.converted.items()))
+            out.append(f"converted {sum(self.converted.values())} image(s) to {target} ({modes})")
+        if self.resized:
+            out.append(f"resized {self.resized} of {self.loaded} image(s) to {h}x{w} ({self.resize})")
+        return out
+
+
+def split_roots(root: str | Path) -> tuple[Path, Path | None]:
+    """(train folder, test folder or None): ``root/train`` and ``root/test`` when both exist."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: image folder {'not found' if not root.exists() else 'is not a folder'}")
+    subdirs = {d.name.lower(): d for d in root.iterdir() if d.is_dir() and not _hidden(d.name)}
+    if "train" in subdirs and "test" in subdirs:
+        return subdirs["train"], subdirs["test"]
+    return root, None
+
+
+def scan_folder(root: str | Path, require_classes: bool = True) -> FolderScan:
+    """The class sub-folders of ``root`` and their image files; no image is opened.
+
+    With ``require_classes`` (training data) at least two classes, each with an image file,
+    are required.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: image folder {'not found' if not root.exists() else 'is not a folder'}")
+    classes = natural_sorted([d.name for d in root.iterdir() if d.is_dir() and not _hidden(d.name)])
+    files, ignored = [], [p for p in root.iterdir() if p.is_file() and not _hidden(p.name)]
+    for name in classes:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root / name):
+            dirnames[:] = [d for d in dirnames if not _hidden(d)]
+            for f in filenames:
+                if _hidden(f):
+                    continue
+                p = Path(dirpath) / f
+                (found if p.suffix.lower() in IMAGE_EXTENSIONS else ignored).append(p)
+        files.append(sorted(found, key=lambda p: _natural_key(str(p.relative_to(root)))))
+    if require_classes:
+        if len(classes) < 2:
+            got = f"only {classes[0]!r}" if classes else "none"
+            raise DatasetError(
+                f"{root}: an image folder needs at least two class sub-folders (one per class, holding its "
+                f"images), found {got}"
+            )
+        for name, f in zip(classes, files):
+            if not f:
+                raise DatasetError(
+                    f"{root / name}: class {name!r} has no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                )
+    return FolderScan(root, classes, files, ignored)
+
+
+def read_image_folder(
+    root: str | Path,
+    input_shape: Sequence[int] | None = None,
+    resize: str = "fit",
+    test_root: str | Path | None = None,
+    on_bad_file: str = "skip",
+    progress: Progress | None = None,
+    workers: int | None = None,
+    name: str | None = None,
+    notes: list[str] | None = None,
+) -> tuple[Dataset, FolderReport]:
+    """A Dataset from an image folder, and the report of what was skipped or converted.
+
+    ``input_shape`` (C, H, W) with C 1 or 3 is the target; without it the most common image
+    size is used, grey if every image is grey, else RGB. ``notes`` receives the report's notes.
+    """
+    if resize not in RESIZE_MODES:
+        raise DatasetError(f"image folder: resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+    if on_bad_file not in BAD_FILE_POLICIES:
+        raise DatasetError(f"image folder: on_bad_file must be 'skip' or 'error', got {on_bad_file!r}")
+    given = Path(root)
+    if test_root is None:
+        root, test_root = split_roots(root)
+    train = scan_folder(root)
+    test = scan_folder(test_root, require_classes=False) if test_root is not None else None
+    test_labels: list[int] = []
+    if test is not None:
+        unknown = [c for c in test.class_names if c not in train.class_names]
+        if unknown:
+            raise DatasetError(
+                f"{test.root / unknown[0]}: test class {unknown[0]!r} is not among the training classes "
+                f"{train.class_names}"
+            )
+        test_labels = [train.class_names.index(c) for c in test.class_names]
+
+    items = [(p, k) for k, fs in enumerate(train.files) for p in fs]
+    n_train = len(items)
+    if test is not None:
+        items += [(p, test_labels[k]) for k, fs in enumerate(test.files) for p in fs]
+
+    skipped: dict[int, str] = {}
+    if input_shape is None:
+        input_shape = _infer_shape(items[:n_train], on_bad_file, skipped, progress, workers)
+    shape = _check_shape(input_shape)
+    c, h, w = shape
+    if len(items) * c * h * w * 4 > MAX_BYTES:
+        raise DatasetError(
+            f"{root}: {len(items)} images at {c}x{h}x{w} would take {len(items) * c * h * w * 4 / 2**30:.1f} GB "
+            "of memory; choose a smaller input shape"
+        )
+    report = FolderReport(shape, resize, ignored=len(train.ignored) + (len(test.ignored) if test else 0))
+    x, modes, resized = _decode_all(items, shape, resize, on_bad_file, skipped, progress, workers)
+
+    ok = np.ones(len(items), bool)
+    for i, why in sorted(skipped.items()):
+        ok[i] = False
+        report.skipped.append((items[i][0], why))
+    labels = np.array([k for _, k in items], np.int64)
+    target = "L" if c == 1 else "RGB"
+    report.converted = Counter(m for i, m in enumerate(modes) if ok[i] and m != target)
+    report.resized = int(resized[ok].sum())
+    report.loaded = int(ok.sum())
+
+    train_ok = ok[:n_train]
+    counts = np.bincount(labels[:n_train][train_ok], minlength=len(train.class_names))
+    for k, cnt in enumerate(counts):
+        if cnt == 0:
+            reasons = [why for i, why in skipped.items() if i < n_train and labels[i] == k]
+            raise DatasetError(
+                f"{train.root / train.class_names[k]}: class {train.class_names[k]!r} has no readable image: "
+                f"all {len(train.files[k])} file(s) were skipped (first: {reasons[0] if reasons else '?'})"
+            )
+    x_train = x[:n_train] if train_ok.all() else x[:n_train][train_ok]
+    y_train = labels[:n_train][train_ok]
+    x_test = y_test = None
+    if test is not None and ok[n_train:].any():
+        test_ok = ok[n_train:]
+        x_test = x[n_train:] if test_ok.all() else x[n_train:][test_ok]
+        y_test = labels[n_train:][test_ok]
+    if notes is not None:
+        notes.extend(report.notes())
+    ds = Dataset(name or given.resolve().name, x_train, y_train, train.class_names, x_test, y_test)
+    return ds, report
+
+
+def load_image(path: str | Path, input_shape: Sequence[int], resize: str = "fit") -> np.ndarray:
+    """One image file as (C, H, W) float32 in [0, 1], converted and resized as the module says."""
+    arr, _, _ = _decode(Path(path), _check_shape(input_shape), resize)
+    return arr
+
+
+def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in input_shape)
+        valid = all(int(v) == v and not isinstance(v, bool) for v in input_shape)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid or c not in (1, 3) or not (1 <= h <= 4096 and 1 <= w <= 4096):
+        raise DatasetError(
+            "image folder: input_shape must be [channels, height, width] with 1 (grey) or 3 (RGB) channels "
+            f"and sides of 1 to 4096 pixels, got {input_shape!r}"
+        )
+    return c, h, w
+
+
+def _infer_shape(items, on_bad_file, skipped, progress, workers) -> tuple[int, int, int]:
+    """The most common size among the images, grey if all are grey: read from headers only."""
+    from PIL import Image
+
+    def header(path: Path):
+        with Image.open(path) as im:
+            return im.size, _is_grey(im)
+
+    results = _run(items, header, on_bad_file, skipped, progress, workers, "reading image sizes")
+    sizes = Counter(r[0] for r in results if r is not None)
+    if not sizes:
+        raise DatasetError(f"{items[0][0].parent.parent}: none of the {len(items)} image files could be read")
+    (w, h), _ = sizes.most_common(1)[0]
+    grey = all(r[1] for r in results if r is not None)
+    return (1 if grey else 3, h, w)
+
+
+def _is_grey(im) -> bool:
+    if im.mode in _GREY_MODES:
+        return True
+    if im.mode in ("P", "PA"):
+        pal = im.getpalette() or []
+        return all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3))
+    return False
+
+
+def _decode_all(items, shape, resize, on_bad_file, skipped, progress, workers):
+    c, h, w = shape
+    x = np.zeros((len(items), c, h, w), np.float32)
+    modes: list[str | None] = [None] * len(items)
+    resized = np.zeros(len(items), bool)
+
+    def one(i: int, path: Path):
+        arr, mode, was_resized = _decode(path, shape, resize)
+        x[i] = arr
+        modes[i] = mode
+        resized[i] = was_resized
+
+    todo = [(p, k) if i not in skipped else None for i, (p, k) in enumerate(items)]
+    _run(todo, one, on_bad_file, skipped, progress, workers, "loading images", with_index=True)
+    return x, modes, resized
+
+
+def _run(items, fn, on_bad_file, skipped, progress, workers, what, with_index=False):
+    """fn over items' paths on a thread pool; failures go to ``skipped`` (or raise with "error")."""
+    results = [None] * len(items)
+    n = len(items)
+
+    def work(lo: int, hi: int):
+        failures = []
+        for i in range(lo, hi):
+            if items[i] is None:
+                continue
+            try:
+                results[i] = fn(i, items[i][0]) if with_index else fn(items[i][0])
+            except Exception as exc:  # any failure decoding one file makes that file unusable
+                failures.append((i, _reason(exc)))
+        return hi - lo, failures
+
+    workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    done = 0
+    if progress:
+        progress(0, n, what)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(work, lo, min(lo + _CHUNK, n)) for lo in range(0, n, _CHUNK)]
+        try:
+            for fut in as_completed(futures):
+                count, failures = fut.result()
+                for i, why in failures:
+                    if on_bad_file == "error":
+                        raise DatasetError(f"{items[i][0]}: cannot be read as an image: {why}")
+                    skipped[i] = why
+                done += count
+                if progress:
+                    progress(done, n, what)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return results
+
+
+def _decode(path: Path, shape: tuple[int, int, int], resize: str) -> tuple[np.ndarray, str, bool]:
+    """(image (C, H, W) float32 in [0, 1], its original mode, whether its size changed)."""
+    from PIL import Image
+
+    c, h, w = shape
+    with Image.open(path) as im:
+        mode, size = im.mode, im.size
+        if im.format == "JPEG" and resize != "pad" and size != (w, h):
+            im.draft("L" if c == 1 else "RGB", (w, h))  # decode at a reduced scale, still >= target
+        im.load()
+        im = _convert(im, c)
+        im = _resize(im, w, h, resize)
+        a = np.asarray(im, dtype=np.float32)
+    if im.mode == "F":
+        a = np.clip(a, 0.0, 1.0)
+    else:
+        a = a / np.float32(255)  # as every loader scales bytes: exactly k / 255
+    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    if c == 3 and a.shape[0] == 1:
+        a = np.repeat(a, 3, axis=0)
+    return a, mode, size != (w, h)
+
+
+def _convert(im, c: int):
+    """``im`` as "L" (c=1) or "RGB" (c=3), or as "F" in [0, 1] for 16-bit and float images."""
+    from PIL import Image
+
+    if im.mode in _SIXTEEN_BIT or im.mode == "F":
+        a = np.asarray(im, dtype=np.float32)
+        scale = 1.0 if im.mode == "F" and a.max(initial=0) <= 1.0 else (255.0 if im.mode == "F" else 65535.0)
+        return Image.fromarray(np.clip(a / np.float32(scale), 0, 1).astype(np.float32), mode="F")
+    if "A" in im.mode or "a" in im.mode or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), rgba)
+    target = "L" if c == 1 else "RGB"
+    return im if im.mode == target else im.convert(target)
+
+
+def _resize(im, w: int, h: int, resize: str):
+    from PIL import Image
+
+    W, H = im.size
+    if (W, H) == (w, h):
+        return im
+    if resize == "stretch":
+        return im.resize((w, h), Image.Resampling.BILINEAR)
+    if resize != "pad":
+        s = min(w / W, h / H) if resize == "fit" else max(w / W, h / H)
+        im = im.resize((max(1, round(W * s)), max(1, round(H * s))), Image.Resampling.BILINEAR)
+    canvas = Image.new(im.mode, (w, h), 0)
+    # A negative offset crops: paste clips to the canvas.
+    canvas.paste(im, ((w - im.size[0]) // 2, (h - im.size[1]) // 2))
+    return canvas
+
+
+def _reason(exc: Exception) -> str:
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image file Pillow can read"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX" or name in ("Thumbs.db", "desktop.ini")
+
+
+def _natural_key(s: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
