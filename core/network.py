@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.datasets.normalize import check_normalization
 from core.inference import BlockInfo, validate
 from core.init import scheme_for
 from core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
@@ -73,6 +74,27 @@ class Network:
         )
         self.output_features = int(np.prod(self.inference.output_shape))
         self.input_grad: np.ndarray | None = None
+        self._shift = self._scale = None
+        self.set_normalization(project.dataset.get("normalization") if isinstance(project.dataset, dict) else None)
+
+    # --- input normalisation -----------------------------------------------------------------
+    def set_normalization(self, stats: dict | None) -> None:
+        """Apply ``(x - mean) / std`` per channel to every input from now on (None: raw input).
+
+        ``stats`` is the project's ``dataset["normalization"]``; the network, not the data,
+        applies it, so training, probing, prediction and export verification all see the same.
+        """
+        if not stats:
+            self._shift = self._scale = None
+            return
+        mean, std = check_normalization(stats, channels=self.inference.input_shape[0])
+        shape = (-1,) + (1,) * (len(self.inference.input_shape) - 1)
+        self._shift = mean.reshape(shape).astype(self.dtype)
+        self._scale = (1.0 / std).reshape(shape).astype(self.dtype)
+
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        return x if self._shift is None else (x - self._shift) * self._scale
 
     # --- parameters -------------------------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
@@ -110,7 +132,7 @@ class Network:
 
     # --- running ----------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype)
+        x = self._prepare(x)
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
@@ -122,7 +144,7 @@ class Network:
 
     def forward_blocks(self, x: np.ndarray) -> list[tuple[BlockInfo, np.ndarray]]:
         """Every block's output for ``x`` (inference mode, nothing cached): what the probe shows."""
-        x = np.asarray(x, dtype=self.dtype)
+        x = self._prepare(x)
         out = []
         for stage in self.stages:
             for layer in stage.layers:
@@ -147,7 +169,7 @@ class Network:
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss and outputs in inference mode (no dropout, nothing cached): validation's step."""
-        x = np.asarray(x, dtype=self.dtype)
+        x = self._prepare(x)
         layers = self.layers[:-1] if self._fused else self.layers
         for layer in layers:
             x = layer.forward(x, False)
@@ -161,7 +183,7 @@ class Network:
 
         Returns the batch loss and the network's outputs (probabilities) for accuracy.
         """
-        x = np.asarray(x, dtype=self.dtype)
+        x = self._prepare(x)
         layers = self.layers[:-1] if self._fused else self.layers
         for layer in layers:
             x = layer.forward(x, True)
@@ -171,7 +193,8 @@ class Network:
         grad = grad.reshape(x.shape)
         for layer in reversed(layers):
             grad = layer.backward(grad)
-        self.input_grad = grad  # d loss / d input: the parity tests check it
+        # d loss / d raw input (through the normalisation): the parity tests check it
+        self.input_grad = grad if self._scale is None else grad * self._scale
         return float(loss), outputs
 
 

@@ -18,8 +18,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from core.datasets.normalize import compute_normalization
 from core.datasets.split import train_val_split
 from core.errors import TrainingError
+from core.layers import Dropout
 from core.network import Network
 from core.optimizers import Optimizer, make_optimizer
 
@@ -29,10 +31,13 @@ EVAL_BATCH = 256  # samples per forward pass when validating
 # --- events ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunStarted:
+    """``epochs`` to run now; ``start_epoch`` were done before (a resumed run numbers from start_epoch + 1)."""
+
     epochs: int
     batches_per_epoch: int
     train_size: int
     val_size: int
+    start_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,12 @@ class Trainer:
         self._x = np.asarray(x, dtype=net.dtype)  # no copy for the usual float32 data
         self._y = y.astype(np.int64, copy=False)
         self.train_idx, self.val_idx = train_val_split(self._y, self.settings.validation_fraction, seed)
+        # Input normalisation: statistics of the training split alone, stored in the project so
+        # that the saved weights, the views and every export apply the same transform. A project
+        # that says "normalization": null trains on the raw [0, 1] pixels.
+        if isinstance(project.dataset, dict) and "normalization" not in project.dataset and len(self.train_idx):
+            project.dataset["normalization"] = compute_normalization(self._x, self.train_idx)
+        net.set_normalization(project.dataset.get("normalization") if isinstance(project.dataset, dict) else None)
         self.batch_size = batch_size
         self._order = self.train_idx.copy()  # shuffled in place each epoch
         self._xbuf = np.empty((batch_size,) + self._x.shape[1:], net.dtype)
@@ -165,6 +176,8 @@ class Trainer:
 
         self.optimizer: Optimizer = make_optimizer(self.settings)
         self.history = History()
+        self._mid_epoch = False  # an epoch has begun and not finished: no checkpoint can be taken
+        self._resume_epoch = 0  # set by restore(): the next run continues from there
 
         self._lock = threading.Lock()  # held during every step that touches the network
         self._gate = threading.Condition()  # lets waiting probes in before the next batch
@@ -228,6 +241,118 @@ class Trainer:
         with self._exclusive():
             return self.network.state_dict()
 
+    # --- checkpoints ---------------------------------------------------------------------------
+    def checkpoint(self):
+        """A ``core.checkpoint.Checkpoint`` of the run's state now, which must be between epochs.
+
+        Take it from the ``EpochEnd`` event's handler (the run waits there) or when no run is
+        active; raises TrainingError in the middle of an epoch (e.g. after a stop).
+        """
+        from dataclasses import asdict
+
+        from core.checkpoint import Checkpoint
+
+        with self._exclusive():
+            if self._mid_epoch:
+                done = self.history.epochs_done
+                raise TrainingError(
+                    f"the run is in the middle of epoch {done + 1}; a checkpoint can only be taken between "
+                    f"epochs (after epoch {done})")
+            return Checkpoint(
+                project=self.project.copy(),
+                epoch=self.history.epochs_done,
+                weights=self.network.state_dict(),
+                optimizer=self.settings.optimizer,
+                optimizer_state=self.optimizer.state_dict(),
+                learning_rate=self.optimizer.lr,
+                rng_state=self.rng.bit_generator.state,
+                order=self._order.copy(),
+                dropout_rng_states={name: rng.bit_generator.state for name, rng in self._dropout_rngs().items()},
+                history=[asdict(e) for e in self.history.epochs],
+                batch_losses=[list(b) for b in self.history.batch_losses[:len(self.history.epochs)]],
+            )
+
+    def restore(self, checkpoint) -> None:
+        """Put the state of ``checkpoint`` back: the next ``run`` continues it exactly.
+
+        Raises TrainingError (the trainer unchanged) if it belongs to another network, optimiser
+        kind or training set. A learning rate changed during the checkpointed run is kept,
+        unless the project now sets another one.
+        """
+        own = self._dropout_rngs()
+        if checkpoint.optimizer != self.settings.optimizer:
+            raise TrainingError(f"the checkpoint was trained with the {checkpoint.optimizer} optimiser, the project "
+                                f"uses {self.settings.optimizer}; set the project's optimizer back to resume")
+        order = np.asarray(checkpoint.order)
+        if order.shape != self._order.shape or not np.array_equal(np.sort(order), np.sort(self.train_idx)):
+            raise TrainingError(
+                f"the checkpoint was made with other training data ({len(order)} training samples in its order, "
+                f"{len(self.train_idx)} here, or a different split): use the same dataset, validation "
+                "fraction and seed to resume")
+        missing = sorted(set(checkpoint.dropout_rng_states) - set(own))
+        if missing:
+            raise TrainingError(f"the checkpoint has random generator states for dropout blocks "
+                                f"{', '.join(missing)} that this network does not draw from separately")
+        try:
+            epochs = [EpochEnd(**e) for e in checkpoint.history]
+        except TypeError as exc:
+            raise TrainingError(f"cannot resume from this checkpoint: its history is damaged ({exc})") from None
+        with self._exclusive():
+            backup = self.network.state_dict()
+            try:
+                self.network.load_state_dict(checkpoint.weights)  # names every mismatch, changes nothing then
+                optimizer = self._optimizer_for(checkpoint)
+                generators = [(self.rng, checkpoint.rng_state)] + [
+                    (own[name], state) for name, state in checkpoint.dropout_rng_states.items()]
+                for rng, state in generators:  # try each state on a scratch generator before the real ones
+                    type(rng.bit_generator)().state = state
+            except (ValueError, TypeError, KeyError) as exc:
+                self.network.load_state_dict(backup)
+                raise TrainingError(f"cannot resume from this checkpoint: {exc}") from None
+            for rng, state in generators:
+                rng.bit_generator.state = state
+        self.optimizer = optimizer
+        self._order[...] = order
+        self.history = History(epochs, [list(b) for b in checkpoint.batch_losses], epochs_done=checkpoint.epoch)
+        self._resume_epoch = checkpoint.epoch
+        self._mid_epoch = False
+
+    def _optimizer_for(self, checkpoint) -> Optimizer:
+        """The project's optimiser holding the checkpoint's state; ValueError if it does not fit."""
+        params = self.network.parameters()
+        for key, buf in checkpoint.optimizer_state.items():
+            name = key.partition("/")[2]
+            if key != "steps" and (name not in params or np.shape(buf) != params[name].shape):
+                raise ValueError(f"the optimiser state {key} {_dims(np.shape(buf))} does not fit the network's "
+                                 "parameters")
+        optimizer = make_optimizer(self.settings)
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+        trained_with = checkpoint.project.training.learning_rate
+        optimizer.lr = checkpoint.learning_rate if self.settings.learning_rate == trained_with \
+            else self.settings.learning_rate
+        return optimizer
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, dataset, project=None, dtype=None) -> "Trainer":
+        """A trainer that continues ``checkpoint`` (a Checkpoint or a path) on ``dataset``.
+
+        ``project`` defaults to the checkpoint's own; ``dtype`` to its weights' dtype.
+        """
+        if not hasattr(checkpoint, "weights"):
+            from core.checkpoint import load_checkpoint
+
+            checkpoint = load_checkpoint(checkpoint)
+        if dtype is None:
+            dtype = next(iter(checkpoint.weights.values())).dtype if checkpoint.weights else np.float32
+        trainer = cls(project if project is not None else checkpoint.project, dataset, dtype=dtype)
+        trainer.restore(checkpoint)
+        return trainer
+
+    def _dropout_rngs(self) -> dict[str, np.random.Generator]:
+        """Dropout blocks drawing from a generator other than the trainer's (a network built elsewhere)."""
+        return {stage.info.name: layer.rng for stage in self.network.stages for layer in stage.layers
+                if isinstance(layer, Dropout) and layer.rng is not self.rng}
+
     # --- running -------------------------------------------------------------------------------
     def fit(self, callback: Callable[[Event], None] | None = None, epochs: int | None = None) -> History:
         """Run to the end, passing every event to ``callback``; returns ``self.history``."""
@@ -236,30 +361,39 @@ class Trainer:
                 callback(event)
         return self.history
 
-    def run(self, epochs: int | None = None) -> Iterator[Event]:
+    def run(self, epochs: int | None = None, start_epoch: int | None = None) -> Iterator[Event]:
         """Train for ``epochs`` (default: the project's), yielding events as they happen.
 
         Runs may follow one another: weights and optimiser state carry over. The history is
-        reset at the start of each run.
+        reset at the start of each run, except in a resumed run: ``start_epoch`` epochs done
+        before (default: those of the checkpoint ``restore`` loaded, for the first run after
+        it; else 0) keep their history, and events are numbered from ``start_epoch + 1``.
         """
         epochs = self.settings.epochs if epochs is None else epochs
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise TrainingError(f"epochs must be a whole number >= 1, got {epochs!r}")
+        first = self._resume_epoch if start_epoch is None else start_epoch
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise TrainingError(f"start_epoch must be a whole number >= 0, got {first!r}")
+        self._resume_epoch = 0
         n = len(self.train_idx)
         bpe = math.ceil(n / self.batch_size)
-        self.history = history = History()
+        old = self.history
+        self.history = history = History(list(old.epochs[:first]), [list(b) for b in old.batch_losses[:first]],
+                                         epochs_done=first) if first else History()
         self.error = None
         status, message = "finished", f"finished {epochs} epoch{'s' if epochs != 1 else ''}"
         try:
-            yield RunStarted(epochs, bpe, n, len(self.val_idx))
+            yield RunStarted(epochs, bpe, n, len(self.val_idx), first)
             seen = 0
-            for epoch in range(1, epochs + 1):
+            for epoch in range(first + 1, first + epochs + 1):
                 snapshot = self.network.state_dict()
                 losses: list[float] = []
                 history.batch_losses.append(losses)
                 start = time.perf_counter()
                 paused = 0.0  # seconds spent paused this epoch, left out of the timings
                 loss_sum, correct = 0.0, 0
+                self._mid_epoch = True
                 self.rng.shuffle(self._order)
                 for b in range(bpe):
                     paused += self._hold()
@@ -283,9 +417,10 @@ class Trainer:
                     epoch, loss_sum / n, correct / n, val_loss, val_acc,
                     time.perf_counter() - start - paused, n / train_seconds))
                 history.epochs_done = epoch
+                self._mid_epoch = False
                 yield history.epochs[-1]
         except _Stopped:
-            done = history.epochs_done
+            done = history.epochs_done - first
             status, message = "stopped", f"stopped after {done} complete epoch{'s' if done != 1 else ''}"
         except _Diverged as exc:
             status, message = "diverged", str(exc)
