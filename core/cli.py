@@ -1,4 +1,5 @@
-"""The ``netbuilder`` command: open the app, train a project from the console, or print its summary.
+"""The ``netbuilder`` command: open the app, train (or resume) a project from the console, print its
+summary, or export its trained weights.
 
 Exit codes: 0 success; 1 bad input or a failed/diverged run (message on stderr); 2 invalid
 project or bad command line; 130 training stopped with Ctrl+C (the weights are still saved).
@@ -25,6 +26,8 @@ Build convolutional neural networks visually, train them live, export what they 
   netbuilder PROJECT.json       open the app with a project
   netbuilder train PROJECT      train a project from the console
   netbuilder summary PROJECT    print a project's layer table and totals
+  netbuilder export PROJECT WEIGHTS --format onnx|torch|numpy -o PATH
+                                export trained weights, verified against the app
 """
 
 
@@ -63,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="WEIGHTS.npz",
                        help="where to write the weights (default: <project name>.weights.npz next to the project)")
     train.add_argument("--quiet", action="store_true", help="no progress bar on stderr (epoch metrics still printed)")
+    train.add_argument("--checkpoint", metavar="CHECKPOINT.npz",
+                       help="write a checkpoint (weights, optimiser and random state) here after every epoch, "
+                            "to continue later with --resume")
+    train.add_argument("--resume", metavar="CHECKPOINT.npz",
+                       help="continue the run saved in this checkpoint, exactly as if it had not stopped, up to "
+                            "--epochs (default: the project's) epochs in all; the checkpoint is updated after "
+                            "every epoch unless --checkpoint names another file")
     train.set_defaults(run=_train)
 
     summary = commands.add_parser(
@@ -71,6 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "has problems, print every one and exit with code 2.")
     summary.add_argument("project", metavar="PROJECT", help="project file (.json)")
     summary.set_defaults(run=_summary)
+
+    export = commands.add_parser(
+        "export", help="export trained weights as ONNX, PyTorch or numpy, verified",
+        description="Export a trained network for other tools. Before anything is written, the export is run "
+                    "by its own runtime (onnxruntime, torch, or the generated predict.py) on validation samples "
+                    "of the project's dataset (random inputs if it cannot be loaded) and compared with the app; "
+                    "the largest difference and the class agreement are printed. onnx writes PATH as one .onnx "
+                    "file; torch writes model.py and weights.pt into the folder PATH; numpy writes predict.py "
+                    "and weights.npz into the folder PATH.")
+    export.add_argument("project", metavar="PROJECT", help="project file (.json)")
+    export.add_argument("weights", metavar="WEIGHTS", help="weights file (.npz from 'netbuilder train', a checkpoint, "
+                                                           "or a PyTorch state_dict .pt)")
+    export.add_argument("--format", required=True, choices=("onnx", "torch", "numpy"), help="what to export")
+    export.add_argument("-o", "--output", required=True, metavar="PATH",
+                        help="the .onnx file, or the folder for torch and numpy (created if missing)")
+    export.add_argument("--samples", type=_positive_int, default=64, metavar="N",
+                        help="number of samples to verify with (default: 64)")
+    export.set_defaults(run=_export)
     return parser
 
 
@@ -141,6 +169,7 @@ def _error(message: str) -> None:
 
 # --- train ------------------------------------------------------------------------------------
 def _train(args) -> int:
+    from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from core.datasets import load_dataset
     from core.inference import validate
     from core.project import load_project
@@ -160,16 +189,42 @@ def _train(args) -> int:
     if not out.parent.is_dir():
         _error(f"cannot write the weights to {out}: the folder {out.parent} does not exist")
         return EXIT_ERROR
+    resumed = None
+    if args.resume:
+        try:
+            resumed = load_checkpoint(args.resume)
+        except (CheckpointError, ProjectError) as exc:
+            _error(f"cannot resume: {exc}")
+            return EXIT_ERROR
+    checkpoint_path = Path(args.checkpoint) if args.checkpoint else Path(args.resume) if args.resume else None
+    if checkpoint_path is not None and not checkpoint_path.parent.is_dir():
+        _error(f"cannot write checkpoints to {checkpoint_path}: the folder {checkpoint_path.parent} does not exist")
+        return EXIT_ERROR
     try:
         dataset = load_dataset(project.dataset, base_dir=path.parent)
     except (ValueError, OSError) as exc:
         _error(f"cannot load the dataset of {path}: {exc}")
         return EXIT_ERROR
     try:
-        trainer = Trainer(project, dataset)
+        if resumed is None:
+            trainer = Trainer(project, dataset)
+        else:
+            trainer = Trainer.from_checkpoint(resumed, dataset, project=project)
     except (TrainingError, ValueError) as exc:
-        _error(f"{path}: {exc}")
+        _error(f"{path}: {exc}" if resumed is None else f"cannot resume from {args.resume}: {exc}")
         return EXIT_ERROR
+    epochs = args.epochs or project.training.epochs
+    if resumed is not None:
+        if resumed.epoch >= epochs:
+            try:
+                save_weights(out, trainer.network, project)
+            except (WeightsError, OSError) as exc:
+                _error(str(exc))
+                return EXIT_ERROR
+            print(f"the checkpoint has {resumed.epoch} epoch{'s' if resumed.epoch != 1 else ''} already "
+                  f"(of {epochs}); nothing to train; weights saved to {out}", flush=True)
+            return EXIT_OK
+        epochs -= resumed.epoch
 
     progress = Progress(sys.stderr, enabled=not args.quiet)
     interrupted = threading.Event()
@@ -183,18 +238,30 @@ def _train(args) -> int:
 
     previous = _install_sigint(on_sigint)
     ended = None
+    saved_epoch = None  # the epoch of the last checkpoint written
     try:
-        for event in trainer.run(args.epochs):
+        for event in trainer.run(epochs):
             if isinstance(event, RunStarted):
                 val = f", {event.val_size} for validation" if event.val_size else ""
-                print(f"training {project.name!r} on {event.train_size} images{val}: {event.epochs} epoch{'s' if event.epochs != 1 else ''} "
-                      f"of {event.batches_per_epoch} batches", flush=True)
-                total_epochs = event.epochs
+                total_epochs = event.start_epoch + event.epochs
+                if event.start_epoch:
+                    what = (f"resuming {project.name!r} after epoch {event.start_epoch} on {event.train_size} "
+                            f"images{val}: epochs {event.start_epoch + 1} to {total_epochs}")
+                else:
+                    what = (f"training {project.name!r} on {event.train_size} images{val}: {event.epochs} "
+                            f"epoch{'s' if event.epochs != 1 else ''}")
+                print(f"{what} of {event.batches_per_epoch} batches", flush=True)
             elif isinstance(event, BatchEnd):
                 progress.batch(event, total_epochs)
             elif isinstance(event, EpochEnd):
                 progress.clear()
                 print(_epoch_line(event, total_epochs), flush=True)
+                if checkpoint_path is not None:
+                    try:  # the run waits here, between epochs: the one moment a checkpoint is exact
+                        save_checkpoint(checkpoint_path, trainer.checkpoint())
+                        saved_epoch = event.epoch
+                    except (CheckpointError, TrainingError) as exc:
+                        progress.note(f"netbuilder: {exc}; training goes on")
             elif isinstance(event, RunEnded):
                 progress.clear()
                 ended = event
@@ -214,7 +281,69 @@ def _train(args) -> int:
         _error(str(exc))
         return EXIT_ERROR
     print(f"{ended.message}; weights saved to {out}", flush=True)
+    if saved_epoch is not None:
+        print(f"checkpoint after epoch {saved_epoch} saved to {checkpoint_path} "
+              f"(continue with: netbuilder train {args.project} --resume {checkpoint_path})", flush=True)
     return EXIT_INTERRUPTED if ended.status == "stopped" else EXIT_OK
+
+
+# --- export -----------------------------------------------------------------------------------
+def _export(args) -> int:
+    from core.export import ExportError, export, load_state, read_weights_file
+    from core.inference import validate
+    from core.network import Network
+    from core.project import load_project
+    from core.weights import WeightsError
+
+    path = Path(args.project)
+    if not _is_file(path):
+        return EXIT_ERROR
+    try:
+        project = load_project(path)
+        validate(project)
+    except ProjectError as exc:
+        _report_problems(exc, str(path))
+        return EXIT_INVALID
+    weights = Path(args.weights)
+    if not weights.is_file():
+        _error(f"{weights}: {'is a folder, not a weights file' if weights.is_dir() else 'no such file'}")
+        return EXIT_ERROR
+    try:
+        state, embedded = read_weights_file(weights)
+        # Training stores the input normalisation in the weights' project, not in the project file.
+        ours, theirs = project.dataset, embedded.dataset if embedded is not None else {}
+        if isinstance(ours, dict) and "normalization" not in ours and isinstance(theirs, dict) \
+                and "normalization" in theirs:
+            ours["normalization"] = theirs["normalization"]
+        network = Network(project)
+        load_state(network, state, weights)
+    except (WeightsError, ProjectError, ValueError) as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    dataset = None
+    try:
+        dataset = _project_dataset(project, path.parent)
+    except Exception as exc:  # noqa: BLE001 - any failure only means verifying on random inputs instead
+        _error(f"verifying on random inputs: the dataset of {path} could not be loaded ({exc})")
+    try:
+        report = export(network, args.output, args.format, dataset=dataset, count=args.samples)
+    except ExportError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    print(report, flush=True)
+    return EXIT_OK
+
+
+def _project_dataset(project, base_dir: Path):
+    """The project's dataset without its normalisation key (the exports apply it themselves)."""
+    try:
+        from core.datasets.registry import load_project_dataset
+    except ImportError:
+        from core.datasets import load_dataset
+
+        spec = {k: v for k, v in project.dataset.items() if k != "normalization"}
+        return load_dataset(spec, base_dir=base_dir)
+    return load_project_dataset(project, base_dir)
 
 
 def _epoch_line(e, total: int) -> str:

@@ -84,6 +84,7 @@ class Network:
         ``stats`` is the project's ``dataset["normalization"]``; the network, not the data,
         applies it, so training, probing, prediction and export verification all see the same.
         """
+        self._stats = dict(stats) if stats else None
         if not stats:
             self._shift = self._scale = None
             return
@@ -91,6 +92,11 @@ class Network:
         shape = (-1,) + (1,) * (len(self.inference.input_shape) - 1)
         self._shift = mean.reshape(shape).astype(self.dtype)
         self._scale = (1.0 / std).reshape(shape).astype(self.dtype)
+
+    @property
+    def normalization(self) -> dict | None:
+        """The per-channel statistics applied to inputs, as stored in the project, or None."""
+        return self._stats
 
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)

@@ -10,6 +10,7 @@ Numbering: epochs and batches in events are 1-based, as shown to the user
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import threading
 import time
@@ -236,6 +237,10 @@ class Trainer:
             blocks = self.network.forward_blocks(x)
             return [(info.name, info.kind, np.array(out[0], copy=True)) for info, out in blocks]
 
+    def validation_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the validation split (copies): for confusion matrices and sample pickers."""
+        return self._x[self.val_idx], self._y[self.val_idx]
+
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter under its stable name, taken between batches."""
         with self._exclusive():
@@ -277,7 +282,8 @@ class Trainer:
 
         Raises TrainingError (the trainer unchanged) if it belongs to another network, optimiser
         kind or training set. A learning rate changed during the checkpointed run is kept,
-        unless the project now sets another one.
+        unless the project now sets another one; the checkpoint's input normalisation is kept
+        (the weights were trained with it) and written into the project.
         """
         own = self._dropout_rngs()
         if checkpoint.optimizer != self.settings.optimizer:
@@ -297,20 +303,28 @@ class Trainer:
             epochs = [EpochEnd(**e) for e in checkpoint.history]
         except TypeError as exc:
             raise TrainingError(f"cannot resume from this checkpoint: its history is damaged ({exc})") from None
+        # The weights were trained on inputs normalised with the checkpoint's statistics: keep using them.
+        theirs = checkpoint.project.dataset if isinstance(checkpoint.project.dataset, dict) else {}
+        mine = self.project.dataset if isinstance(self.project.dataset, dict) else None
+        stats = theirs.get("normalization") if "normalization" in theirs else (mine or {}).get("normalization")
         with self._exclusive():
             backup = self.network.state_dict()
             try:
                 self.network.load_state_dict(checkpoint.weights)  # names every mismatch, changes nothing then
                 optimizer = self._optimizer_for(checkpoint)
+                self.network.set_normalization(stats)
                 generators = [(self.rng, checkpoint.rng_state)] + [
                     (own[name], state) for name, state in checkpoint.dropout_rng_states.items()]
                 for rng, state in generators:  # try each state on a scratch generator before the real ones
                     type(rng.bit_generator)().state = state
             except (ValueError, TypeError, KeyError) as exc:
                 self.network.load_state_dict(backup)
+                self.network.set_normalization((mine or {}).get("normalization"))
                 raise TrainingError(f"cannot resume from this checkpoint: {exc}") from None
             for rng, state in generators:
                 rng.bit_generator.state = state
+            if mine is not None and "normalization" in theirs:
+                mine["normalization"] = copy.deepcopy(stats)
         self.optimizer = optimizer
         self._order[...] = order
         self.history = History(epochs, [list(b) for b in checkpoint.batch_losses], epochs_done=checkpoint.epoch)
@@ -393,8 +407,12 @@ class Trainer:
                 start = time.perf_counter()
                 paused = 0.0  # seconds spent paused this epoch, left out of the timings
                 loss_sum, correct = 0.0, 0
-                self._mid_epoch = True
-                self.rng.shuffle(self._order)
+                self._acquire()  # a checkpoint taken from another thread sees this epoch begun, or not at all
+                try:
+                    self._mid_epoch = True
+                    self.rng.shuffle(self._order)
+                finally:
+                    self._lock.release()
                 for b in range(bpe):
                     paused += self._hold()
                     idx = self._order[b * self.batch_size:(b + 1) * self.batch_size]

@@ -1,0 +1,162 @@
+"""Checkpoints: everything a run needs to go on exactly as if it had never stopped, in one .npz.
+
+A checkpoint is taken between epochs and holds the weights, the optimiser's state (step count,
+momentum / Adam moments, live learning rate), the random generator states (``bit_generator.state``
+as JSON: no pickle anywhere), the trainer's running shuffle order, the epoch count and the
+history so far. ``Trainer.from_checkpoint`` resumes from it; N epochs, a checkpoint, then M more
+give the same weights bit for bit as an unbroken run of N + M with the same seed.
+
+File layout (read with ``allow_pickle=False``): ``__project__`` (project JSON, UTF-8 uint8, as
+in weights files), ``__checkpoint__`` (the JSON below, UTF-8 uint8), ``weights/<name>``,
+``optimizer/<key>`` (``Optimizer.state_dict`` keys), ``order`` and ``batch_losses`` (all batch
+losses, flat, float64; the JSON's ``batches`` says how many per epoch).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import ProjectError
+from core.project import Project, parse_project
+from core.weights import PROJECT_KEY, WeightsError
+
+FORMAT = 1
+META_KEY = "__checkpoint__"
+_WEIGHTS, _OPTIMIZER = "weights/", "optimizer/"
+
+
+class CheckpointError(WeightsError):
+    """A checkpoint cannot be written, read or used; the message names the file and the reason."""
+
+
+@dataclass
+class Checkpoint:
+    """The state of a training run at the end of epoch ``epoch`` (0: before the first)."""
+
+    project: Project
+    epoch: int
+    weights: dict[str, np.ndarray]
+    optimizer: str  # the project's optimizer kind the state belongs to (sgd | momentum | nesterov | adam)
+    optimizer_state: dict[str, np.ndarray]
+    learning_rate: float  # the live rate (it may have been changed during the run)
+    rng_state: dict  # the trainer's generator: ``rng.bit_generator.state``
+    order: np.ndarray  # the trainer's training-sample order, shuffled in place each epoch
+    dropout_rng_states: dict[str, dict] = field(default_factory=dict)  # dropout blocks with their own generator
+    history: list[dict] = field(default_factory=list)  # EpochEnd fields of every completed epoch
+    batch_losses: list[list[float]] = field(default_factory=list)  # per epoch
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (a temporary file renamed over it)."""
+    path = Path(path)
+    meta = {
+        "format": FORMAT,
+        "epoch": int(checkpoint.epoch),
+        "optimizer": checkpoint.optimizer,
+        "learning_rate": float(checkpoint.learning_rate),
+        "rng_state": checkpoint.rng_state,
+        "dropout_rng_states": checkpoint.dropout_rng_states,
+        "history": checkpoint.history,
+        "batches": [len(b) for b in checkpoint.batch_losses],
+    }
+    arrays = {PROJECT_KEY: _text_array(checkpoint.project.to_json()), META_KEY: _text_array(json.dumps(meta))}
+    arrays.update({_WEIGHTS + k: np.asarray(v) for k, v in checkpoint.weights.items()})
+    arrays.update({_OPTIMIZER + k: np.asarray(v) for k, v in checkpoint.optimizer_state.items()})
+    arrays["order"] = np.asarray(checkpoint.order, np.int64)
+    arrays["batch_losses"] = np.array([v for b in checkpoint.batch_losses for v in b], np.float64)
+
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise CheckpointError(f"{path}: cannot write the checkpoint: {exc.strerror or exc}") from None
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a readable .npz holding a checkpoint (False for anything else)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return META_KEY + ".npy" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint; ``CheckpointError`` names the file and what is wrong with it."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{path}: a single .npy array, not a checkpoint (.npz)")
+        with data:
+            if META_KEY not in data.files:
+                hint = " (it is a weights file: train with it from the start instead)" if PROJECT_KEY in data.files \
+                    else ""
+                raise CheckpointError(f"{path}: not a netbuilder checkpoint ({META_KEY!r} missing){hint}")
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint") from None
+    except CheckpointError:
+        raise
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise CheckpointError(f"{path}: not a valid checkpoint (.npz), or it is truncated: {exc}") from None
+
+    try:
+        meta = json.loads(_text(arrays.pop(META_KEY)))
+        project = parse_project(_text(arrays.pop(PROJECT_KEY)), source=f"{path} (embedded project)")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            version = meta.get("format") if isinstance(meta, dict) else meta
+            raise ValueError(f"unsupported checkpoint format {version!r} (this netbuilder reads format {FORMAT})")
+        losses = arrays.pop("batch_losses")
+        counts = [int(n) for n in meta["batches"]]
+        if sum(counts) != losses.size:
+            raise ValueError(f"{losses.size} batch losses stored but {sum(counts)} expected")
+        ends = np.cumsum([0] + counts)
+        checkpoint = Checkpoint(
+            project=project,
+            epoch=int(meta["epoch"]),
+            weights={k[len(_WEIGHTS):]: v for k, v in arrays.items() if k.startswith(_WEIGHTS)},
+            optimizer=str(meta["optimizer"]),
+            optimizer_state={k[len(_OPTIMIZER):]: v for k, v in arrays.items() if k.startswith(_OPTIMIZER)},
+            learning_rate=float(meta["learning_rate"]),
+            rng_state=dict(meta["rng_state"]),
+            order=np.asarray(arrays.pop("order"), np.int64),
+            dropout_rng_states=dict(meta["dropout_rng_states"]),
+            history=list(meta["history"]),
+            batch_losses=[losses[a:b].tolist() for a, b in zip(ends[:-1], ends[1:])],
+        )
+    except (WeightsError, ProjectError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged checkpoint can fail in many ways; name the file
+        raise CheckpointError(f"{path}: the checkpoint is damaged: {type(exc).__name__}: {exc}") from None
+    if "steps" not in checkpoint.optimizer_state:
+        raise CheckpointError(f"{path}: the checkpoint is damaged: no optimizer step count")
+    return checkpoint
+
+
+def _text_array(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+def _text(raw: np.ndarray) -> str:
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"expected UTF-8 bytes (1-D uint8), got {raw.dtype} {raw.shape}")
+    return raw.tobytes().decode("utf-8")

@@ -1,0 +1,190 @@
+"""ONNX export: the whole network, input normalisation included, as standard opset-17 operators.
+
+Input "input" is (N, C, H, W) float32 raw pixels in [0, 1] with a dynamic batch "N" (normalised
+first by Sub mean, Mul 1 / std when the project has statistics); output
+"probabilities" is (N, outputs). Initializers keep the engine's parameter names
+(``conv1.weight``...), nodes are named after their blocks. Mapping: conv -> Conv (explicit,
+possibly asymmetric pads); pool max -> MaxPool (padding never wins, as -inf); average ->
+AveragePool with count_include_pad=1; sum -> that AveragePool times the window area; dense ->
+[Flatten] + Gemm(transB=1); flatten -> Flatten(axis=1); dropout -> nothing (inference). The
+project JSON, class names and normalisation statistics are stored in ``metadata_props``.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from core.blocks import LEAKY_RELU_SLOPE
+from core.export.verify import (ExportError, Staging, class_names_of, compare, normalization_constants,
+                                normalization_of, not_checked, verification_samples)
+
+OPSET = 17
+IR_VERSION = 8  # what opset 17 shipped with: readable by onnxruntime >= 1.13 and older tools
+INPUT, OUTPUT = "input", "probabilities"
+
+_ACTIVATION_OPS = {"relu": "Relu", "leaky_relu": "LeakyRelu", "sigmoid": "Sigmoid", "tanh": "Tanh",
+                   "identity": "Identity", "softmax": "Softmax"}
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError("the ONNX export needs the onnx package; install it with: pip install onnx") from None
+    return onnx
+
+
+class _Graph:
+    """Nodes and initializers appended in order; ``x`` is the name of the latest tensor."""
+
+    def __init__(self, onnx):
+        self.onnx = onnx
+        self.nodes = []
+        self.initializers = []
+        self.x = INPUT
+
+    def const(self, name: str, value) -> str:
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(value, np.float32), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], out: str, node_name: str | None = None, **attrs) -> str:
+        self.nodes.append(self.onnx.helper.make_node(op_type, inputs, [out], name=node_name or out, **attrs))
+        self.x = out
+        return out
+
+
+def _activation(g: _Graph, node_name: str, act: str, out: str) -> None:
+    attrs = {"alpha": LEAKY_RELU_SLOPE} if act == "leaky_relu" else {"axis": 1} if act == "softmax" else {}
+    g.op(_ACTIVATION_OPS[act], [g.x], out, node_name, **attrs)
+
+
+def _onnx_pads(pads) -> list[int]:
+    top, bottom, left, right = pads
+    return [top, left, bottom, right]  # ONNX: all begins (H, W), then all ends
+
+
+def build_onnx(network, class_names: list[str] | None = None):
+    """The ``onnx.ModelProto`` of ``network`` (float32 weights), checked with full_check."""
+    onnx = _onnx()
+    helper = onnx.helper
+    project = network.project
+    g = _Graph(onnx)
+    stats = normalization_of(project)
+    if stats is not None:
+        shift, scale = normalization_constants(project)
+        c = len(shift)
+        mean = g.const("normalization.mean", shift.reshape(1, c, 1, 1))
+        inv_std = g.const("normalization.inv_std", scale.reshape(1, c, 1, 1))
+        g.op("Sub", [g.x, mean], "centred", "normalize_mean")
+        g.op("Mul", [g.x, inv_std], "normalized", "normalize_std")  # times 1 / std, as the app computes it
+
+    for stage in network.stages:
+        info, block, geo = stage.info, stage.info.block, stage.info.geometry
+        name, kind = info.name, info.kind
+        if kind == "conv":
+            w = g.const(f"{name}.weight", stage.param_layer.params["weight"])
+            b = g.const(f"{name}.bias", stage.param_layer.params["bias"])
+            g.op("Conv", [g.x, w, b], f"{name}_linear", name, kernel_shape=list(geo["kernel"]),
+                 strides=list(geo["stride"]), pads=_onnx_pads(geo["pads"]))
+            _activation(g, f"{name}_{block['activation']}", block["activation"], name + "_out")
+        elif kind == "pool":
+            window = dict(kernel_shape=list(geo["kernel"]), strides=list(geo["stride"]), pads=_onnx_pads(geo["pads"]))
+            if block["mode"] == "max":
+                g.op("MaxPool", [g.x], name + "_out", name, **window)
+            else:
+                pooled = name + ("_out" if block["mode"] == "average" else "_mean")
+                g.op("AveragePool", [g.x], pooled, name, count_include_pad=1, **window)
+                if block["mode"] == "sum":
+                    area = g.const(f"{name}.area", np.array(geo["kernel"][0] * geo["kernel"][1], np.float32))
+                    g.op("Mul", [g.x, area], name + "_out", name + "_sum")
+        elif kind == "dense":
+            if info.implicit_flatten:
+                g.op("Flatten", [g.x], name + "_flat", name + "_flatten", axis=1)
+            w = g.const(f"{name}.weight", stage.param_layer.params["weight"])
+            b = g.const(f"{name}.bias", stage.param_layer.params["bias"])
+            g.op("Gemm", [g.x, w, b], f"{name}_linear", name, transB=1)
+            _activation(g, f"{name}_{block['activation']}", block["activation"], name + "_out")
+        elif kind == "flatten":
+            g.op("Flatten", [g.x], name + "_out", name, axis=1)
+        elif kind == "activation":
+            _activation(g, name, block["activation"], name + "_out")
+        elif kind == "dropout":
+            continue  # identity at inference
+        else:
+            raise ExportError(f"block {info.index + 1} ({kind}): no ONNX mapping for this kind")
+
+    if g.nodes and g.x != INPUT:
+        g.nodes[-1].output[0] = OUTPUT  # the last node writes the graph output directly
+    else:
+        g.op("Identity", [g.x], OUTPUT)
+    c, h, w = (int(v) for v in project.input_shape)
+    outputs = int(network.output_features)
+    graph = helper.make_graph(
+        g.nodes, _graph_name(project.name),
+        [helper.make_tensor_value_info(INPUT, onnx.TensorProto.FLOAT, ["N", c, h, w])],
+        [helper.make_tensor_value_info(OUTPUT, onnx.TensorProto.FLOAT, ["N", outputs])], g.initializers)
+    graph.doc_string = (f"{project.name}: input (N, {c}, {h}, {w}) raw pixels in [0, 1]"
+                        + (", normalised inside the graph" if stats is not None else "")
+                        + f"; output (N, {outputs}) class probabilities")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="netbuilder",
+                              ir_version=IR_VERSION, doc_string=graph.doc_string)
+    names = class_names if class_names is not None else class_names_of(project)
+    meta = {"netbuilder.project": project.to_json(), "netbuilder.class_names": json.dumps(names)}
+    if stats is not None:
+        meta["netbuilder.normalization"] = json.dumps({"mean": list(map(float, stats[0])),
+                                                       "std": list(map(float, stats[1]))})
+    helper.set_model_props(model, meta)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:  # noqa: BLE001 - onnx raises several types; any is our bug, shown as such
+        raise ExportError(f"the ONNX graph built for {project.name!r} failed onnx's checker: {exc}") from None
+    return model
+
+
+def _graph_name(name: str) -> str:
+    return name if name.strip() else "netbuilder"
+
+
+def run_onnx(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
+    """Outputs of the ONNX file at ``path`` for ``x`` through onnxruntime (CPU, one thread)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # small verification batches; leave the cores to the app
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run([OUTPUT], {INPUT: np.ascontiguousarray(x, np.float32)})[0]
+
+
+def export_onnx(network, path: str | os.PathLike, *, samples: np.ndarray | None = None,
+                sample_source: str | None = None, class_names: list[str] | None = None):
+    """Write ``network`` to the .onnx file ``path`` after running it in onnxruntime.
+
+    ``samples`` (N, C, H, W) in [0, 1] are the verification inputs (default: random).
+    Returns the ``VerificationReport``; raises ``ExportError`` (nothing written) if the model
+    cannot be built or written, or if its outputs differ from the engine's.
+    """
+    if samples is None:
+        samples, sample_source = verification_samples(network.project)
+    model = build_onnx(network, class_names)
+    with Staging("ONNX model") as staging:
+        tmp = staging.temp(path)
+        try:
+            tmp.write_bytes(model.SerializeToString())
+        except OSError as exc:
+            raise ExportError(f"cannot write the ONNX model to {path}: {exc.strerror or exc}") from None
+        try:
+            import onnxruntime
+        except ImportError:
+            report = not_checked("onnx", staging.destinations, "onnxruntime", len(samples), sample_source or "",
+                                 "install it with: pip install onnxruntime")
+        else:
+            report = compare("onnx", network, samples, lambda x: run_onnx(tmp, x),
+                             f"onnxruntime {onnxruntime.__version__}", staging.destinations, sample_source or "")
+        if report.checked and not report.passed:
+            raise ExportError(f"the ONNX export of {network.project.name!r} gives other answers than the app; "
+                              f"nothing was written\n{report}", report)
+        staging.publish()
+    return report
