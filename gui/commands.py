@@ -104,7 +104,8 @@ class SetProjectValue(QUndoCommand):
         return _SET_FIELD_ID + 1
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, SetProjectValue) or other.key != self.key:
+        # Typing into a field merges; choosing another dataset is a deliberate step of its own.
+        if not isinstance(other, SetProjectValue) or other.key != self.key or self.key == "dataset":
             return False
         self.new = copy.deepcopy(other.new)
         return True

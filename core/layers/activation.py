@@ -1,0 +1,157 @@
+"""Element-wise activations (and softmax over axis 1), for inputs of any rank."""
+from __future__ import annotations
+
+import numpy as np
+
+from core.blocks import ACTIVATIONS, LEAKY_RELU_SLOPE
+from core.layers import parallel
+from core.layers.base import Layer
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    r = 1 / (1 + e)
+    if out is None:
+        return np.where(x >= 0, r, e * r)
+    np.copyto(out, np.where(x >= 0, r, e * r))
+    return out
+
+
+def softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def blockwise(fn, *arrays: np.ndarray) -> None:
+    """``fn(*blocks)`` on blocks of same-shaped arrays, cut along the first one's outermost memory
+    axis and run in parallel; any memory layout works."""
+    a = arrays[0]
+    if a.ndim == 0:
+        fn(*arrays)
+        return
+    axis = max(range(a.ndim), key=lambda k: abs(a.strides[k]))
+    lead = (slice(None),) * axis
+
+    def run(lo: int, hi: int) -> None:
+        fn(*(arr[lead + (slice(lo, hi),)] for arr in arrays))
+
+    parallel.split(run, a.shape[axis], a.size * len(arrays))
+
+
+# Below this many elements the plain numpy expressions win over splitting and layout tricks.
+SMALL = 1 << 15
+
+_zero_buffers: dict[np.dtype, np.ndarray] = {}
+
+
+def zeros_like_layout(a: np.ndarray) -> np.ndarray:
+    """A read-only view of zeros with ``a``'s shape and strides.
+
+    np.maximum(x, 0) takes a slow scalar path; against an array laid out like x it runs at
+    memory speed. The zeros come from one never-written buffer per dtype, so reading them
+    costs almost no memory traffic.
+    """
+    if any(s < 0 for s in a.strides):
+        return np.zeros_like(a)
+    span = 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) // a.itemsize if a.size else 1
+    buf = _zero_buffers.get(a.dtype)
+    if buf is None or buf.size < span:
+        buf = _zero_buffers[a.dtype] = np.zeros(max(span, 1 << 16), a.dtype)
+    return np.lib.stride_tricks.as_strided(buf, a.shape, a.strides, writeable=False)
+
+
+def _relu(x, y):
+    np.maximum(x, zeros_like_layout(x), out=y)
+
+
+def _leaky(x, y):
+    np.multiply(x, x.dtype.type(LEAKY_RELU_SLOPE), out=y)
+    np.maximum(x, y, out=y)  # slope < 1
+
+
+def _relu_grad(positive, g, dx):
+    np.multiply(g, positive, out=dx)
+
+
+def _leaky_grad(y, g, dx):
+    one, slope = y.dtype.type(1), y.dtype.type(LEAKY_RELU_SLOPE)
+    np.multiply(g, np.where(y > 0, one, slope), out=dx)
+
+
+def _sigmoid_grad(y, g, dx):
+    np.multiply(g, y * (1 - y), out=dx)
+
+
+def _tanh_grad(y, g, dx):
+    np.multiply(g, 1 - y * y, out=dx)
+
+
+_FORWARD = {"relu": _relu, "leaky_relu": _leaky, "sigmoid": lambda x, y: sigmoid(x, out=y),
+            "tanh": lambda x, y: np.tanh(x, out=y)}
+_BACKWARD = {"relu": _relu_grad, "leaky_relu": _leaky_grad, "sigmoid": _sigmoid_grad, "tanh": _tanh_grad}
+
+
+class Activation(Layer):
+    """relu, leaky_relu (slope ``LEAKY_RELU_SLOPE``), sigmoid, tanh, identity or softmax (axis 1).
+
+    Outputs and input gradients keep the memory layout of the input (a convolution's
+    batch-innermost view stays batch-innermost). Work on big arrays is split across threads.
+    """
+
+    def __init__(self, name: str):
+        super().__init__()
+        if name not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
+        self.name = name
+        self._y: np.ndarray | None = None  # output, or for relu the mask of positive inputs
+        self._dtype = np.dtype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r})"
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = np.asarray(x)
+        if self.name == "identity":
+            y = x
+        elif self.name == "softmax":
+            if x.ndim < 2:
+                raise ValueError(f"softmax works over axis 1 and needs at least 2 dimensions, got shape {x.shape}")
+            y = softmax(x, axis=1)
+        elif x.size < SMALL:
+            y = np.maximum(x, 0) if self.name == "relu" else np.empty_like(x)
+            if self.name != "relu":
+                _FORWARD[self.name](x, y)
+        else:
+            y = np.empty_like(x)  # same layout as x
+            blockwise(_FORWARD[self.name], x, y)
+        self._dtype = y.dtype
+        if training and self.name == "relu":
+            # relu's derivative needs only the sign: a bool mask is a quarter of y's memory and
+            # a separate bool multiply is faster than comparing inside backward
+            if x.size < SMALL:
+                self._y = x > 0
+            else:
+                self._y = np.empty_like(x, dtype=bool)
+                blockwise(lambda xb, mb: np.greater(xb, 0, out=mb), x, self._y)
+        elif training:
+            self._y = y  # every other derivative here is a function of the output
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        y = self._y
+        if y is None:
+            raise RuntimeError("Activation.backward needs a forward with training=True first")
+        if grad_out.shape != y.shape:
+            raise ValueError(f"Activation.backward expects a gradient of shape {y.shape}, got {grad_out.shape}")
+        if self.name == "identity":
+            return grad_out
+        g = grad_out.astype(self._dtype, copy=False)
+        dx = np.empty_like(y, dtype=self._dtype)  # in the input's layout, which the layer before reads fastest
+        if self.name == "softmax":  # J^T g = y * (g - <g, y>) along axis 1
+            np.multiply(y, g - (g * y).sum(axis=1, keepdims=True), out=dx)
+        elif y.size < SMALL:
+            _BACKWARD[self.name](y, g, dx)
+        else:
+            blockwise(_BACKWARD[self.name], y, g, dx)
+        return dx

@@ -1,0 +1,138 @@
+"""The engine against PyTorch (torch==2.13.0) on randomly generated valid architectures:
+forward outputs, gradients of input and parameters, and several optimiser steps."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from core.inference import infer
+from core.network import Network
+from core.optimizers import make_optimizer
+from core.project import Project, TrainingSettings
+from core.torch_bridge import torch_sequential
+
+torch.set_num_threads(1)
+
+pairs = st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)).map(list))
+paddings = st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 1),
+                     st.tuples(st.integers(0, 1), st.integers(0, 1)).map(list))
+activations = st.sampled_from(["relu", "leaky_relu", "sigmoid", "tanh", "identity"])
+
+
+@st.composite
+def spatial_block(draw):
+    kind = draw(st.sampled_from(["conv", "conv", "pool", "activation"]))
+    if kind == "conv":
+        return {"kind": "conv", "filters": draw(st.integers(1, 4)), "kernel_size": draw(pairs),
+                "stride": draw(pairs), "padding": draw(paddings), "activation": draw(activations)}
+    if kind == "pool":
+        size = draw(st.integers(1, 3))
+        return {"kind": "pool", "mode": draw(st.sampled_from(["max", "average", "sum"])), "size": size,
+                "stride": draw(st.one_of(st.none(), st.integers(1, 3))),
+                "padding": draw(st.integers(0, size // 2))}
+    return {"kind": "activation", "activation": draw(activations)}
+
+
+@st.composite
+def architectures(draw):
+    """A random project whose inference is valid, with a loss that fits its last activation."""
+    c, h, w = draw(st.integers(1, 3)), draw(st.integers(4, 10)), draw(st.integers(4, 10))
+    blocks = draw(st.lists(spatial_block(), min_size=0, max_size=4))
+    blocks.append({"kind": "flatten"})
+    for _ in range(draw(st.integers(0, 2))):
+        blocks.append({"kind": "dense", "units": draw(st.integers(1, 6)), "activation": draw(activations)})
+    loss = draw(st.sampled_from(["cross_entropy", "squared_error", "binary_cross_entropy"]))
+    classes = draw(st.integers(2, 5))
+    last = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(loss) or draw(activations)
+    blocks.append({"kind": "dense", "units": classes, "activation": last})
+    project = Project(name="random", input_shape=(c, h, w), num_classes=classes, blocks=blocks,
+                      training=TrainingSettings(loss=loss, seed=draw(st.integers(0, 2**16))))
+    assume(infer(project).ok)
+    return project
+
+
+def _torch_loss(loss: str, out, labels, classes: int):
+    n = out.shape[0]
+    if loss == "cross_entropy":
+        return F.cross_entropy(out, labels)
+    target = F.one_hot(labels, classes).float()
+    if loss == "binary_cross_entropy":
+        return F.binary_cross_entropy_with_logits(out, target, reduction="sum") / n
+    return 0.5 * ((out - target) ** 2).sum() / n
+
+
+def _data(project, n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, *project.input_shape)).astype(np.float32)
+    y = rng.integers(0, project.num_classes, n)
+    return x, y
+
+
+def _close(a, b, rtol=2e-4, atol=2e-5):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(architectures())
+def test_forward_and_gradients_match_torch(project):
+    net = Network(project)
+    x, y = _data(project)
+    fused = project.training.loss != "squared_error"
+    model = torch_sequential(net, include_final_activation=not fused)
+    with torch.no_grad():
+        expected = torch_sequential(net)(torch.from_numpy(x)).numpy()
+    _close(net.forward(x), expected)
+
+    loss, _ = net.train_step(x, y)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    tloss = _torch_loss(project.training.loss, model(xt), torch.from_numpy(y), project.num_classes)
+    tloss.backward()
+    assert loss == pytest.approx(tloss.item(), rel=1e-4, abs=1e-6)
+    _close(net.input_grad, xt.grad.numpy())
+    tparams = dict(model.named_parameters())
+    for name, grad in net.gradients().items():
+        _close(grad, tparams[name].grad.numpy())
+
+
+OPTIMIZERS = [
+    ("sgd", dict(learning_rate=0.05, weight_decay=0.0)),
+    ("momentum", dict(learning_rate=0.05, momentum=0.9, weight_decay=1e-3)),
+    ("nesterov", dict(learning_rate=0.05, momentum=0.8, weight_decay=1e-2)),
+    ("adam", dict(learning_rate=0.01, weight_decay=0.0)),
+    ("adam", dict(learning_rate=0.01, weight_decay=1e-2)),
+]
+
+
+def _torch_optimizer(name, params, s):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=s["learning_rate"], weight_decay=s["weight_decay"])
+    return torch.optim.SGD(params, lr=s["learning_rate"], momentum=s.get("momentum", 0.0) if name != "sgd" else 0.0,
+                           nesterov=name == "nesterov", weight_decay=s["weight_decay"])
+
+
+@pytest.mark.parametrize("name,overrides", OPTIMIZERS)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(project=architectures())
+def test_optimizer_steps_match_torch(name, overrides, project):
+    project.training = dataclasses.replace(project.training, optimizer=name, **overrides)
+    net = Network(project)
+    fused = project.training.loss != "squared_error"
+    model = torch_sequential(net, include_final_activation=not fused)
+    opt = make_optimizer(project.training)
+    topt = _torch_optimizer(name, model.parameters(), overrides)
+    for step in range(4):
+        x, y = _data(project, seed=step)
+        net.train_step(x, y)
+        opt.step(net.parameters(), net.gradients())
+        topt.zero_grad()
+        _torch_loss(project.training.loss, model(torch.from_numpy(x)), torch.from_numpy(y), project.num_classes).backward()
+        topt.step()
+    tparams = dict(model.named_parameters())
+    for pname, p in net.parameters().items():
+        _close(p, tparams[pname].detach().numpy(), rtol=1e-3, atol=1e-4)
