@@ -74,6 +74,8 @@ class Network:
         )
         self.output_features = int(np.prod(self.inference.output_shape))
         self.input_grad: np.ndarray | None = None
+        # Layers before the first one with weights have nothing to learn: backward may stop there.
+        self._first_weighted = next((layer for layer in self.layers if hasattr(layer, "needs_input_grad")), None)
         self._shift = self._scale = None
         self.set_normalization(project.dataset.get("normalization") if isinstance(project.dataset, dict) else None)
 
@@ -184,13 +186,18 @@ class Network:
         outputs = self.layers[-1].forward(pred, False) if self._fused else pred
         return float(loss), outputs
 
-    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def train_step(self, x: np.ndarray, labels: np.ndarray, input_grad: bool = False) -> tuple[float, np.ndarray]:
         """Forward in training mode, loss, backward: fills every layer's grads.
 
-        Returns the batch loss and the network's outputs (probabilities) for accuracy.
+        Returns the batch loss and the network's outputs (probabilities) for accuracy. The
+        gradient with respect to the input image is computed only with ``input_grad=True``
+        (then in ``self.input_grad``): training never needs it, and it is a fifth of a
+        LeNet-5 step.
         """
         x = self._prepare(x)
         layers = self.layers[:-1] if self._fused else self.layers
+        if self._first_weighted is not None:
+            self._first_weighted.needs_input_grad = input_grad
         for layer in layers:
             x = layer.forward(x, True)
         pred = x.reshape(len(x), -1)
@@ -199,8 +206,11 @@ class Network:
         grad = grad.reshape(x.shape)
         for layer in reversed(layers):
             grad = layer.backward(grad)
+            if grad is None:  # the first weighted layer skipped its input gradient
+                break
         # d loss / d raw input (through the normalisation): the parity tests check it
-        self.input_grad = grad if self._scale is None else grad * self._scale
+        self.input_grad = None if grad is None or not input_grad else (
+            grad if self._scale is None else grad * self._scale)
         return float(loss), outputs
 
 

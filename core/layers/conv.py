@@ -39,8 +39,8 @@ def check_input(layer: str, x: np.ndarray, channels: int | None, dtype) -> np.nd
     return x.astype(dtype, copy=False)
 
 
-# A layer's output rows are cut in chunks of about this many bytes of columns (at least two, so
-# two threads can share the work).
+# A layer's output rows are cut in chunks whose columns take about this many bytes (an even
+# number of chunks, so two threads can share them).
 CHUNK_BYTES = 8 << 20
 
 
@@ -62,30 +62,35 @@ class _Plan:
 
     Output rows are cut into a fixed number of chunks, each done by one thread (im2col and its
     slice of every matmul). The cut depends on the shapes only, never on the thread count, so
-    results are bit-for-bit the same however many threads run.
+    results are bit-for-bit the same however many threads run. Training keeps all columns for
+    the weight gradient; inference reuses one chunk-sized buffer per thread.
     """
 
     def __init__(self, conv: Conv2D, n: int, h: int, w: int):
-        c, f, (kh, kw) = conv.in_channels, conv.filters, conv.kernel_size
+        c, (kh, kw) = conv.in_channels, conv.kernel_size
         top, bottom, left, right = conv.pads
-        self.key = (n, h, w)
         self.hp, self.wp = h + top + bottom, w + left + right
         self.out_hw = ho, wo = output_hw((h, w), conv.kernel_size, conv.stride, conv.pads)
         if ho < 1 or wo < 1:
             raise ValueError(
                 f"Conv2D kernel {conv.kernel_size} with pads {conv.pads} does not fit an input of "
                 f"height x width {h} x {w}")
+        self.ckk = c * kh * kw
+        self.col_shape = (c, kh, kw, ho, wo, n)
         self.row = wo * n  # columns per output row
         self.m = ho * self.row
-        ckk = c * kh * kw
-        # The last row of ones turns the bias into one more matmul column of the weights.
-        self.cols = np.empty((ckk + 1, self.m), conv.dtype)
-        self.cols[ckk] = 1
-        self.cols6 = self.cols[:ckk].reshape(c, kh, kw, ho, wo, n)
-        chunks = -(-self.cols.nbytes // (2 * CHUNK_BYTES)) * 2
-        self.bounds = cuts(ho, min(ho, chunks))
+        nbytes = (self.ckk + 1) * self.m * conv.dtype.itemsize
+        self.bounds = cuts(ho, min(ho, 2 * max(1, -(-nbytes // (2 * CHUNK_BYTES)))))
+        self.cols: np.ndarray | None = None  # (C*kh*kw + 1, Ho*Wo*N), kept for backward
         self.xp: np.ndarray | None = None  # input staged batch-innermost, zero-padded
         self.g: np.ndarray | None = None  # output gradient staged batch-innermost
+
+    def train_cols(self, dtype) -> np.ndarray:
+        if self.cols is None:
+            self.cols = np.empty((self.ckk + 1, self.m), dtype)
+            # the last row of ones turns the bias into one more matmul column of the weights
+            self.cols[self.ckk] = 1
+        return self.cols
 
     def staged(self, xt: np.ndarray, pads) -> np.ndarray:
         """(C, Hp, Wp, N) zero-padded, batch-innermost input: ``xt`` itself when it already is."""
@@ -133,48 +138,54 @@ class Conv2D(Layer):
             "bias": np.zeros(self.filters, self.dtype),
         }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self._w_aug = np.empty((self.filters, ckk + 1), self.dtype)
-        self._plan: _Plan | None = None  # buffers of the last training input shape, reused
-        self._saved: tuple[_Plan, tuple[int, ...]] | None = None  # what backward needs
-        self._pending = False  # a training forward awaits its backward
+        self._plans: dict[tuple[int, int, int], _Plan] = {}  # by input (N, H, W), reused
+        self._saved: tuple | None = None  # what backward needs from the last training forward
+
+    def _plan_for(self, n: int, h: int, w: int) -> _Plan:
+        plan = self._plans.get((n, h, w))
+        if plan is None:
+            if len(self._plans) >= 4:  # e.g. training batches, evaluation batches, a last short batch
+                self._plans.pop(next(iter(self._plans)))
+            plan = self._plans[(n, h, w)] = _Plan(self, n, h, w)
+        return plan
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = check_input("Conv2D", x, self.in_channels, self.dtype)
         n, c, h, w = x.shape
-        plan = self._plan
-        if plan is None or plan.key != (n, h, w) or (not training and self._pending):
-            plan = _Plan(self, n, h, w)  # an inference plan of another shape is not kept
-            if training:
-                self._plan = plan
-        if training:
-            self._saved, self._pending = (plan, x.shape), True
-        elif plan is self._plan:
-            self._saved = None  # its columns are about to be overwritten
-
-        f, ckk = self.filters, self._w_aug.shape[1] - 1
-        self._w_aug[:, :ckk] = self.params["weight"].reshape(f, ckk)
-        self._w_aug[:, ckk] = self.params["bias"]
+        plan = self._plan_for(n, h, w)
+        f, ckk = self.filters, plan.ckk
+        w_aug = np.empty((f, ckk + 1), self.dtype)  # weights, then the bias as one more column
+        w_aug[:, :ckk] = self.params["weight"].reshape(f, ckk)
+        w_aug[:, ckk] = self.params["bias"]
         src = plan.staged(x.transpose(1, 2, 3, 0), self.pads)
         windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
         out = np.empty((f, plan.m), self.dtype)
         row, bounds = plan.row, plan.bounds
+        cols = plan.train_cols(self.dtype) if training else None
 
         def run(lo: int, hi: int) -> None:
             for k in range(lo, hi):
                 a, b = bounds[k], bounds[k + 1]
-                np.copyto(plan.cols6[:, :, :, a:b], windows[:, :, :, a:b])
-                np.matmul(self._w_aug, plan.cols[:, a * row:b * row], out=out[:, a * row:b * row])
+                if cols is not None:
+                    part = cols[:, a * row:b * row]
+                else:  # inference: a per-thread buffer for this chunk only
+                    part = scratch.get((ckk + 1, (b - a) * row), self.dtype, "conv cols")
+                    part[ckk] = 1
+                block = plan.col_shape[:3] + (b - a,) + plan.col_shape[4:]
+                np.copyto(part[:ckk].reshape(block), windows[:, :, :, a:b])
+                np.matmul(w_aug, part, out=out[:, a * row:b * row])
 
-        parallel.split(run, len(bounds) - 1, plan.cols.size * (f + 1))
+        parallel.split(run, len(bounds) - 1, (ckk + 1) * plan.m * (f + 1))
+        if training:
+            self._saved = (plan, x.shape, w_aug)
         ho, wo = plan.out_hw
         return out.reshape(f, ho, wo, n).transpose(3, 0, 1, 2)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if self._saved is None:
             raise RuntimeError("Conv2D.backward needs a forward with training=True first")
-        plan, (n, c, h, w) = self._saved
-        self._pending = False
-        f, ckk = self.filters, self._w_aug.shape[1] - 1
+        plan, (n, c, h, w), w_aug = self._saved
+        f, ckk = self.filters, plan.ckk
         ho, wo = plan.out_hw
         if grad_out.shape != (n, f, ho, wo):
             raise ValueError(f"Conv2D.backward expects a gradient of shape {(n, f, ho, wo)}, got {grad_out.shape}")
@@ -184,8 +195,8 @@ class Conv2D(Layer):
             plan.g = np.empty((f, ho, wo, n), self.dtype)
         g2 = (plan.g if copy_g else gt).reshape(f, plan.m)
 
-        row, bounds = plan.row, plan.bounds
-        w_t = self._w_aug[:, :ckk].T
+        row, bounds, cols = plan.row, plan.bounds, plan.cols
+        w_t = w_aug[:, :ckk].T
         parts: list[np.ndarray | None] = [None] * (len(bounds) - 1)
         dcols = scratch.get((ckk, plan.m), self.dtype) if self.needs_input_grad else None
 
@@ -195,11 +206,11 @@ class Conv2D(Layer):
                 if copy_g:
                     np.copyto(plan.g[:, a:b], gt[:, a:b])
                 gk = g2[:, a * row:b * row]
-                parts[k] = np.matmul(gk, plan.cols[:, a * row:b * row].T)
+                parts[k] = np.matmul(gk, cols[:, a * row:b * row].T)
                 if dcols is not None:
                     np.matmul(w_t, gk, out=dcols[:, a * row:b * row])
 
-        parallel.split(run, len(bounds) - 1, plan.cols.size * (2 * f + 2))
+        parallel.split(run, len(bounds) - 1, cols.size * (2 * f + 2))
         dw_aug = parts[0]
         for p in parts[1:]:  # summed in a fixed order: the same bits for any thread count
             dw_aug += p
@@ -211,12 +222,12 @@ class Conv2D(Layer):
             return None
 
         dxp = np.empty((c, plan.hp, plan.wp, n), self.dtype)
-        dcols6 = dcols.reshape(plan.cols6.shape)
+        dcols6 = dcols.reshape(plan.col_shape)
 
-        def scatter(ch: slice, rows: slice) -> None:
-            dxp[ch].fill(0)
-            col2im(dcols6[ch], dxp[ch], self.kernel_size, self.stride, plan.out_hw)
+        def scatter(lo: int, hi: int) -> None:  # channels are independent: split along them
+            dxp[lo:hi].fill(0)
+            col2im(dcols6[lo:hi], dxp[lo:hi], self.kernel_size, self.stride, plan.out_hw)
 
-        parallel.split(lambda lo, hi: scatter(slice(lo, hi), slice(None)), c, 2 * dcols.size)
+        parallel.split(scatter, c, 2 * dcols.size)
         top, _, left, _ = self.pads
         return dxp[:, top:top + h, left:left + w].transpose(3, 0, 1, 2)

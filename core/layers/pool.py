@@ -1,6 +1,8 @@
 """2-D max / average / sum pooling over windows of any size, stride and padding."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from core.blocks import POOL_MODES
@@ -119,6 +121,7 @@ class Pool2D(Layer):
         # Windows that do not overlap write every covered pixel exactly once: no zeroing, no adds.
         disjoint = sh >= kh and sw >= kw
         dxp = np.empty((c, hp, wp, n), self.dtype)
+        uncovered = _uncovered((hp, wp), (ho, wo), self.size, self.stride) if disjoint else []
         scale = g.dtype.type(1.0 / k if self.mode == "average" else 1.0)
 
         def run(lo: int, hi: int) -> None:
@@ -127,7 +130,8 @@ class Pool2D(Layer):
                 gl = gl * scale
             hit = None if argmax is None else np.empty(gl.shape, bool)
             if disjoint:
-                _zero_uncovered(dxp[lo:hi], (ho, wo), self.size, self.stride)
+                for index in uncovered:
+                    dxp[(slice(lo, hi),) + index] = 0
             else:
                 dxp[lo:hi].fill(0)
             for idx, (i, j) in enumerate(self._offsets):
@@ -148,15 +152,16 @@ class Pool2D(Layer):
         return dxp[:, t:t + h, l:l + w].transpose(3, 0, 1, 2)
 
 
-def _zero_uncovered(dxp: np.ndarray, out_hw, size, stride) -> None:
-    """Zero the pixels of (C, Hp, Wp, N) ``dxp`` that no window covers (gaps and ragged edges)."""
-    (ho, wo), (kh, kw), (sh, sw) = out_hw, size, stride
-    _, hp, wp, _ = dxp.shape
-    for axis, (count, k, s, total) in enumerate(((ho, kh, sh, hp), (wo, kw, sw, wp)), 1):
+@functools.lru_cache(maxsize=64)
+def _uncovered(padded_hw, out_hw, size, stride) -> list[tuple]:
+    """Indexes (rows or columns of a (C, Hp, Wp, N) array) that no window covers."""
+    out = []
+    for axis, (total, count, k, s) in enumerate(zip(padded_hw, out_hw, size, stride)):
         covered = np.zeros(total, bool)
         for start in range(0, count * s, s):
             covered[start:start + k] = True
         if not covered.all():
-            index = [slice(None)] * 4
-            index[axis] = ~covered
-            dxp[tuple(index)] = 0
+            index = [slice(None), slice(None)]
+            index[axis] = np.flatnonzero(~covered)
+            out.append(tuple(index))
+    return out

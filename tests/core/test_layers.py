@@ -7,7 +7,7 @@ import pytest
 from core.blocks import LEAKY_RELU_SLOPE
 from core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
 from tests.core import naive
-from tests.core.gradcheck import check_layer, rel_error
+from tests.core.gradcheck import check_layer
 
 GRAD_TOL = 1e-6
 

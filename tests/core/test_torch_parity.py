@@ -89,7 +89,7 @@ def test_forward_and_gradients_match_torch(project):
         expected = torch_sequential(net)(torch.from_numpy(x)).numpy()
     _close(net.forward(x), expected)
 
-    loss, _ = net.train_step(x, y)
+    loss, _ = net.train_step(x, y, input_grad=True)
     xt = torch.from_numpy(x).requires_grad_(True)
     tloss = _torch_loss(project.training.loss, model(xt), torch.from_numpy(y), project.num_classes)
     tloss.backward()
