@@ -1,0 +1,588 @@
+"""The data panel: choose the dataset, see samples and class counts, fit the network to it.
+
+The choice is the project's ``dataset`` spec (``core.datasets.registry``), set through the
+document (one undo step; paths relative to the project file where possible). The panel shows
+what the spec describes, read by ``core.datasets.preview`` on a background thread, and says
+when the images or classes do not fit the network, with a button that fits the network to the
+data (input shape, class count and the last dense block's units) as one undo step.
+Fashion-MNIST and MNIST are found on disk or downloaded, again off the GUI thread, with a
+progress bar and a Cancel button. Work starts only while the panel is visible.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QScrollArea, QVBoxLayout, QWidget)
+
+from core.datasets import download
+from core.datasets.base import DatasetError
+from core.datasets.preview import Preview, match_project, preview_dataset
+from core.datasets.preview import fit_problems as dataset_fit_problems
+from core.datasets.registry import make_spec, resolve_path
+from gui import theme
+from gui.document import ProjectDocument
+from gui.views.tiles import GREY, TileGrid
+
+PER_CLASS = 8  # sample images previewed per class
+
+# (combo label, spec kind); kinds with a path ask for a file or folder when chosen.
+SOURCES = (
+    ("Built-in shapes", "shapes"),
+    ("Fashion-MNIST", "fashion-mnist"),
+    ("MNIST", "mnist"),
+    ("Folder of IDX files…", "idx"),
+    ("Image folder…", "folder"),
+    (".npz file…", "npz"),
+    ("CSV file…", "csv"),
+)
+FOLDER_KINDS = ("idx", "folder")
+FILE_FILTERS = {"npz": "NumPy archives (*.npz);;All files (*)", "csv": "CSV files (*.csv *.txt);;All files (*)"}
+BUILTIN = ("fashion-mnist", "mnist")
+
+
+def source_of(spec: Any) -> dict:
+    """The part of a dataset spec that names the data (the normalisation describes its use)."""
+    return {k: v for k, v in spec.items() if k != "normalization"} if isinstance(spec, dict) else {}
+
+
+class _Cancelled(Exception):
+    """Raised from the download's progress callback to abandon it (the core removes the partial file)."""
+
+
+class _Relay(QObject):
+    """Carries a background thread's results to the GUI thread (queued: it lives in the GUI thread)."""
+
+    done = Signal(int, object)  # (job number, result)
+    failed = Signal(int, str)  # (job number, message)
+    progress = Signal(int, int, object, str)  # (job number, bytes done, total or None, file name)
+
+
+def _run_in_thread(relay: _Relay, job: int, work: Callable[[], Any]) -> threading.Thread:
+    """Run ``work`` on a daemon thread (never blocks quitting); its result or error goes to ``relay``."""
+
+    def run() -> None:
+        try:
+            result = work()
+        except _Cancelled:
+            relay.failed.emit(job, "")
+        except DatasetError as exc:  # DownloadError included: the message names the problem
+            relay.failed.emit(job, str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure is shown, the app goes on
+            relay.failed.emit(job, f"{type(exc).__name__}: {exc}")
+        else:
+            relay.done.emit(job, result)
+
+    thread = threading.Thread(target=run, name=f"netbuilder-data-{job}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _dims(shape) -> str:
+    return "×".join(str(int(v)) for v in shape)
+
+
+class _ClassRow(QWidget):
+    """One class of the preview: a line with its name and counts over one row of sample images
+    (as many as fit the width: the panel may be a narrow column)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label = QLabel()
+        self.grid = TileGrid(tile_size=52, max_rows=1)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 3, 0, 3)
+        box.setSpacing(2)
+        box.addWidget(self.label)
+        box.addWidget(self.grid)
+
+
+class DataPanel(QWidget):
+    """Dataset choice, preview grid with class counts, and the network-fit check for ``doc``."""
+
+    def __init__(self, doc: ProjectDocument, controller, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self.controller = controller
+        self.fetch_function: Callable[..., Path] = download.fetch  # tests point it at a local server
+        self.preview: Preview | None = None
+        self._shown_key: Any = None  # (source spec, base dir) the panel shows or is loading
+        self._job = 0
+        self._preview_job = 0  # the preview being read; results of older ones are dropped
+        self._download_job = 0
+        self._cancel = threading.Event()
+        self._downloading = False
+        self._download_kind = "mnist"
+        self._file_order: list[str] = []  # the download's files, to say "2 of 4"
+        # No parent: the worker thread holds it until done, so a result arriving after the panel
+        # is gone meets a live object (its connection to the panel is simply dropped).
+        self._relay = _Relay()
+        self._relay.done.connect(self._job_done)
+        self._relay.failed.connect(self._job_failed)
+        self._relay.progress.connect(self._download_progress)
+        self._handlers: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
+        self._rows: list[_ClassRow] = []
+
+        # --- source
+        self.source_combo = QComboBox()
+        for label, kind in SOURCES:
+            self.source_combo.addItem(label, kind)
+        self.source_combo.setToolTip("Where the training images come from")
+        self.source_combo.activated.connect(self._source_activated)
+        self.choose_button = QPushButton("Choose…")
+        self.choose_button.setToolTip("Pick another file or folder of this kind")
+        self.choose_button.clicked.connect(lambda: self._choose(self._current_kind()))
+        self.source_label = QLabel()
+        self.source_label.setWordWrap(True)
+        self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.source_label.setStyleSheet(f"color: {theme.MUTED};")
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Dataset"))
+        top.addWidget(self.source_combo, 1)
+        top.addWidget(self.choose_button)
+
+        # --- download
+        self.download_label = QLabel()
+        self.download_label.setWordWrap(True)
+        self.download_button = QPushButton("Download")
+        self.download_button.clicked.connect(self.start_download)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_download)
+        self.download_bar = QProgressBar()
+        self.download_bar.setTextVisible(True)
+        self.download_box = QFrame()
+        dl = QVBoxLayout(self.download_box)
+        dl.setContentsMargins(0, 0, 0, 0)
+        dl.addWidget(self.download_label)
+        row = QHBoxLayout()
+        row.addWidget(self.download_bar, 1)
+        row.addWidget(self.download_button)
+        row.addWidget(self.cancel_button)
+        dl.addLayout(row)
+
+        # --- status, summary, notes, fit
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)  # indeterminate: the reader gives no fraction
+        self.busy_bar.setFormat("")
+        self.busy_bar.setMaximumHeight(8)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.setStyleSheet(f"color: {theme.ERROR}; background: {theme.ERROR_FILL}; padding: 6px;")
+        self.summary_label = QLabel()
+        self.summary_label.setWordWrap(True)
+        self.notes_label = QLabel()
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setStyleSheet(f"color: {theme.WARNING_TEXT}; background: {theme.WARNING_FILL}; "
+                                       "padding: 6px;")
+        self.fit_label = QLabel()
+        self.fit_label.setWordWrap(True)
+        self.fit_button = QPushButton()
+        self.fit_button.clicked.connect(self.fit_network)
+        self.fit_box = QFrame()
+        fit = QVBoxLayout(self.fit_box)
+        fit.setContentsMargins(6, 6, 6, 6)
+        fit.addWidget(self.fit_label)
+        fit.addWidget(self.fit_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.run_label = QLabel()
+        self.run_label.setStyleSheet(f"color: {theme.MUTED};")
+
+        # --- preview grid
+        self.rows_box = QWidget()
+        self.rows_layout = QVBoxLayout(self.rows_box)
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        self.rows_layout.setSpacing(2)
+        self.rows_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.rows_box)
+
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addLayout(top)
+        box.addWidget(self.source_label)
+        box.addWidget(self.download_box)
+        box.addWidget(self.busy_bar)
+        box.addWidget(self.error_label)
+        box.addWidget(self.summary_label)
+        box.addWidget(self.fit_box)
+        box.addWidget(self.notes_label)
+        box.addWidget(scroll, 1)
+        box.addWidget(self.run_label)
+        for w in (self.download_box, self.busy_bar, self.error_label, self.notes_label, self.fit_box, self.run_label):
+            w.hide()
+
+        doc.valueChanged.connect(self._value_changed)
+        doc.projectReplaced.connect(self.refresh)
+        doc.pathChanged.connect(self.refresh)
+        doc.lockChanged.connect(self._update_enabled)
+        controller.datasetReady.connect(self._dataset_ready)
+        self._sync_combo()
+        self._update_enabled()
+
+    # --- file dialogs (tests replace these) -------------------------------------------------------
+    def choose_folder(self, title: str) -> str | None:
+        path = QFileDialog.getExistingDirectory(self, title, str(self._start_dir()))
+        return path or None
+
+    def choose_file(self, title: str, filters: str) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self, title, str(self._start_dir()), filters)
+        return path or None
+
+    # --- reading the document ---------------------------------------------------------------------
+    def base_dir(self) -> Path | None:
+        """The folder relative dataset paths start from: the project file's, if it has one."""
+        return self.doc.path.parent if self.doc.path is not None else None
+
+    def _spec(self) -> dict:
+        spec = self.doc.project.dataset
+        return spec if isinstance(spec, dict) else {}
+
+    def _current_kind(self) -> str:
+        return self._spec().get("kind", "shapes")
+
+    def _start_dir(self) -> Path:
+        spec, base = self._spec(), self.base_dir()
+        if "path" in spec:
+            where = resolve_path(spec["path"], base)
+            return where if where.is_dir() else where.parent
+        return base or Path.home()
+
+    # --- choosing ---------------------------------------------------------------------------------
+    def _source_activated(self, index: int) -> None:
+        kind = self.source_combo.itemData(index)
+        if kind == self._current_kind() and kind not in FOLDER_KINDS + tuple(FILE_FILTERS):
+            return
+        if kind == "shapes":
+            self._set_spec({"kind": "shapes"})
+        elif kind in BUILTIN:
+            self._set_spec(make_spec(kind, None))
+        else:
+            self._choose(kind)
+        self._sync_combo()  # a cancelled dialog leaves the old choice showing
+
+    def _choose(self, kind: str) -> None:
+        label = dict((k, l) for l, k in SOURCES)[kind].rstrip("…")
+        if kind in FOLDER_KINDS:
+            path = self.choose_folder(f"Choose the {label.lower()}")
+        elif kind in FILE_FILTERS:
+            path = self.choose_file(f"Choose the {label}", FILE_FILTERS[kind])
+        else:
+            return
+        if not path:
+            return
+        try:
+            spec = make_spec(kind, path, self.base_dir())
+        except DatasetError as exc:
+            self._show_error(str(exc))
+            return
+        self._set_spec(spec)
+
+    def _set_spec(self, spec: dict) -> None:
+        """One undo step of its own; the preview follows through the document's valueChanged."""
+        if source_of(spec) == source_of(self._spec()) or self.doc.locked:
+            return
+        what = spec.get("path") or dict((k, l) for l, k in SOURCES)[spec["kind"]]
+        # In a macro: consecutive project-value edits of one key merge into one undo step (made for
+        # typing), but two dataset choices are two decisions, each undone on its own.
+        stack = self.doc.undo_stack
+        stack.beginMacro(f"Choose dataset {what}")
+        try:
+            self.doc.set_value("dataset", spec)
+        finally:
+            stack.endMacro()
+
+    # --- document and controller signals -----------------------------------------------------------
+    def _value_changed(self, key: str) -> None:
+        if key == "dataset":
+            self.refresh()
+        elif key in ("input_shape", "num_classes"):
+            self._update_fit()
+
+    def _dataset_ready(self, info: dict) -> None:
+        train, val = info.get("train_size"), info.get("val_size")
+        if train is not None:
+            self.run_label.setText(f"This run trains on {int(train):,} images and validates on {int(val or 0):,}.")
+            self.run_label.show()
+
+    def _update_enabled(self, *_args) -> None:
+        editable = not self.doc.locked
+        for w in (self.source_combo, self.choose_button, self.fit_button):
+            w.setEnabled(editable)
+        self.choose_button.setVisible(self._current_kind() in FOLDER_KINDS + tuple(FILE_FILTERS))
+        tip = "" if editable else f"Locked: {self.doc.lock_reason}"
+        self.source_combo.setToolTip(tip or "Where the training images come from")
+
+    def _sync_combo(self) -> None:
+        kind = self._current_kind()
+        i = self.source_combo.findData(kind)
+        self.source_combo.setCurrentIndex(max(i, 0))
+        self._update_enabled()
+        spec = self._spec()
+        if "path" in spec:
+            where = resolve_path(spec["path"], self.base_dir())
+            self.source_label.setText(f"{spec['path']}" + ("" if where.exists() else "  (not found)"))
+            self.source_label.show()
+        elif kind in BUILTIN:
+            found = download.locate(kind)
+            self.source_label.setText(f"found in {found}" if found else "not on this computer yet")
+            self.source_label.show()
+        else:
+            self.source_label.hide()
+
+    # --- preview ----------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh()
+
+    def refresh(self, *_args) -> None:
+        """Show what the project's dataset spec describes (read in the background if needed)."""
+        self._sync_combo()
+        if not self.isVisible():
+            self._shown_key = None  # look again when shown
+            return
+        spec = source_of(self._spec())
+        key = (repr(sorted(spec.items())), str(self.base_dir()))
+        if key == self._shown_key:
+            self._update_fit()
+            return
+        self._shown_key = key
+        kind = spec.get("kind", "shapes")
+        self._clear_preview()
+        if kind in BUILTIN and download.locate(kind) is None:
+            self._offer_download(kind)
+            return
+        self.download_box.setVisible(self._downloading)
+        base = self.base_dir()
+        self._preview_job = self._next_job()
+        self._start(self._preview_job, lambda: preview_dataset(spec, base, PER_CLASS), self._preview_done,
+                    self._preview_failed)
+        self.busy_bar.show()
+        self.summary_label.setText(f"<span style='color:{theme.MUTED}'>Reading the dataset…</span>")
+
+    def _next_job(self) -> int:
+        self._job += 1
+        return self._job
+
+    def _start(self, job: int, work: Callable[[], Any], on_done: Callable[[Any], None],
+               on_fail: Callable[[str], None]) -> None:
+        self._handlers[job] = (on_done, on_fail)
+        _run_in_thread(self._relay, job, work)
+
+    def _job_done(self, job: int, result: Any) -> None:
+        handlers = self._handlers.pop(job, None)
+        if handlers is not None and job in (self._preview_job, self._download_job):
+            handlers[0](result)
+
+    def _job_failed(self, job: int, message: str) -> None:
+        handlers = self._handlers.pop(job, None)
+        if handlers is not None and job in (self._preview_job, self._download_job):
+            handlers[1](message)
+
+    def _preview_failed(self, message: str) -> None:
+        self.busy_bar.hide()
+        self.summary_label.setText("")
+        self._show_error(f"Cannot read this dataset: {message}")
+
+    def _preview_done(self, preview: Preview) -> None:
+        self.busy_bar.hide()
+        self.preview = preview
+        self.error_label.hide()
+        k = preview.num_classes
+        total = sum(preview.counts)
+        test = f" · {sum(preview.test_counts):,} test images" if preview.test_counts else " · no test split"
+        self.summary_label.setText(
+            f"<b>{preview.name}</b> · {k} classes · {total:,} training images{test} · "
+            f"images {_dims(preview.input_shape)} (channels × height × width)")
+        if preview.notes:
+            self.notes_label.setText("⚠ " + "<br>⚠ ".join(preview.notes))
+            self.notes_label.show()
+        top = max(preview.counts) if preview.counts else 0
+        for i, name in enumerate(preview.class_names):
+            row = _ClassRow()
+            count = preview.counts[i]
+            small = count == 0 or count * 2 <= top
+            colour = theme.WARNING_TEXT if small else theme.MUTED
+            tests = f" · {preview.test_counts[i]:,} test" if preview.test_counts else ""
+            row.label.setText(f"<b>{name}</b> <span style='color:{colour}'>· {count:,} images</span>"
+                              f"<span style='color:{theme.MUTED}'>{tests}</span>")
+            samples = preview.samples[i]
+            if len(samples):
+                if samples.shape[1] == 3:
+                    row.grid.set_tiles(samples.transpose(0, 2, 3, 1))
+                else:
+                    row.grid.set_tiles(samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1), GREY)
+            self.rows_layout.insertWidget(i, row)
+            self._rows.append(row)
+        self._update_fit()
+
+    def _clear_preview(self) -> None:
+        self.preview = None
+        for row in self._rows:
+            self.rows_layout.removeWidget(row)
+            row.deleteLater()
+        self._rows = []
+        for w in (self.error_label, self.notes_label, self.fit_box, self.busy_bar):
+            w.hide()
+        self.summary_label.setText("")
+
+    def _show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.show()
+
+    # --- for tests and callers ------------------------------------------------------------------------
+    def class_rows(self) -> list[str]:
+        """The preview's class labels as plain text, e.g. "circle · 1,200 images · 200 test"."""
+        out = []
+        for row in self._rows:
+            text = row.label.text()
+            for tag in ("<b>", "</b>", "</span>"):
+                text = text.replace(tag, "")
+            while "<span" in text:
+                start = text.index("<span")
+                text = text[:start] + text[text.index(">", start) + 1:]
+            out.append(text)
+        return out
+
+    def sample_count(self, class_index: int) -> int:
+        """Sample images of a class read for the preview (the row draws as many as fit)."""
+        return self._rows[class_index].grid.count
+
+    @property
+    def fit_problems(self) -> list[str]:
+        """Why the previewed dataset does not fit the project's network (empty: it fits)."""
+        if self.preview is None:
+            return []
+        return dataset_fit_problems(self.doc.project, self.preview.input_shape, self.preview.num_classes)
+
+    # --- fitting the network to the data --------------------------------------------------------------
+    def _update_fit(self) -> None:
+        problems = self.fit_problems
+        if not problems:
+            self.fit_box.hide()
+            return
+        p = self.preview
+        # An image folder without its own input_shape is resized to the network's input when
+        # loaded, so a different image size is worth knowing but does not stop training.
+        resized = self._current_kind() == "folder" and "input_shape" not in self._spec()
+        lines, blocking = [], False
+        for problem in problems:
+            if resized and problem.startswith("the project takes"):
+                lines.append(f"the images ({_dims(p.input_shape)}) will be resized to the network's input "
+                             f"({_dims(self.doc.project.input_shape)}) when loading; fitting the network to them "
+                             "keeps their size")
+            else:
+                lines.append(problem)
+                blocking = True
+        intro = "This dataset does not fit the network:" if blocking else "Note:"
+        colour, fill = (theme.ERROR, theme.ERROR_FILL) if blocking else (theme.WARNING_TEXT, theme.WARNING_FILL)
+        self.fit_label.setText(intro + "<br>" + "<br>".join(f"• {s}" for s in lines))
+        self.fit_label.setStyleSheet(f"color: {colour};")
+        self.fit_box.setStyleSheet(f"QFrame {{ background: {fill}; }}")
+        self.fit_button.setText(f"Set the input to {_dims(p.input_shape)} and the classes to {p.num_classes}")
+        self.fit_box.show()
+
+    def fit_network(self) -> None:
+        """Give the network the dataset's input shape and class count: one undo step."""
+        p = self.preview
+        if p is None or self.doc.locked:
+            return
+        doc = self.doc
+        before = doc.project
+        target = match_project(before, p.input_shape, p.num_classes)
+        old_blocks = [dict(b) for b in before.blocks]
+        doc.undo_stack.beginMacro("Fit the network to the dataset")
+        try:
+            if tuple(target.input_shape) != tuple(before.input_shape):
+                doc.set_value("input_shape", tuple(target.input_shape))
+            if target.num_classes != before.num_classes:
+                doc.set_value("num_classes", target.num_classes)
+            for i, (old, new) in enumerate(zip(old_blocks, target.blocks)):
+                for field, value in new.items():
+                    if old.get(field) != value:
+                        doc.set_block_field(i, field, value)
+        finally:
+            doc.undo_stack.endMacro()
+
+    # --- download ---------------------------------------------------------------------------------
+    def _offer_download(self, kind: str) -> None:
+        source = download.SOURCES[kind]
+        self._download_kind = kind
+        self.download_label.setText(
+            f"{source.title} is not on this computer. Download it ({len(source.files)} files) into "
+            f"{download.user_cache_dir() / kind}?")
+        self.download_bar.setRange(0, 1)
+        self.download_bar.setValue(0)
+        self.download_bar.setFormat("")
+        self.download_button.setEnabled(True)
+        self.download_button.show()
+        self.cancel_button.hide()
+        self.download_box.show()
+
+    def start_download(self) -> None:
+        """Fetch the chosen built-in dataset on a background thread, reporting progress."""
+        kind = self._download_kind
+        if kind not in BUILTIN or self._downloading:
+            return
+        self._downloading = True
+        self._cancel.clear()
+        self._file_order = list(download.SOURCES[kind].files)
+        self.download_button.setEnabled(False)
+        self.cancel_button.show()
+        self.cancel_button.setEnabled(True)
+        self.download_bar.setFormat("connecting…")
+        relay, cancel, fetch = self._relay, self._cancel, self.fetch_function
+        job = self._download_job = self._next_job()
+
+        def progress(done: int, total: int | None, what: str) -> None:
+            if cancel.is_set():
+                raise _Cancelled
+            relay.progress.emit(job, done, total, what)
+
+        self._start(job, lambda: fetch(kind, progress=progress), self._download_done,
+                    lambda message: self._download_finished(message or "Download cancelled.", ok=False))
+
+    def cancel_download(self) -> None:
+        self._cancel.set()
+        self.cancel_button.setEnabled(False)
+        self.download_bar.setFormat("cancelling…")
+
+    def _download_progress(self, job: int, done: int, total, what: str) -> None:
+        if job != self._download_job or not self._downloading:
+            return
+        order = self._file_order
+        which = f" ({order.index(what) + 1} of {len(order)})" if what in order else ""
+        if total:
+            self.download_bar.setRange(0, 1000)
+            self.download_bar.setValue(int(1000 * done / total))
+            self.download_bar.setFormat(f"{what}{which}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+        else:
+            self.download_bar.setRange(0, 0)
+            self.download_bar.setFormat(f"{what}{which}: {done / 1e6:.1f} MB")
+
+    def _download_done(self, folder: Path) -> None:
+        self._download_finished(f"Downloaded into {folder}.", ok=True)
+
+    def _download_finished(self, message: str, ok: bool) -> None:
+        self._downloading = False
+        self.cancel_button.hide()
+        self.download_bar.setRange(0, 1)
+        self.download_bar.setValue(1 if ok else 0)
+        self.download_bar.setFormat(message)
+        self.download_button.setEnabled(not ok)
+        self.download_button.setText("Download" if ok else "Try again")
+        if ok:
+            self.download_box.hide()
+            self._shown_key = None
+            self.refresh()
+        else:
+            self.download_label.setText(message)
+
+    @property
+    def downloading(self) -> bool:
+        return self._downloading

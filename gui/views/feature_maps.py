@@ -1,0 +1,348 @@
+"""Feature maps: one validation sample going through the network, layer by layer, while it trains.
+
+Shows the input image, every conv and pool block's output as a grid of tiles (one per channel),
+and the predicted class probabilities. It draws what the controller's ``probeReady`` carries
+(computed by the worker, a few times per second) and asks for another sample with
+``controller.set_probe_sample(i)``. Each tile is scaled to its own min..max by default, so weak
+channels still show their pattern; "same scale per layer" compares channel strengths instead.
+A hidden view keeps only the latest probe and draws it when shown.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent
+from PySide6.QtWidgets import (QCheckBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QSplitter,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from gui import theme
+from gui.views.tiles import GREY, SEQUENTIAL, TileGrid, scale_each, scale_together
+
+SHOWN_KINDS = ("conv", "pool")
+
+
+def class_name(names: list[str] | None, k: int | None) -> str:
+    """The name of class ``k`` ("?" when unknown, the number when there are no names)."""
+    if k is None or k < 0:
+        return "?"
+    return names[k] if names and k < len(names) else str(k)
+
+
+def _dims(shape) -> str:
+    return "×".join(str(int(v)) for v in shape)
+
+
+class ProbabilityBars(QWidget):
+    """Horizontal bars of class probabilities, names on the left; predicted and true class marked."""
+
+    ROW = 20
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._p = np.zeros(0, np.float32)
+        self._names: list[str] = []
+        self._true: int | None = None
+        self._predicted: int | None = None
+        self.setMinimumWidth(180)
+
+    def set_probabilities(self, p: np.ndarray, names: list[str], true: int | None, predicted: int | None) -> None:
+        p = np.asarray(p, np.float32).ravel()
+        resized = len(p) != len(self._p)
+        self._p, self._true, self._predicted = p, true, predicted
+        self._names = [class_name(names, k) for k in range(len(p))]
+        if resized:
+            self.updateGeometry()
+        self.update()
+
+    def values(self) -> np.ndarray:
+        return self._p.copy()
+
+    def sizeHint(self) -> QSize:
+        return QSize(220, max(1, len(self._p)) * self.ROW + 4)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(180, max(1, len(self._p)) * self.ROW + 4)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        if not len(self._p):
+            return
+        painter = QPainter(self)
+        metrics = QFontMetrics(self.font())
+        plain, bold = self.font(), theme.font(bold=True)
+        label_w = min(max(metrics.horizontalAdvance(n) for n in self._names) + 22, self.width() // 2)
+        value_w = metrics.horizontalAdvance("100%") + 8
+        bar_w = max(10, self.width() - label_w - value_w)
+        for k, p in enumerate(self._p):
+            y = k * self.ROW + 2
+            mark = "✓ " if k == self._true else "  "
+            painter.setFont(bold if k == self._predicted else plain)
+            painter.setPen(QColor(theme.TEXT if k == self._true or k == self._predicted else theme.MUTED))
+            text = metrics.elidedText(mark + self._names[k], Qt.TextElideMode.ElideRight, label_w - 6)
+            painter.drawText(QRectF(0, y, label_w - 6, self.ROW - 4),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+            painter.fillRect(QRectF(label_w, y + 2, bar_w, self.ROW - 8), QColor(theme.BACKGROUND))
+            if k == self._predicted:
+                colour = theme.SELECTION if self._predicted == self._true or self._true is None else theme.ERROR
+            else:
+                colour = theme.FAINT
+            value = float(p) if np.isfinite(p) else 0.0
+            painter.fillRect(QRectF(label_w, y + 2, bar_w * min(max(value, 0.0), 1.0), self.ROW - 8), QColor(colour))
+            painter.setPen(QColor(theme.MUTED))
+            painter.drawText(QRectF(label_w + bar_w + 4, y, value_w, self.ROW - 4),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"{value:.0%}")
+        painter.end()
+
+
+class _LayerSection(QWidget):
+    """One block's output: a header line and its tile grid."""
+
+    def __init__(self, name: str, kind: str, shape: tuple[int, ...], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.name, self.kind, self.shape = name, kind, shape
+        c, h, w = shape
+        # Set once: changing a label's text re-runs the layout, too slow to do a few times a second.
+        self.header = QLabel(f"<b>{name}</b> <span style='color:{theme.MUTED}'>· {kind} · {c} map"
+                             f"{'s' if c != 1 else ''} {h}×{w}</span>")
+        self.grid = TileGrid(tile_size=56)
+        self.grid.setObjectName(f"tiles_{name}")
+        self.lows = np.zeros(shape[0])
+        self.highs = np.zeros(shape[0])
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 6)
+        box.setSpacing(3)
+        box.addWidget(self.header)
+        box.addWidget(self.grid)
+
+    def show_maps(self, maps: np.ndarray, same_scale: bool) -> None:
+        self.lows, self.highs = maps.min(axis=(1, 2)), maps.max(axis=(1, 2))
+        tiles = scale_together(maps) if same_scale else scale_each(maps)
+        self.grid.set_tiles(tiles, SEQUENTIAL)
+
+    def tile_text(self, channel: int) -> str:
+        c, h, w = self.shape
+        return (f"{self.name} · channel {channel} of {c} · {h}×{w} · "
+                f"values {float(self.lows[channel]):.3g} … {float(self.highs[channel]):.3g}")
+
+
+class FeatureMapView(QWidget):
+    """A validation sample's input, conv/pool feature maps and predicted probabilities, live."""
+
+    def __init__(self, controller, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self._class_names: list[str] = list(getattr(controller, "class_names", None) or [])
+        self._val_x: np.ndarray | None = None
+        self._val_y: np.ndarray | None = None
+        self._pending: dict | None = None  # the latest probe, drawn when the view is (next) visible
+        self._last: dict | None = None
+        self._sections: dict[str, _LayerSection] = {}
+
+        # --- sample picker and options
+        self.prev_button = QToolButton(text="◀")
+        self.prev_button.setToolTip("Previous validation sample")
+        self.next_button = QToolButton(text="▶")
+        self.next_button.setToolTip("Next validation sample")
+        self.sample_spin = QSpinBox()  # counts from 1 for people; the controller's index is one less
+        self.sample_spin.setRange(1, 1)
+        self.sample_spin.setToolTip("Which validation sample goes through the network")
+        self.sample_spin.setAccelerated(True)
+        self.truth_label = QLabel()
+        self.same_scale = QCheckBox("Same scale per layer")
+        self.same_scale.setToolTip("Unchecked: each map is scaled to its own min..max, so weak channels still show "
+                                   "their pattern.\nChecked: one scale per layer, so channel strengths compare "
+                                   "(dead channels stay dark).")
+        self.prev_button.clicked.connect(lambda: self.sample_spin.stepBy(-1))
+        self.next_button.clicked.connect(lambda: self.sample_spin.stepBy(1))
+        self.sample_spin.valueChanged.connect(self._sample_chosen)
+        self.same_scale.toggled.connect(self._rescale)
+        self.sample_caption = QLabel("Validation sample")
+        bar = QHBoxLayout()
+        bar.addWidget(self.sample_caption)
+        bar.addWidget(self.prev_button)
+        bar.addWidget(self.sample_spin)
+        bar.addWidget(self.next_button)
+        bar.addWidget(self.truth_label)
+        bar.addStretch(1)
+        bar.addWidget(self.same_scale)
+
+        # --- left: input and prediction
+        self.input_grid = TileGrid(tile_size=140)
+        self.input_grid.setObjectName("input_tiles")
+        self.input_grid.hover_text = self._input_text
+        self.input_caption = QLabel("Input")
+        self.bars = ProbabilityBars()
+        self.prediction_label = QLabel()
+        self.prediction_label.setWordWrap(True)
+        left = QWidget()
+        lbox = QVBoxLayout(left)
+        lbox.setContentsMargins(0, 0, 6, 0)
+        lbox.addWidget(self.input_caption)
+        lbox.addWidget(self.input_grid)
+        lbox.addSpacing(8)
+        lbox.addWidget(self.prediction_label)
+        lbox.addWidget(self.bars)
+        lbox.addStretch(1)
+
+        # --- right: one section per conv/pool block
+        self.layers_box = QWidget()
+        self.layers_layout = QVBoxLayout(self.layers_box)
+        self.layers_layout.setContentsMargins(4, 0, 4, 0)
+        self.layers_layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidget(self.layers_box)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.scroll)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([240, 600])
+
+        self.message = QLabel("Train the network to see what each layer makes of a sample.")
+        self.message.setStyleSheet(f"color: {theme.MUTED};")
+        self.message.setWordWrap(True)
+        self.hover_label = QLabel(" ")
+        self.hover_label.setStyleSheet(f"color: {theme.MUTED};")
+
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addLayout(bar)
+        box.addWidget(self.message)
+        box.addWidget(self.splitter, 1)
+        box.addWidget(self.hover_label)
+
+        controller.datasetReady.connect(self._dataset_ready)
+        controller.probeReady.connect(self._probe_ready)
+
+    # --- for tests and callers ------------------------------------------------------------------
+    def layers_shown(self) -> list[str]:
+        """Names of the blocks whose maps are shown, top to bottom."""
+        return list(self._sections)
+
+    def tile_count(self, layer_name: str) -> int:
+        return self._sections[layer_name].grid.count
+
+    def section(self, layer_name: str) -> _LayerSection:
+        return self._sections[layer_name]
+
+    def tile_text(self, layer_name: str, channel: int) -> str:
+        """The hover text of one tile: layer, channel and its value range."""
+        return self._sections[layer_name].tile_text(channel)
+
+    # --- controller signals -------------------------------------------------------------------
+    def _dataset_ready(self, info: dict) -> None:
+        self._class_names = list(info.get("class_names") or self._class_names)
+        self._val_x, self._val_y = info.get("val_x"), info.get("val_y")
+        # Without a validation split the controller lends training samples: say so.
+        self.sample_caption.setText("Training sample (no validation split)" if info.get("val_is_train")
+                                    else "Validation sample")
+        n = len(self._val_x) if self._val_x is not None else int(info.get("val_size") or 0)
+        self.sample_spin.blockSignals(True)
+        self.sample_spin.setRange(1, max(1, n))
+        self.sample_spin.blockSignals(False)
+        self.sample_spin.setSuffix(f" of {n}" if n else "")
+        if n:
+            self._show_sample(self.sample_index)
+            self.controller.set_probe_sample(self.sample_index)
+
+    @property
+    def sample_index(self) -> int:
+        """The chosen sample's index in the validation split (0-based)."""
+        return self.sample_spin.value() - 1
+
+    def _sample_chosen(self, value: int) -> None:
+        self._show_sample(value - 1)
+        self.controller.set_probe_sample(value - 1)
+
+    def _show_sample(self, index: int) -> None:
+        """The sample's image and true label straight from the validation data (before any probe)."""
+        if self._val_x is None or not 0 <= index < len(self._val_x):
+            return
+        self._set_input(self._val_x[index])
+        label = int(self._val_y[index]) if self._val_y is not None else None
+        self.truth_label.setText(f"true class: <b>{class_name(self._class_names, label)}</b>")
+
+    def _probe_ready(self, probe: dict) -> None:
+        self._pending = probe
+        if self.isVisible():
+            self._draw_pending()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._draw_pending()
+
+    def _rescale(self) -> None:
+        if self._last is not None:
+            self._pending = self._last
+            self._draw_pending()
+
+    # --- drawing ------------------------------------------------------------------------------
+    def _draw_pending(self) -> None:
+        probe, self._pending = self._pending, None
+        if probe is None:
+            return
+        self._last = probe
+        maps = [(name, kind, np.asarray(a)) for name, kind, a in probe["layers"]
+                if kind in SHOWN_KINDS and np.ndim(a) == 3]
+        self.message.setText("" if maps else "This network has no convolution or pooling blocks, so there are no "
+                                             "feature maps to show: only its input and prediction.")
+        self.message.setVisible(not maps)
+        layout = [(name, kind, a.shape) for name, kind, a in maps]
+        if layout != [(s.name, s.kind, s.shape) for s in self._sections.values()]:
+            self._rebuild(layout)
+        same = self.same_scale.isChecked()
+        for name, _, a in maps:
+            self._sections[name].show_maps(a, same)
+
+        self._set_input(probe["input"])
+        true = probe.get("label")
+        true = None if true is None or int(true) < 0 else int(true)
+        predicted = probe.get("predicted")
+        predicted = None if predicted is None or int(predicted) < 0 else int(predicted)  # -1: outputs not finite
+        names = self._class_names
+        self.bars.set_probabilities(probe["probabilities"], names, true, predicted)
+        verdict = "" if true is None else (" ✓" if predicted == true else " ✗")
+        self.prediction_label.setText(
+            f"Predicted <b>{class_name(names, predicted)}</b>{verdict}"
+            + ("" if true is None else f"<br><span style='color:{theme.MUTED}'>true class: "
+                                       f"{class_name(names, true)}</span>"))
+        self.truth_label.setText(f"true class: <b>{class_name(names, true)}</b>")
+        index = probe.get("sample_index")
+        if index is not None and int(index) != self.sample_index and int(index) < self.sample_spin.maximum():
+            self.sample_spin.blockSignals(True)
+            self.sample_spin.setValue(int(index) + 1)
+            self.sample_spin.blockSignals(False)
+
+    def _rebuild(self, layout: list[tuple[str, str, tuple[int, ...]]]) -> None:
+        for section in self._sections.values():
+            self.layers_layout.removeWidget(section)
+            section.deleteLater()
+        self._sections = {}
+        for i, (name, kind, shape) in enumerate(layout):
+            section = _LayerSection(name, kind, shape)
+            section.grid.hover_text = section.tile_text
+            section.grid.hovered.connect(lambda ch, s=section: self._hovered(s.tile_text(ch) if ch >= 0 else ""))
+            self.layers_layout.insertWidget(i, section)
+            self._sections[name] = section
+
+    def _set_input(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float32)
+        self._input = x
+        inside = x.size and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+        values = x if inside else scale_together(x)
+        if values.shape[0] == 3:
+            self.input_grid.set_tiles(values.transpose(1, 2, 0)[None])  # one RGB tile
+        else:
+            self.input_grid.set_tiles(values, GREY)  # one tile per channel (usually just one)
+        c, h, w = x.shape
+        self.input_caption.setText(f"<b>Input</b> <span style='color:{theme.MUTED}'>· {c}×{h}×{w}</span>")
+
+    def _input_text(self, index: int) -> str:
+        x = self._input
+        part = x if x.shape[0] == 3 else x[index:index + 1]
+        return f"input · {_dims(x.shape)} · values {float(part.min()):.3g} … {float(part.max()):.3g}"
+
+    def _hovered(self, text: str) -> None:
+        self.hover_label.setText(text or " ")

@@ -1,0 +1,203 @@
+"""Per-layer gradient norms and the share of dead ReLU units, one point per epoch.
+
+Gradient norms come from the controller's ``epochEnded`` payload ("grad_norms": parameter name ->
+L2 norm averaged over the epoch's batches); the view plots each block's weight gradient on a log
+scale, coloured from the first layer (dark) to the last (light), so gradients that shrink on the
+way back to the input (vanishing, as with sigmoid) show as lines fanning out downwards, while
+ReLU keeps them close. The lower plot is each ReLU block's share of units that never fired on a
+validation batch ("dead_relu"). Both clear when a new run starts (not when a run is continued).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from gui import theme
+
+_COLOURS = pg.colormap.get("plasma")
+DEAD_TITLE = "Dead ReLU units (share)"
+
+
+def _colour(i: int, n: int):
+    """Colour of layer ``i`` of ``n``: dark blue-violet for the first, orange for the last."""
+    return _COLOURS.map(0.05 + 0.8 * (i / max(n - 1, 1)), mode="qcolor")
+
+
+class _LogAxis(pg.AxisItem):
+    """A log axis that labels only 1, 2 and 5 times a power of ten when 2..9 would overprint.
+
+    Within one decade pyqtgraph puts all of 2, 3, ..., 9 on the top (always labelled) level,
+    which a plot a hundred pixels high cannot hold.
+    """
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        out = []
+        for spacing, values in super().logTickValues(minVal, maxVal, size, stdTicks):
+            if spacing is None and len(values) > max(3, size / 24):
+                values = [v for v in values if round(10 ** (v - math.floor(v + 1e-9))) in (1, 2, 5)]
+            out.append((spacing, values))
+        return out
+
+
+def _plot(title: str, left: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget(background=theme.SURFACE, axisItems={"left": _LogAxis("left")})
+    item = plot.getPlotItem()
+    item.setTitle(title, color=theme.TEXT, size="10pt")
+    item.setLabel("left", left, color=theme.MUTED)
+    item.setLabel("bottom", "epoch", color=theme.MUTED)
+    item.showGrid(x=True, y=True, alpha=0.15)
+    for name in ("left", "bottom"):
+        axis = item.getAxis(name)
+        axis.setPen(pg.mkPen(theme.BORDER))
+        axis.setTextPen(pg.mkPen(theme.MUTED))
+    item.setMenuEnabled(False)
+    item.getViewBox().setMouseEnabled(x=False, y=False)
+    item.hideButtons()
+    return plot
+
+
+def weight_norms(grad_norms: dict[str, float]) -> dict[str, float]:
+    """Block name -> its weight gradient's norm ("conv1.weight" -> "conv1"); all names if none are weights."""
+    weights = {name[: -len(".weight")]: v for name, v in grad_norms.items() if name.endswith(".weight")}
+    return weights or dict(grad_norms)
+
+
+class GradientView(QWidget):
+    """Two small plots: weight-gradient norm per layer (log y) and dead-ReLU share, per epoch."""
+
+    def __init__(self, controller, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self._norms: dict[str, list[tuple[int, float]]] = {}
+        self._dead: dict[str, list[tuple[int, float]]] = {}
+        self._norm_items: dict[str, pg.PlotDataItem] = {}
+        self._dead_items: dict[str, pg.PlotDataItem] = {}
+        self._layers: list[str] = []  # every layer seen, in network order: fixes each one's colour
+
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.norm_plot = _plot("Gradient norm per layer (log scale)", "‖gradient‖")
+        self.norm_plot.setLogMode(x=False, y=True)
+        self.norm_plot.getPlotItem().getAxis("bottom").showLabel(False)  # the plot below names the shared axis
+        self.norm_plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
+        self.dead_plot = _plot(DEAD_TITLE, "share")
+        self.dead_plot.setYRange(0, 1, padding=0.05)
+        self.dead_plot.getPlotItem().getAxis("left").setTicks(
+            [[(v, f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1.0)]])
+        self.note = QLabel("First layers far below the last: vanishing gradients (sigmoid). ReLU keeps them close.")
+        explanation = ("The norm of each layer's weight gradient, averaged over the epoch's batches (log scale).\n"
+                       "Lines fanning out downwards towards the first layers mean the gradient shrinks on its way\n"
+                       "back to the input (vanishing gradients, typical of sigmoid); with ReLU they stay close.\n"
+                       "A dead ReLU unit output 0 for every sample of a validation batch: it no longer learns.")
+        for w in (self.note, self.norm_plot, self.dead_plot):
+            w.setToolTip(explanation)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"color: {theme.MUTED};")
+        self.note.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(self.legend)
+        box.addWidget(self.norm_plot, 3)
+        box.addWidget(self.dead_plot, 2)
+        box.addWidget(self.note)
+        self.clear()
+
+        controller.runStarted.connect(self._run_started)
+        controller.epochEnded.connect(self._epoch_ended)
+
+    def heightForWidth(self, width: int) -> int:
+        # Wrapped labels give the layout a height-for-width, which a scroll area takes as the
+        # height to give (the preferred one: every part at full size, scrolled). Answering "no
+        # preference" lets the view fill the space it is given instead, down to its minimum.
+        return -1
+
+    # --- for tests and callers ------------------------------------------------------------------
+    def layer_names(self) -> list[str]:
+        return list(self._norms)
+
+    def series(self, name: str) -> tuple[list[int], list[float]]:
+        """(epochs, gradient norms) of one layer."""
+        points = self._norms.get(name, [])
+        return [e for e, _ in points], [v for _, v in points]
+
+    def dead_series(self, name: str) -> tuple[list[int], list[float]]:
+        points = self._dead.get(name, [])
+        return [e for e, _ in points], [v for _, v in points]
+
+    def clear(self, *_args) -> None:
+        for items, plot in ((self._norm_items, self.norm_plot), (self._dead_items, self.dead_plot)):
+            for item in items.values():
+                plot.removeItem(item)
+            items.clear()
+        self._norms.clear()
+        self._dead.clear()
+        self._layers.clear()
+        self.legend.setText(f"<span style='color:{theme.MUTED}'>One point per layer at the end of each epoch.</span>")
+        self._set_dead_title(None)
+
+    # --- updates --------------------------------------------------------------------------------
+    def _run_started(self, payload) -> None:
+        if not (isinstance(payload, dict) and payload.get("continued")):  # more epochs of a run extend it
+            self.clear()
+
+    def _epoch_ended(self, payload: dict) -> None:
+        event = payload.get("event")
+        epoch = getattr(event, "epoch", None)
+        if epoch is None:
+            epoch = 1 + max((len(v) for v in self._norms.values()), default=0)
+        norms = weight_norms(payload.get("grad_norms") or {})
+        dead = payload.get("dead_relu") or {}
+        new = [n for n in dict.fromkeys([*norms, *dead]) if n not in self._layers]
+        if new:
+            self._layers.extend(new)
+            for name in norms:
+                self._norms.setdefault(name, [])
+            for name in dead:
+                self._dead.setdefault(name, [])
+            self._recolour()
+        self._add(self._norms, self._norm_items, norms, epoch, positive=True)
+        self._add(self._dead, self._dead_items, dead, epoch, positive=False)
+        self._set_dead_title(bool(self._dead))
+        last = max(epoch, 1)
+        step = max(1, math.ceil(last / 10))  # whole epochs, at most about ten labels
+        for plot in (self.norm_plot, self.dead_plot):
+            plot.getPlotItem().getAxis("bottom").setTickSpacing(step, step)
+
+    @staticmethod
+    def _add(store, items, values: dict[str, float], epoch: int, positive: bool) -> None:
+        for name, value in values.items():
+            value = float(value)
+            if math.isfinite(value):
+                store[name].append((epoch, value))
+        for name, points in store.items():
+            xs = np.array([e for e, _ in points], float)
+            ys = np.array([v for _, v in points], float)
+            if positive:  # log axis: a zero gradient cannot be drawn
+                keep = ys > 0
+                xs, ys = xs[keep], ys[keep]
+            items[name].setData(xs, ys)
+
+    def _recolour(self) -> None:
+        """(Re)create the curves, each layer coloured by its depth, the same in both plots."""
+        n = len(self._layers)
+        colours = {name: _colour(i, n) for i, name in enumerate(self._layers)}
+        for store, items, plot in ((self._norms, self._norm_items, self.norm_plot),
+                                   (self._dead, self._dead_items, self.dead_plot)):
+            for item in items.values():
+                plot.removeItem(item)
+            items.clear()
+            for name in store:
+                c = colours[name]
+                items[name] = plot.plot([], [], pen=pg.mkPen(c, width=2), symbol="o", symbolSize=6,
+                                        symbolBrush=c, symbolPen=None)
+        self.legend.setText("Layers, first to last: " + " ".join(
+            f"<span style='color:{colours[name].name()}'>■</span>&nbsp;{name}&nbsp;" for name in self._layers))
+
+    def _set_dead_title(self, has_relu: bool | None) -> None:
+        title = DEAD_TITLE + (": no ReLU layers" if has_relu is False else "")
+        self.dead_plot.getPlotItem().setTitle(title, color=theme.TEXT, size="10pt")

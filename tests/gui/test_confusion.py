@@ -1,0 +1,82 @@
+"""The confusion view: K x K counts with class names, row-normalised colours, per-class accuracy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QColor
+
+from core.trainer import EpochEnd, RunStarted
+from gui.views.confusion import ConfusionView
+from tests.gui.test_feature_maps import FakeController
+
+NAMES = ["cat", "dog", "bird"]
+
+
+def epoch(n: int) -> EpochEnd:
+    return EpochEnd(n, 0.5, 0.8, 0.6, 0.7, 1.0, 100.0)
+
+
+@pytest.fixture
+def fake(qtbot):
+    return FakeController(NAMES)
+
+
+@pytest.fixture
+def view(qtbot, fake):
+    w = ConfusionView(fake)
+    qtbot.addWidget(w)
+    w.resize(600, 500)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def test_shows_the_epoch_counts_names_and_accuracy(view, fake, qtbot):
+    counts = np.array([[8, 2, 0], [1, 5, 4], [0, 0, 10]])
+    with qtbot.waitSignal(fake.epochEnded):
+        fake.epochEnded.emit({"event": epoch(3), "confusion": counts, "grad_norms": {}, "dead_relu": {}})
+    m = view.matrix_widget
+    assert view.matrix().shape == (3, 3) and (view.matrix() == counts).all()
+    assert view.epoch == 3
+    assert "epoch 3" in view.header.text() and "accuracy 76.7% of 30 samples" in view.header.text()
+    assert m.class_accuracy() == pytest.approx([0.8, 0.5, 1.0])
+    assert m.shares()[1] == pytest.approx([0.1, 0.5, 0.4])
+    assert m.cell_text(1, 2) == "true dog → predicted bird: 4 (40% of 10)"
+
+
+def test_cells_are_coloured_by_share_of_their_row(view, fake, qtbot):
+    counts = np.array([[90, 10, 0], [1, 1, 0], [0, 0, 5]])  # row 1 is tiny but half right
+    fake.epochEnded.emit({"event": epoch(1), "confusion": counts})
+    m = view.matrix_widget
+    qtbot.waitUntil(lambda: m.width() > 200)
+    image = m.grab().toImage()
+    left, top, cell, _ = m._geometry()
+
+    def colour(i, j):
+        return QColor(image.pixel(int(left + (j + 0.15) * cell), int(top + (i + 0.15) * cell)))
+
+    assert colour(0, 0).lightness() < colour(1, 1).lightness() < 250  # 90% row share darker than 50%
+    assert colour(0, 2).getRgb()[:3] == (255, 255, 255)  # nothing there: blank
+    assert colour(0, 1).red() > colour(0, 1).blue()  # a mistake is red-tinted
+    assert colour(2, 2).blue() > colour(2, 2).red()  # a hit is blue
+
+
+def test_a_new_run_clears_and_no_validation_split_is_explained(view, fake):
+    fake.epochEnded.emit({"event": epoch(1), "confusion": np.eye(3, dtype=int)})
+    fake.runStarted.emit({"label": "run 2", "event": RunStarted(2, 10, 100, 10)})
+    assert view.matrix().shape == (0, 0) and view.epoch is None
+    assert "first epoch" in view.header.text()
+    fake.epochEnded.emit({"event": epoch(1), "confusion": None})
+    assert "No validation split" in view.header.text()
+
+
+def test_class_names_come_from_the_dataset(view, fake):
+    fake.datasetReady.emit({"class_names": ["a", "b"], "val_x": None, "val_y": None})
+    fake.epochEnded.emit({"event": epoch(1), "confusion": np.array([[1, 0], [0, 1]])})
+    assert view.matrix_widget.cell_text(0, 1) == "true a → predicted b: 0 (0% of 1)"
+
+
+def test_a_continued_run_keeps_the_last_matrix_until_its_next_epoch(view, fake):
+    fake.epochEnded.emit({"event": epoch(2), "confusion": np.eye(3, dtype=int)})
+    fake.runStarted.emit({"label": "run 1 · continued", "event": RunStarted(1, 10, 100, 10, 2), "continued": True})
+    assert view.epoch == 2 and view.matrix().sum() == 3
