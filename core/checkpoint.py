@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ProjectError
+from core.atomic import write_atomically
 from core.project import Project, parse_project
 from core.weights import PROJECT_KEY, WeightsError
 
@@ -71,18 +71,9 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
     arrays["order"] = np.asarray(checkpoint.order, np.int64)
     arrays["batch_losses"] = np.array([v for b in checkpoint.batch_losses for v in b], np.float64)
 
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, lambda fh: np.savez(fh, **arrays))
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise CheckpointError(f"{path}: cannot write the checkpoint: {exc.strerror or exc}") from None
 
 

@@ -21,11 +21,11 @@ import difflib
 import json
 import math
 import os
-import secrets
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_atomically
 from core.errors import Problem, ProjectError
 
 FORMAT_VERSION = 1
@@ -288,43 +288,10 @@ def save_project(project: Project, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     text = project.to_json().encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        # os.open with 0o666 lets the umask decide the new file's permissions, as for a plain open().
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        write_atomically(path, lambda fh: fh.write(text))
     except OSError as exc:
         raise ProjectError(f"cannot write the file: {exc.strerror or exc}", str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)  # keep an existing file's permissions
-        except FileNotFoundError:
-            pass
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ProjectError(f"cannot write the file: {exc.strerror or exc}", str(path)) from None
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable where the platform allows it (POSIX); best effort."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _dumps(value: Any, indent: str) -> str:

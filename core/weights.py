@@ -8,13 +8,13 @@ read with ``allow_pickle=False`` (no object arrays anywhere). Problems with a fi
 from __future__ import annotations
 
 import os
-import secrets
 import zipfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from core.atomic import write_atomically
 from core.project import Project, parse_project
 
 PROJECT_KEY = "__project__"
@@ -44,18 +44,9 @@ def save_weights(path: str | os.PathLike, network_or_state, project: Project) ->
         arrays[name] = a
     arrays[PROJECT_KEY] = np.frombuffer(project.to_json().encode("utf-8"), dtype=np.uint8)
 
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, lambda fh: np.savez(fh, **arrays))
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise WeightsError(f"{path}: cannot write the weights file: {exc.strerror or exc}") from None
 
 
