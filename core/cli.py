@@ -130,20 +130,29 @@ def _open_gui(project_path: str | None) -> int:
 
 # --- summary ----------------------------------------------------------------------------------
 def _summary(args) -> int:
-    from core.inference import validate
-    from core.project import load_project
     from core.summary import format_summary
 
-    if not _is_file(args.project):
-        return EXIT_ERROR
-    try:
-        project = load_project(args.project)
-        inference = validate(project)
-    except ProjectError as exc:
-        _report_problems(exc, args.project)
-        return EXIT_INVALID
+    loaded = _load_valid_project(args.project)
+    if isinstance(loaded, int):
+        return loaded
+    project, inference = loaded
     print(format_summary(project, inference).rstrip("\n"))
     return EXIT_OK
+
+
+def _load_valid_project(path):
+    """(project, inference) of a valid project file, or the exit code after saying what is wrong."""
+    from core.inference import validate
+    from core.project import load_project
+
+    if not _is_file(path):
+        return EXIT_ERROR
+    try:
+        project = load_project(path)
+        return project, validate(project)
+    except ProjectError as exc:
+        _report_problems(exc, str(path))
+        return EXIT_INVALID
 
 
 def _report_problems(exc: ProjectError, path: str) -> None:
@@ -170,21 +179,15 @@ def _error(message: str) -> None:
 # --- train ------------------------------------------------------------------------------------
 def _train(args) -> int:
     from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-    from core.datasets import load_dataset
-    from core.inference import validate
-    from core.project import load_project
+    from core.datasets import load_project_dataset
     from core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
     from core.weights import WeightsError, save_weights
 
     path = Path(args.project)
-    if not _is_file(path):
-        return EXIT_ERROR
-    try:
-        project = load_project(path)
-        validate(project)
-    except ProjectError as exc:
-        _report_problems(exc, str(path))
-        return EXIT_INVALID
+    loaded = _load_valid_project(path)
+    if isinstance(loaded, int):
+        return loaded
+    project = loaded[0]
     out = Path(args.out) if args.out else path.with_name(f"{path.stem}.weights.npz")
     if not out.parent.is_dir():
         _error(f"cannot write the weights to {out}: the folder {out.parent} does not exist")
@@ -201,7 +204,7 @@ def _train(args) -> int:
         _error(f"cannot write checkpoints to {checkpoint_path}: the folder {checkpoint_path.parent} does not exist")
         return EXIT_ERROR
     try:
-        dataset = load_dataset(project.dataset, base_dir=path.parent)
+        dataset = load_project_dataset(project, base_dir=path.parent)
     except (ValueError, OSError) as exc:
         _error(f"cannot load the dataset of {path}: {exc}")
         return EXIT_ERROR
@@ -290,20 +293,15 @@ def _train(args) -> int:
 # --- export -----------------------------------------------------------------------------------
 def _export(args) -> int:
     from core.export import ExportError, export, load_state, read_weights_file
-    from core.inference import validate
+    from core.datasets import load_project_dataset
     from core.network import Network
-    from core.project import load_project
     from core.weights import WeightsError
 
     path = Path(args.project)
-    if not _is_file(path):
-        return EXIT_ERROR
-    try:
-        project = load_project(path)
-        validate(project)
-    except ProjectError as exc:
-        _report_problems(exc, str(path))
-        return EXIT_INVALID
+    loaded = _load_valid_project(path)
+    if isinstance(loaded, int):
+        return loaded
+    project = loaded[0]
     weights = Path(args.weights)
     if not weights.is_file():
         _error(f"{weights}: {'is a folder, not a weights file' if weights.is_dir() else 'no such file'}")
@@ -322,7 +320,7 @@ def _export(args) -> int:
         return EXIT_ERROR
     dataset = None
     try:
-        dataset = _project_dataset(project, path.parent)
+        dataset = load_project_dataset(project, path.parent)
     except Exception as exc:  # noqa: BLE001 - any failure only means verifying on random inputs instead
         _error(f"verifying on random inputs: the dataset of {path} could not be loaded ({exc})")
     try:
@@ -332,18 +330,6 @@ def _export(args) -> int:
         return EXIT_ERROR
     print(report, flush=True)
     return EXIT_OK
-
-
-def _project_dataset(project, base_dir: Path):
-    """The project's dataset without its normalisation key (the exports apply it themselves)."""
-    try:
-        from core.datasets.registry import load_project_dataset
-    except ImportError:
-        from core.datasets import load_dataset
-
-        spec = {k: v for k, v in project.dataset.items() if k != "normalization"}
-        return load_dataset(spec, base_dir=base_dir)
-    return load_project_dataset(project, base_dir)
 
 
 def _epoch_line(e, total: int) -> str:
