@@ -3,6 +3,7 @@ private mutators, which emit its signals); views update by listening, never from
 from __future__ import annotations
 
 import copy
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QUndoCommand
@@ -13,16 +14,33 @@ if TYPE_CHECKING:
 _SET_FIELD_ID = 1001  # consecutive edits of one field (typing in a spin box) merge into one step
 
 
+class _DocumentCommand(QUndoCommand):
+    """A command that reaches its document through a weak reference.
+
+    The undo stack (a child of the document) owns the commands; a strong reference back would
+    make a cycle that Python's garbage collector may take apart in the wrong order, deleting
+    commands under the stack (a crash). With a weak one the document dies first, as in C++.
+    """
+
+    def __init__(self, doc: "ProjectDocument", text: str):
+        super().__init__(text)
+        self._doc = weakref.ref(doc)
+
+    @property
+    def doc(self) -> "ProjectDocument":
+        return self._doc()
+
+
 def _describe(block: dict) -> str:
     return block.get("name") or block.get("kind", "block")
 
 
-class InsertBlocks(QUndoCommand):
+class InsertBlocks(_DocumentCommand):
     """Insert blocks at ``index`` (add, paste, duplicate)."""
 
     def __init__(self, doc: "ProjectDocument", index: int, blocks: list[dict], text: str | None = None):
-        super().__init__(text or (f"Add {_describe(blocks[0])}" if len(blocks) == 1 else f"Add {len(blocks)} blocks"))
-        self.doc, self.index, self.blocks = doc, index, copy.deepcopy(blocks)
+        super().__init__(doc, text or (f"Add {_describe(blocks[0])}" if len(blocks) == 1 else f"Add {len(blocks)} blocks"))
+        self.index, self.blocks = index, copy.deepcopy(blocks)
 
     def redo(self) -> None:
         self.doc._insert(self.index, copy.deepcopy(self.blocks))
@@ -31,14 +49,14 @@ class InsertBlocks(QUndoCommand):
         self.doc._remove(list(range(self.index, self.index + len(self.blocks))))
 
 
-class RemoveBlocks(QUndoCommand):
+class RemoveBlocks(_DocumentCommand):
     """Remove blocks; remembers where each was, so undo puts every one back in its place."""
 
     def __init__(self, doc: "ProjectDocument", indices: list[int]):
         indices = sorted(set(indices))
         blocks = [doc.project.blocks[i] for i in indices]
-        super().__init__(f"Delete {_describe(blocks[0])}" if len(blocks) == 1 else f"Delete {len(blocks)} blocks")
-        self.doc, self.indices, self.blocks = doc, indices, copy.deepcopy(blocks)
+        super().__init__(doc, f"Delete {_describe(blocks[0])}" if len(blocks) == 1 else f"Delete {len(blocks)} blocks")
+        self.indices, self.blocks = indices, copy.deepcopy(blocks)
 
     def redo(self) -> None:
         self.doc._remove(self.indices)
@@ -48,12 +66,12 @@ class RemoveBlocks(QUndoCommand):
             self.doc._insert(i, [copy.deepcopy(block)])
 
 
-class MoveBlock(QUndoCommand):
+class MoveBlock(_DocumentCommand):
     """Move the block at ``source`` so that it ends up at index ``target``."""
 
     def __init__(self, doc: "ProjectDocument", source: int, target: int):
-        super().__init__(f"Move {_describe(doc.project.blocks[source])}")
-        self.doc, self.source, self.target = doc, source, target
+        super().__init__(doc, f"Move {_describe(doc.project.blocks[source])}")
+        self.source, self.target = source, target
 
     def redo(self) -> None:
         self.doc._move(self.source, self.target)
@@ -62,13 +80,13 @@ class MoveBlock(QUndoCommand):
         self.doc._move(self.target, self.source)
 
 
-class SetBlockField(QUndoCommand):
+class SetBlockField(_DocumentCommand):
     """Set one field of one block, or with ``remove`` take the key out (e.g. back to an automatic name)."""
 
     def __init__(self, doc: "ProjectDocument", index: int, field: str, value: Any, remove: bool = False):
         block = doc.project.blocks[index]
-        super().__init__(f"{'Reset' if remove else 'Change'} {_describe(block)} {field}")
-        self.doc, self.index, self.field = doc, index, field
+        super().__init__(doc, f"{'Reset' if remove else 'Change'} {_describe(block)} {field}")
+        self.index, self.field = index, field
         self.had = field in block
         self.old = copy.deepcopy(block.get(field))
         self.new = copy.deepcopy(value)
@@ -90,13 +108,13 @@ class SetBlockField(QUndoCommand):
         self.doc._set_field(self.index, self.field, copy.deepcopy(self.old), present=self.had)
 
 
-class SetProjectValue(QUndoCommand):
+class SetProjectValue(_DocumentCommand):
     """Set a project-level value: ``name``, ``input_shape``, ``num_classes``, ``dataset`` or
     ``training.<field>``."""
 
     def __init__(self, doc: "ProjectDocument", key: str, value: Any, text: str | None = None):
-        super().__init__(text or f"Change {key.replace('training.', '').replace('_', ' ')}")
-        self.doc, self.key = doc, key
+        super().__init__(doc, text or f"Change {key.replace('training.', '').replace('_', ' ')}")
+        self.key = key
         self.old = copy.deepcopy(doc.get_value(key))
         self.new = copy.deepcopy(value)
 

@@ -10,3 +10,19 @@ def doc(qtbot):
     d = ProjectDocument()
     d.new_project("lenet5")
     return d
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _release_qt_objects_before_exit(qapp):
+    """Free every Qt object while Python is alive: Qt's own exit handlers would otherwise delete
+    clipboard data and undo commands that Python already finalised (a crash at interpreter exit)."""
+    yield
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    qapp.clipboard().clear()
+    for _ in range(3):
+        gc.collect()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        qapp.processEvents()
