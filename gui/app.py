@@ -1,6 +1,12 @@
-"""Start the app: ``netbuilder`` opens the LeNet-5 example, ``netbuilder PROJECT.json`` that file."""
+"""Start the app: ``netbuilder`` opens the LeNet-5 example, ``netbuilder PROJECT.json`` that file.
+
+Set ``NETBUILDER_AUTOTRAIN=1`` to start training as soon as the window shows (in the training
+view): for screenshots and demos, e.g.
+``NETBUILDER_AUTOTRAIN=1 ../shared/tools/screenshot -o run.png -w 12 -- netbuilder``.
+"""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -14,6 +20,7 @@ from gui.main_window import MainWindow
 from gui.project_files import APPLICATION, ORGANIZATION
 
 DEFAULT_TEMPLATE = "lenet5"  # LeNet-5 on the built-in "shapes" dataset: ready to train offline
+AUTOTRAIN = "NETBUILDER_AUTOTRAIN"
 
 
 def create_window(project_path: str | None = None, settings: QSettings | None = None) -> MainWindow:
@@ -39,11 +46,16 @@ def main(project_path: str | None = None) -> int:
     if project_path:
         # After show(), so an error box about a bad file appears over the window.
         window.files.open(project_path)
+    if os.environ.get(AUTOTRAIN, "") not in ("", "0"):
+        QTimer.singleShot(0, window.start_training)
     previous = _quit_on_ctrl_c(window)
     try:
         return app.exec()
     finally:
         signal.signal(signal.SIGINT, previous)
+        # Qt's exit handlers would delete clipboard data Python already finalised (a crash at
+        # exit); the clipboard's content leaves with this process anyway.
+        app.clipboard().clear()
 
 
 def _use_light_look(app: QApplication) -> None:

@@ -1,23 +1,41 @@
-"""The main window: creates the canvas, palette, inspector and summary, and wires menus to them.
+"""The main window: creates the builder and training views and wires menus to them.
 
-Behaviour lives in the pieces (``ProjectDocument``, ``ProjectFiles``, the views); this module
-only places them, builds the menus, toolbar and status bar, and connects signals.
+Behaviour lives in the pieces (``ProjectDocument``, ``ProjectFiles``, ``TrainingController``, the
+views); this module only places them, builds the menus, toolbar and status bar, and connects
+signals. The window has two modes sharing one document: Build (the pipeline canvas with the
+block palette, inspector and summary docks) and Train (the train panel and data panel, the live
+curves, feature maps, filters, confusion matrix and gradient norms). Starting a run switches to
+Train; closing the window stops a run and waits for its worker.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QStyle, QToolBar,
-                               QToolButton, QWidget)
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea,
+                               QSplitter, QStackedWidget, QStyle, QTabWidget, QToolBar, QToolButton, QWidget)
 
 from core.inference import Inference
 from gui.canvas import PipelineCanvas
+from gui.curves import CurvesView, curve_icon
 from gui.document import ProjectDocument
 from gui.inspector import Inspector
 from gui.palette import Palette
 from gui.project_files import ProjectFiles, app_settings
 from gui.summary_panel import SummaryPanel
+from gui.train_panel import TrainPanel
+from gui.training import TrainingController
+from gui.training.controller import LOADING
+from gui.views.confusion import ConfusionView
+from gui.views.data_panel import DataPanel
+from gui.views.feature_maps import FeatureMapView
+from gui.views.filters import FilterView
+from gui.views.gradients import GradientView
 from gui import theme
+
+BUILD, TRAIN = "build", "train"
 
 APP_TITLE = "netbuilder"
 
@@ -36,12 +54,16 @@ duplicates it, Ctrl+C / Ctrl+V copy and paste. Ctrl+Z undoes any edit, Ctrl+Shif
 <li><b>Check the totals.</b> The <i>Summary</i> (bottom) lists each block's parameters,
 multiply-adds and memory, and warns about choices that train badly.</li>
 <li><b>Save</b> with Ctrl+S. File &gt; New starts from a template or from an empty pipeline.</li>
+<li><b>Train</b> with F5: the window switches to the training view (Ctrl+2; Ctrl+1 goes back
+to building). Pick the data in the <i>Data</i> tab, watch the loss, the feature maps and the
+filters change, pause with F6 and stop with Shift+F5. File &gt; Export Weights saves what was
+learned; Train &gt; Save Checkpoint keeps the run to continue it later.</li>
 </ol>
 """
 
 
 class MainWindow(QMainWindow):
-    """The builder window of one document; closing it asks before unsaved changes are lost."""
+    """The builder and training window of one document; closing it asks before unsaved changes are lost."""
 
     def __init__(self, doc: ProjectDocument, settings: QSettings | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -54,7 +76,14 @@ class MainWindow(QMainWindow):
         self.palette = Palette(doc, self)
         self.inspector = Inspector(doc, self)
         self.summary = SummaryPanel(doc, self)
-        self.setCentralWidget(self.canvas)
+        self.controller = TrainingController(doc, self)
+        self.train_page = self._create_training_page()
+        self.pages = _Pages(self)
+        self.pages.addWidget(self.canvas)
+        self.pages.addWidget(self.train_page)
+        self.setCentralWidget(self.pages)
+        self._mode = BUILD
+        self._builder_docks_shown: dict[QDockWidget, bool] = {}
         # The palette runs the full height (every block in view); the summary table gets the width
         # under the canvas and the inspector.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -76,15 +105,75 @@ class MainWindow(QMainWindow):
         doc.lockChanged.connect(self._update_lock)
         self.files.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.files.recentChanged.connect(self._rebuild_recent_menu)
+        self.controller.stateChanged.connect(self._training_state_changed)
+        self.controller.trainedChanged.connect(lambda *_: self._update_training_actions())
+        self.controller.epochEnded.connect(lambda *_: self._update_training_actions())
+        self.controller.error.connect(lambda text: self.statusBar().showMessage(text, 10000))
 
         self._update_title()
         self.setWindowModified(doc.modified)
         self._update_status(doc.inference)
         self._update_lock(doc.lock_reason)
+        self._update_training_actions()
         self._fit_to_screen()
         self._restore_layout()
 
     # --- construction -----------------------------------------------------------------------
+    def _create_training_page(self) -> QWidget:
+        """The training view: run controls and data on the left, curves in the middle with the
+        epoch views under them, what the network sees on the right (feature maps over filters)."""
+        controller = self.controller
+        self.train_panel = TrainPanel(self.doc, controller, self)
+        self.data_panel = DataPanel(self.doc, controller, self)
+        self.curves = CurvesView(controller, self)
+        self.feature_maps = FeatureMapView(controller, self)
+        self.filters = FilterView(controller, self)
+        self.confusion = ConfusionView(controller, self)
+        self.gradients = GradientView(controller, self)
+
+        self.setup_tabs = QTabWidget(self)
+        self.setup_tabs.setObjectName("setup_tabs")
+        self.setup_tabs.addTab(self.train_panel, "Train")
+        self.setup_tabs.addTab(_scrolled(self.data_panel), "Data")
+        self.epoch_tabs = QTabWidget(self)
+        self.epoch_tabs.setObjectName("epoch_tabs")
+        self.epoch_tabs.addTab(_scrolled(self.confusion), "Confusion matrix")
+        self.epoch_tabs.addTab(_scrolled(self.gradients), "Gradients")
+        middle = self.curves_splitter = QSplitter(Qt.Orientation.Vertical, self)
+        middle.addWidget(self.curves)
+        middle.addWidget(self.epoch_tabs)
+        middle.setStretchFactor(0, 3)
+        middle.setStretchFactor(1, 2)
+        right = QSplitter(Qt.Orientation.Vertical, self)
+        right.addWidget(_scrolled(self.feature_maps))
+        right.addWidget(self.filters)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        page = QSplitter(Qt.Orientation.Horizontal, self)
+        page.setObjectName("train_page")
+        for i, widget in enumerate((self.setup_tabs, middle, right)):
+            page.addWidget(widget)
+            page.setCollapsible(i, False)
+        page.setStretchFactor(0, 0)
+        page.setStretchFactor(1, 1)
+        page.setStretchFactor(2, 1)
+        self._page_sized = False
+        return page
+
+    def _size_training_page(self) -> None:
+        """Once, at the first switch to training: the panel as narrow as it reads well, the curves
+        and the feature maps sharing the rest (the splitter cannot know before it is shown)."""
+        if self._page_sized:
+            return
+        self._page_sized = True
+        page = self.train_page
+        width = page.width()
+        left = min(max(280, self.setup_tabs.minimumSizeHint().width()), 320)
+        middle = (width - left) * 40 // 100
+        page.setSizes([left, middle, width - left - middle])
+        height = self.curves_splitter.height()
+        self.curves_splitter.setSizes([height * 11 // 20, height - height * 11 // 20])
+
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)  # saveState/restoreState find docks by name
@@ -141,6 +230,7 @@ class MainWindow(QMainWindow):
             self.addAction(action)
         stack.undoTextChanged.connect(self._set_undo_tip)  # methods: disconnected when the window goes
         stack.redoTextChanged.connect(self._set_redo_tip)
+        self._tips_connected = True
         self._set_undo_tip(stack.undoText())
         self._set_redo_tip(stack.redoText())
 
@@ -150,6 +240,30 @@ class MainWindow(QMainWindow):
         if canvas.delete_action.icon().isNull():
             canvas.delete_action.setIcon(_icon(self, "edit-delete", QStyle.StandardPixmap.SP_TrashIcon))
         self.zoom_actions = [canvas.zoom_in_action, canvas.zoom_out_action, canvas.zoom_fit_action]
+
+        panel = self.train_panel
+        self.train_actions = [panel.train_action, panel.continue_action, panel.pause_action, panel.resume_action,
+                              panel.stop_action]
+        for action in self.train_actions:
+            self.addAction(action)  # their shortcuts work in both modes
+        self.export_action = self._action("Export Weights…", lambda: self.export_weights(), "Ctrl+E",
+                                          tip="Save the trained weights with the project as a .npz file")
+        self.save_checkpoint_action = self._action(
+            "Save Checkpoint…", lambda: self.save_checkpoint(),
+            tip="Save the training state at the last completed epoch, to continue training later")
+        self.resume_checkpoint_action = self._action(
+            "Train from Checkpoint…", lambda: self.train_from_checkpoint(),
+            tip="Continue training from a saved checkpoint for the project's number of epochs")
+        self.mode_group = QActionGroup(self)
+        self.build_mode_action = self._action("Build View", lambda: self.set_mode(BUILD), "Ctrl+1",
+                                              theme.block_icon("conv"), "Edit the network (Ctrl+1)")
+        self.train_mode_action = self._action("Training View", lambda: self.set_mode(TRAIN), "Ctrl+2",
+                                              curve_icon(), "Train it and watch it learn (Ctrl+2)")
+        for action, short in ((self.build_mode_action, "Build"), (self.train_mode_action, "Training")):
+            action.setIconText(short)  # the toolbar's label
+            action.setCheckable(True)
+            self.mode_group.addAction(action)
+        self.build_mode_action.setChecked(True)
 
         self.reset_layout_action = self._action("Reset Layout", self.reset_layout,
                                                 tip="Put the panels back where they started")
@@ -172,6 +286,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([self.save_action, self.save_as_action])
         file_menu.addSeparator()
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
         edit_menu = bar.addMenu("&Edit")
@@ -182,11 +298,20 @@ class MainWindow(QMainWindow):
         edit_menu.addActions(self.edit_actions[4:])
 
         view_menu = bar.addMenu("&View")
+        view_menu.addActions([self.build_mode_action, self.train_mode_action])
+        view_menu.addSeparator()
         view_menu.addActions(self.zoom_actions)
         view_menu.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.summary_dock):
             view_menu.addAction(dock.toggleViewAction())
         self.view_menu = view_menu
+
+        train_menu = bar.addMenu("&Train")
+        train_menu.setToolTipsVisible(True)
+        train_menu.addActions(self.train_actions)
+        train_menu.addSeparator()
+        train_menu.addActions([self.save_checkpoint_action, self.resume_checkpoint_action])
+        self.train_menu = train_menu
 
         help_menu = bar.addMenu("&Help")
         help_menu.addActions([self.how_to_action, self.about_action])
@@ -212,6 +337,11 @@ class MainWindow(QMainWindow):
         bar.addActions(self.edit_actions[:2])  # delete, duplicate: copy/paste live in the menu
         bar.addSeparator()
         bar.addAction(self.canvas.zoom_fit_action)
+        bar.addSeparator()
+        bar.addActions([self.build_mode_action, self.train_mode_action])
+        bar.addSeparator()
+        panel = self.train_panel
+        bar.addActions([panel.train_action, panel.pause_action, panel.resume_action, panel.stop_action])
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.toolbar = bar
         self.view_menu.addAction(bar.toggleViewAction())
@@ -241,6 +371,7 @@ class MainWindow(QMainWindow):
 
     def reset_layout(self) -> None:
         """Show every panel, docked where it started, with sizes fitted to the window."""
+        self.set_mode(BUILD)
         for dock, area in ((self.palette_dock, Qt.DockWidgetArea.LeftDockWidgetArea),
                            (self.inspector_dock, Qt.DockWidgetArea.RightDockWidgetArea),
                            (self.summary_dock, Qt.DockWidgetArea.BottomDockWidgetArea)):
@@ -320,6 +451,96 @@ class MainWindow(QMainWindow):
         else:
             menu.addAction("No recent files").setEnabled(False)
 
+    # --- modes and training -------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def set_mode(self, mode: str) -> None:
+        """Show the builder ("build": canvas and its docks) or the training views ("train")."""
+        if mode == self._mode:
+            return
+        docks = (self.palette_dock, self.inspector_dock, self.summary_dock)
+        if mode == TRAIN:
+            self._builder_docks_shown = {dock: dock.isVisible() for dock in docks}
+            for dock in docks:
+                dock.hide()
+            self.pages.setCurrentWidget(self.train_page)
+            self.pages.updateGeometry()
+            if not self._page_sized:
+                QTimer.singleShot(0, self._size_training_page)  # once the page is laid out
+            self.train_mode_action.setChecked(True)
+        else:
+            self.pages.setCurrentWidget(self.canvas)
+            self.pages.updateGeometry()
+            for dock in docks:
+                dock.setVisible(self._builder_docks_shown.get(dock, True))
+            self.build_mode_action.setChecked(True)
+        self._mode = mode
+
+    def start_training(self) -> bool:
+        """Switch to the training views and start a run from fresh weights."""
+        self.set_mode(TRAIN)
+        return self.controller.start()
+
+    def export_weights(self, path: str | None = None) -> bool:
+        """Write the trained weights (.npz, with the project inside); the status bar says where."""
+        path = path or self.ask_path("Export Weights", "weights.npz", save=True)
+        if not path:
+            return False
+        try:
+            written = self.controller.export_weights(path)
+        except (ValueError, RuntimeError, OSError) as exc:  # WeightsError, TrainingError
+            self.files.show_error("Export Weights", f"The weights were not exported: {exc}")
+            return False
+        self.statusBar().showMessage(f"Weights saved to {written}", 10000)
+        return True
+
+    def save_checkpoint(self, path: str | None = None) -> bool:
+        """Write the training state at the last completed epoch, to continue from later."""
+        path = path or self.ask_path("Save Checkpoint", "checkpoint.npz", save=True)
+        if not path:
+            return False
+        try:
+            epoch = self.controller.save_checkpoint(path)
+        except (ValueError, RuntimeError, OSError) as exc:  # CheckpointError, TrainingError
+            self.files.show_error("Save Checkpoint", f"The checkpoint was not saved: {exc}")
+            return False
+        self.statusBar().showMessage(f"Checkpoint after epoch {epoch} saved to {path}", 10000)
+        return True
+
+    def train_from_checkpoint(self, path: str | None = None) -> bool:
+        """Continue the run saved in a checkpoint file, on the project's data and settings."""
+        path = path or self.ask_path("Train from Checkpoint", "checkpoint.npz", save=False)
+        if not path:
+            return False
+        self.set_mode(TRAIN)
+        return self.controller.start("checkpoint", path)
+
+    def ask_path(self, title: str, suffix: str, save: bool) -> str | None:
+        """A file chosen in a dialog (None if cancelled); the default name is the project's + ``suffix``."""
+        folder = self.doc.path.parent if self.doc.path else Path.home()
+        stem = self.doc.path.stem if self.doc.path else re.sub(r"[^\w.-]+", "_", self.doc.project.name).strip("_")
+        start = str(folder / f"{stem or 'network'}.{suffix}")
+        filters = "NumPy archives (*.npz);;All files (*)"
+        if save:
+            path, _ = QFileDialog.getSaveFileName(self, title, start, filters)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, title, str(folder), filters)
+        return path or None
+
+    def _training_state_changed(self, state: str) -> None:
+        if state == LOADING:
+            self.set_mode(TRAIN)
+        self._update_training_actions()
+
+    def _update_training_actions(self) -> None:
+        controller = self.controller
+        idle = not controller.is_running
+        self.export_action.setEnabled(controller.has_trained)
+        self.save_checkpoint_action.setEnabled(controller.checkpoint_epoch is not None)
+        self.resume_checkpoint_action.setEnabled(idle)
+
     # --- help -------------------------------------------------------------------------------
     def show_how_to(self) -> None:
         QMessageBox.information(self, "How to build a network", HOW_TO)
@@ -332,10 +553,41 @@ class MainWindow(QMainWindow):
     # --- closing ----------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.files.maybe_save():
+            self.controller.shutdown()  # stops a run within a batch and waits for the worker
+            self.set_mode(BUILD)  # the saved layout is the builder's docks
             self._save_layout()
+            # The document may outlive the window (until the interpreter exits, whose teardown
+            # order is arbitrary): its undo stack must not call into deleted actions then.
+            if self._tips_connected:
+                self._tips_connected = False
+                self.doc.undo_stack.undoTextChanged.disconnect(self._set_undo_tip)
+                self.doc.undo_stack.redoTextChanged.disconnect(self._set_redo_tip)
             event.accept()
         else:
             event.ignore()
+
+
+class _Pages(QStackedWidget):
+    """The central pages, sized by the page shown: the training views' minimum size must not
+    make the builder's window larger (1024x640 must fit), nor the other way round."""
+
+    def minimumSizeHint(self) -> QSize:
+        page = self.currentWidget()
+        return page.minimumSizeHint() if page is not None else super().minimumSizeHint()
+
+    def sizeHint(self) -> QSize:
+        page = self.currentWidget()
+        return page.sizeHint() if page is not None else super().sizeHint()
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: it keeps its own minimum size (which may grow with
+    what it shows), and the splitter around it does not have to."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 def _icon(widget: QWidget, theme_name: str, fallback: QStyle.StandardPixmap) -> QIcon:

@@ -51,7 +51,7 @@ def shown_title(window):
 
 
 def test_window_builds_with_lenet5_and_every_panel(window, doc):
-    assert isinstance(window.centralWidget(), PipelineCanvas)
+    assert window.pages.currentWidget() is window.canvas and isinstance(window.canvas, PipelineCanvas)
     docks = {type(d.widget()): window.dockWidgetArea(d)
              for d in (window.palette_dock, window.inspector_dock, window.summary_dock)}
     assert docks == {Palette: Qt.DockWidgetArea.LeftDockWidgetArea,
@@ -65,7 +65,7 @@ def test_window_builds_with_lenet5_and_every_panel(window, doc):
 
 def test_menus_hold_the_actions(window):
     menus = {a.text(): a.menu() for a in window.menuBar().actions()}
-    assert list(menus) == ["&File", "&Edit", "&View", "&Help"]
+    assert list(menus) == ["&File", "&Edit", "&View", "&Train", "&Help"]
     edit = [a.text() for a in menus["&Edit"].actions() if not a.isSeparator()]
     assert edit[:2] == ["Undo", "Redo"]
     assert window.canvas.delete_action in menus["&Edit"].actions()

@@ -1,0 +1,431 @@
+"""Live training curves: loss and accuracy against epochs, for this run and the earlier runs of the session.
+
+The loss plot shows every batch's loss (faint), its smoothed trend (an exponential moving
+average, debiased at the start) and each epoch's training (dots) and validation (squares, dashed)
+loss; the accuracy plot the smoothed batch accuracy and each epoch's training and validation
+accuracy, in the same styles (one legend above both). Earlier runs stay as faded curves; the
+runs list under the plots names each run's settings (the legend of the colours) and shows or
+hides it.
+
+Data from the controller is only appended to arrays; a timer (``REDRAW_MS``, started by new data
+and idle otherwise) hands the arrays to the existing plot items with ``setData``, so a burst of
+batches costs one redraw, at most 25 a second, and no item is ever created per point. Painting
+is what costs the GUI thread most, so: the axes' ranges are set by hand and change only in
+steps (x spans the runs' planned epochs, the loss goes from 0 to a round number above the
+largest loss, the accuracy from 0 to 100 %); axes, legend, epoch markers and earlier runs are
+drawn from pixmap caches; there is no grid (grid lines belong to the axes, and would make every
+curve update repaint them).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+
+from gui import theme
+
+pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground=theme.TEXT, antialias=False)
+
+REDRAW_MS = 40  # 25 redraws a second at most, and only while something changed
+SMOOTHING = 0.9  # weight of the past in the moving average (about the last 10 batches)
+RUN_COLORS = ("#1e6fd9", "#d9541e", "#2e9d5b", "#8e44ad", "#c29d0b", "#0f8b8d", "#c2185b", "#5d6d7e")
+FADED = 0.35  # how much of an earlier run's colour is kept (blended over white)
+
+
+class _Columns:
+    """Rows of floats appended in chunks; ``column(j)`` is a view of the filled part."""
+
+    def __init__(self, width: int) -> None:
+        self._data = np.empty((512, width), np.float64)
+        self.n = 0
+
+    def extend(self, rows) -> None:
+        rows = np.asarray(rows, np.float64).reshape(-1, self._data.shape[1])
+        need = self.n + len(rows)
+        if need > len(self._data):
+            grown = np.empty((max(need, 2 * len(self._data)), self._data.shape[1]), np.float64)
+            grown[:self.n] = self._data[:self.n]
+            self._data = grown  # views handed out earlier keep the old array, which never changes
+        self._data[self.n:need] = rows
+        self.n = need
+
+    def column(self, j: int) -> np.ndarray:
+        return self._data[:self.n, j]
+
+
+class RunCurves:
+    """One run's points and its plot items (created once, updated with ``setData``)."""
+
+    def __init__(self, number: int, label: str, color: str, loss_plot: pg.PlotItem, acc_plot: pg.PlotItem,
+                 end_epoch: float = 1.0):
+        self.number, self.label, self.color = number, label, color
+        self.end_epoch = end_epoch  # where the run is planned to end, on the epoch axis
+        self.max_loss = 0.0
+        self.batches = _Columns(5)  # x, loss, accuracy, smoothed loss, smoothed accuracy
+        self.epochs = _Columns(5)  # x, train loss, validation loss, train accuracy, validation accuracy
+        self._ema = np.zeros(2)
+        self._ema_steps = 0
+        self.visible = True
+        self.current = True
+        self.dirty = False  # batches were added since the last redraw
+        self.epochs_dirty = False
+        c = QColor(color)
+        # The curves redrawn with every batch are bare PlotCurveItems: PlotDataItem's extra
+        # machinery costs the GUI thread more than their drawing does.
+        self.raw_loss = _curve(loss_plot, _pen(c, alpha=70))
+        self.smooth_loss = _curve(loss_plot, _pen(c, width=2))
+        self.epoch_loss = loss_plot.plot(pen=_pen(c, width=1, style=Qt.PenStyle.DotLine), symbol="o", symbolSize=6,
+                                         symbolPen=_pen(c), symbolBrush=c)
+        self.val_loss = loss_plot.plot(pen=_pen(c, width=2, style=Qt.PenStyle.DashLine), symbol="s", symbolSize=7,
+                                       symbolPen=_pen(c), symbolBrush=pg.mkBrush("w"))
+        self.smooth_acc = _curve(acc_plot, _pen(c, width=2))
+        self.epoch_acc = acc_plot.plot(pen=_pen(c, width=1, style=Qt.PenStyle.DotLine), symbol="o", symbolSize=6,
+                                       symbolPen=_pen(c), symbolBrush=c)
+        self.val_acc = acc_plot.plot(pen=_pen(c, width=2, style=Qt.PenStyle.DashLine), symbol="s", symbolSize=7,
+                                     symbolPen=_pen(c), symbolBrush=pg.mkBrush("w"))
+        # The epoch curves and markers change once an epoch but sit under the batch curves that
+        # change at every redraw: painted from a pixmap cache, they cost a copy.
+        for item in (self.epoch_loss, self.val_loss, self.epoch_acc, self.val_acc):
+            for part in (item.curve, item.scatter):
+                part.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.items = (self.raw_loss, self.smooth_loss, self.epoch_loss, self.val_loss,
+                      self.smooth_acc, self.epoch_acc, self.val_acc)
+        self.plots = (loss_plot,) * 4 + (acc_plot,) * 3
+
+    # --- data ----------------------------------------------------------------------------------
+    def add_batches(self, points) -> None:
+        """``points``: [(x in epochs, loss, accuracy), ...]; accuracy in 0..1."""
+        rows = []
+        for x, loss, acc in points:
+            self._ema_steps += 1
+            self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * np.array([loss, 100.0 * acc])
+            smooth = self._ema / (1 - SMOOTHING ** self._ema_steps)
+            rows.append((x, loss, 100.0 * acc, smooth[0], smooth[1]))
+            if loss > self.max_loss and math.isfinite(loss):
+                self.max_loss = loss
+        if rows:
+            self.batches.extend(rows)
+            self.dirty = True
+
+    def add_epochs(self, events) -> None:
+        rows = [(e.epoch, e.train_loss, _nan(e.val_loss), 100.0 * e.train_accuracy,
+                 100.0 * _nan(e.val_accuracy)) for e in events]
+        if rows:
+            self.epochs.extend(rows)
+            self.epochs_dirty = True
+
+    def add_history(self, epochs, batch_losses) -> None:
+        """Epochs a checkpoint brought: their batch losses (accuracy unknown) and epoch figures."""
+        points = []
+        for e, losses in enumerate(batch_losses):
+            n = max(len(losses), 1)
+            points += [(e + (b + 1) / n, loss, np.nan) for b, loss in enumerate(losses)]
+        rows = []
+        finite = [loss for _, loss, _ in points if math.isfinite(loss)]
+        self.max_loss = max([self.max_loss, *finite])
+        for x, loss, _ in points:
+            self._ema_steps += 1
+            self._ema[0] = SMOOTHING * self._ema[0] + (1 - SMOOTHING) * loss
+            rows.append((x, loss, np.nan, self._ema[0] / (1 - SMOOTHING ** self._ema_steps), np.nan))
+        if rows:
+            self.batches.extend(rows)
+        self.add_epochs(epochs)
+        self.dirty = self.epochs_dirty = True
+
+    # --- drawing -------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Hand the arrays to the plot items whose data grew (epoch items change once an epoch)."""
+        if self.dirty:
+            self.dirty = False
+            b = self.batches
+            x = b.column(0)
+            if self.current:
+                self.raw_loss.setData(x, b.column(1))
+            self.smooth_loss.setData(x, b.column(3))
+            self.smooth_acc.setData(x, b.column(4))
+        if not self.epochs_dirty:
+            return
+        self.epochs_dirty = False
+        e = self.epochs
+        ex = e.column(0)
+        self.epoch_loss.setData(ex, e.column(1))
+        self.val_loss.setData(ex, e.column(2))
+        self.epoch_acc.setData(ex, e.column(3))
+        self.val_acc.setData(ex, e.column(4))
+
+    def fade(self) -> None:
+        """Become an earlier run: lighter colours, no per-batch losses."""
+        self.current = False
+        c = theme.tint(self.color, FADED)
+        self.raw_loss.setData([], [])
+        self.raw_loss.setVisible(False)
+        for item in (self.smooth_loss, self.smooth_acc):
+            item.setPen(_pen(c, width=1.5))
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # it no longer changes
+        for item in (self.epoch_loss, self.epoch_acc):
+            item.setPen(_pen(c, width=1, style=Qt.PenStyle.DotLine))
+            item.setSymbolPen(_pen(c))
+            item.setSymbolBrush(c)
+            item.setSymbolSize(4)
+        for item in (self.val_loss, self.val_acc):
+            item.setPen(_pen(c, width=1.5, style=Qt.PenStyle.DashLine))
+            item.setSymbolPen(_pen(c))
+            item.setSymbolSize(5)
+
+    def set_visible(self, visible: bool) -> None:
+        self.visible = visible
+        for item in self.items:
+            item.setVisible(visible and (item is not self.raw_loss or self.current))
+
+    def remove(self) -> None:
+        for plot, item in zip(self.plots, self.items):
+            plot.removeItem(item)
+
+    @property
+    def batch_count(self) -> int:
+        return self.batches.n
+
+    @property
+    def epoch_count(self) -> int:
+        return self.epochs.n
+
+
+class CurvesView(QWidget):
+    """Loss and accuracy plots fed by a ``TrainingController``, with the list of runs."""
+
+    def __init__(self, controller, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.runs: list[RunCurves] = []
+
+        self.graphics = pg.GraphicsLayoutWidget(self)
+        self.graphics.setMinimumSize(220, 180)
+        # One legend for both plots, in a row of its own: inside a plot it would hide the curves.
+        self.legend = pg.LegendItem(colCount=4, labelTextSize="8pt", labelTextColor=theme.TEXT, frame=False)
+        self.graphics.addItem(self.legend, row=0, col=0)
+        self.loss_plot = self.graphics.addPlot(row=1, col=0)
+        self.acc_plot = self.graphics.addPlot(row=2, col=0)
+        for plot, name in ((self.loss_plot, "loss"), (self.acc_plot, "accuracy (%)")):
+            plot.setLabel("left", name)
+            plot.setLabel("bottom", "epoch")
+            plot.setMenuEnabled(False)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.hideButtons()
+            plot.disableAutoRange()
+        self.acc_plot.setYRange(0, 100, padding=0.02)
+        # Axes are repainted with the plot area around them; from a pixmap cache that is a copy
+        # instead of laying out every tick label again (they change only with the ranges).
+        for plot in (self.loss_plot, self.acc_plot):
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self._fill_legend()
+        self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self._x_end = self._loss_top = None
+        self.acc_plot.setXLink(self.loss_plot)
+        self.acc_plot.getAxis("left").setWidth(self.loss_plot.getAxis("left").width())
+        self.placeholder = pg.TextItem("Press Train (F5): the loss and accuracy appear here", color=theme.MUTED,
+                                       anchor=(0.5, 0.5))
+        self.loss_plot.addItem(self.placeholder)
+        self.placeholder.setPos(0.5, 0.5)
+        self.loss_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+
+        self.log_box = QCheckBox("log loss")
+        self.log_box.setToolTip("Show the loss on a logarithmic scale")
+        self.log_box.toggled.connect(self._log_toggled)
+        self.clear_button = QPushButton("Clear earlier runs")
+        self.clear_button.setToolTip("Remove the curves of every run but the latest")
+        self.clear_button.clicked.connect(self.clear_earlier)
+        self.clear_button.setEnabled(False)
+        self.run_list = QListWidget()
+        self.run_list.setToolTip("Each run of this session with its settings; untick one to hide its curves")
+        self.run_list.setMaximumHeight(48)
+        self.run_list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
+        self.run_list.itemChanged.connect(self._run_toggled)
+
+        head = QHBoxLayout()
+        title = QLabel("Runs")
+        title.setFont(theme.font(bold=True))
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(self.log_box)
+        head.addWidget(self.clear_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.graphics, 1)
+        layout.addLayout(head)
+        layout.addWidget(self.run_list)
+
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)  # armed by new data: no wake-ups while nothing changes
+        self.timer.setInterval(REDRAW_MS)
+        self.timer.timeout.connect(self.redraw)
+        controller.runStarted.connect(self._run_started)
+        controller.batchEnded.connect(self._batches)
+        controller.epochEnded.connect(self._epochs)
+        controller.runEnded.connect(self._run_ended)
+
+    @property
+    def current(self) -> RunCurves | None:
+        return self.runs[-1] if self.runs and self.runs[-1].current else None
+
+    # --- controller --------------------------------------------------------------------------
+    def _run_started(self, payload: dict) -> None:
+        if self.placeholder is not None:
+            self.loss_plot.removeItem(self.placeholder)
+            self.placeholder = None
+        event = payload["event"]
+        end_epoch = event.start_epoch + event.epochs
+        run = self.runs[-1] if self.runs else None
+        if payload.get("continued") and run is not None and run.number == payload["run"]:
+            run.label = payload["label"]
+            run.end_epoch = end_epoch
+            self.run_list.item(self.run_list.count() - 1).setText(run.label)
+        else:
+            for old in self.runs:
+                if old.current:
+                    old.fade()
+            color = RUN_COLORS[(payload["run"] - 1) % len(RUN_COLORS)]
+            run = RunCurves(payload["run"], payload["label"], color, self.loss_plot, self.acc_plot, end_epoch)
+            self.runs.append(run)
+            if payload.get("history"):
+                run.add_history(payload["history"], payload.get("batch_losses", []))
+            self._add_list_entry(run)
+        self.clear_button.setEnabled(len(self.runs) > 1)
+        self._schedule()
+
+    def _batches(self, payload: dict) -> None:
+        if self.current is not None:
+            self.current.add_batches(payload["points"])
+            self._schedule()
+
+    def _epochs(self, payload: dict) -> None:
+        if self.current is not None:
+            self.current.add_epochs(payload["epochs"])
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def _run_ended(self, _event) -> None:
+        self.redraw()
+        self.timer.stop()
+
+    # --- drawing and the run list ------------------------------------------------------------
+    def redraw(self) -> None:
+        for run in self.runs:
+            run.redraw()
+        self._fit_ranges()
+
+    def _fit_ranges(self) -> None:
+        """Axes that change only when the runs outgrow them (each change repaints the tick labels)."""
+        shown = [run for run in self.runs if run.visible] or self.runs
+        if not shown:
+            return
+        x_end = max(run.end_epoch for run in shown)
+        if x_end != self._x_end:
+            self._x_end = x_end
+            self.loss_plot.setXRange(0, x_end, padding=0.02)
+        if self.log_box.isChecked():
+            return
+        top = _round_up(max(run.max_loss for run in shown))
+        if top != self._loss_top:
+            self._loss_top = top
+            self.loss_plot.setYRange(0, top, padding=0.02)
+
+    def _log_toggled(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=on)
+        if on:
+            self.loss_plot.enableAutoRange(y=True)
+        else:
+            self.loss_plot.disableAutoRange()
+            self._loss_top = None
+            self._fit_ranges()
+
+    def clear_earlier(self) -> None:
+        """Forget every run but the latest."""
+        keep = self.runs[-1:]
+        for run in self.runs[:-1]:
+            run.remove()
+        self.runs = keep
+        while self.run_list.count() > len(keep):
+            self.run_list.takeItem(0)
+        self.clear_button.setEnabled(False)
+
+    def _add_list_entry(self, run: RunCurves) -> None:
+        pixmap = QPixmap(14, 14)
+        pixmap.fill(QColor(run.color))
+        item = QListWidgetItem(QIcon(pixmap), run.label)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked)
+        item.setData(Qt.ItemDataRole.UserRole, run.number)
+        self.run_list.blockSignals(True)
+        self.run_list.addItem(item)
+        self.run_list.blockSignals(False)
+        self.run_list.scrollToBottom()
+
+    def _run_toggled(self, item: QListWidgetItem) -> None:
+        number = item.data(Qt.ItemDataRole.UserRole)
+        for run in self.runs:
+            if run.number == number:
+                run.set_visible(item.checkState() == Qt.CheckState.Checked)
+
+    def _fill_legend(self) -> None:
+        """The line styles, the same in both plots and for every run (the run list names the colours)."""
+        c = QColor(theme.MUTED)
+        samples = (
+            (pg.PlotDataItem(pen=_pen(c, alpha=110)), "batches"),
+            (pg.PlotDataItem(pen=_pen(c, width=2)), "smoothed"),
+            (pg.PlotDataItem(pen=_pen(c, style=Qt.PenStyle.DotLine), symbol="o", symbolSize=6, symbolPen=_pen(c),
+                             symbolBrush=c), "train"),
+            (pg.PlotDataItem(pen=_pen(c, width=2, style=Qt.PenStyle.DashLine), symbol="s", symbolSize=7,
+                             symbolPen=_pen(c), symbolBrush=pg.mkBrush("w")), "validation"),
+        )
+        self._legend_samples = samples  # the legend draws from them: keep them alive
+        for item, name in samples:
+            self.legend.addItem(item, name)
+
+
+def _curve(plot: pg.PlotItem, pen) -> pg.PlotCurveItem:
+    curve = pg.PlotCurveItem(pen=pen, connect="finite")  # checkpoint history has no accuracies (NaN)
+    plot.addItem(curve)
+    return curve
+
+
+def curve_icon() -> QIcon:
+    """A falling loss curve on axes: the icon of the training view."""
+    pixmap = QPixmap(32, 32)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor(theme.MUTED), 2.5))
+    painter.drawPolyline([QPointF(4, 3), QPointF(4, 28), QPointF(29, 28)])
+    painter.setPen(QPen(QColor(RUN_COLORS[0]), 3))
+    painter.drawPolyline([QPointF(7, 6), QPointF(11, 16), QPointF(16, 20), QPointF(22, 22.5), QPointF(28, 23.5)])
+    painter.end()
+    return QIcon(pixmap)
+
+
+def _pen(color, width: float = 1, alpha: int | None = None, style=Qt.PenStyle.SolidLine):
+    c = QColor(color)
+    if alpha is not None:
+        c.setAlpha(alpha)
+    return pg.mkPen(c, width=width, style=style)
+
+
+def _round_up(value: float) -> float:
+    """The next of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k at or above ``value`` (1 for nothing to show)."""
+    if not math.isfinite(value) or value <= 0:
+        return 1.0
+    scale = 10.0 ** math.floor(math.log10(value))
+    return next(m * scale for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * scale >= value * (1 - 1e-9))
+
+
+def _nan(value) -> float:
+    return float("nan") if value is None else float(value)

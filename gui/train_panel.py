@@ -1,0 +1,412 @@
+"""The train panel: Train / Pause / Resume / Stop, the run's progress and status, and the training settings.
+
+The settings are the project's ``training`` fields: every change goes to
+``ProjectDocument.set_value("training.<field>", value)`` (one undo step) and the widgets show the
+document's values again on every change. While a run goes on only the learning rate stays
+editable: the controller hands it to the trainer at once. The panel owns the run actions (with
+their shortcuts); the main window puts them in its Train menu and toolbar.
+"""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QProgressBar, QScrollArea, QSpinBox, QStyle, QToolButton, QVBoxLayout, QWidget)
+
+from core.project import LOSSES, OPTIMIZERS
+from core.trainer import RunEnded
+from gui import theme
+from gui.document import ProjectDocument
+from gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
+
+PROGRESS_MS = 200  # the progress bar and speed are redrawn at most 5 times a second
+SHORTCUTS = {"train": "F5", "continue": "Ctrl+F5", "pause": "F6", "resume": "F6", "stop": "Shift+F5"}
+LOSS_TIPS = {
+    "cross_entropy": "softmax + cross-entropy: the usual choice for classifying into classes",
+    "squared_error": "half the squared difference to the one-hot target",
+    "binary_cross_entropy": "for one sigmoid output (two classes)",
+}
+OPTIMIZER_TIPS = {
+    "sgd": "plain stochastic gradient descent",
+    "momentum": "SGD with momentum (PyTorch's rule)",
+    "nesterov": "SGD with Nesterov momentum",
+    "adam": "Adam (beta1 0.9, beta2 0.999): works well with its default rate 0.001",
+}
+
+
+class LearningRateBox(QDoubleSpinBox):
+    """A rate spin box: shows 0.001 not 0.00100000, and steps along 1, 2, 5, 10, 20..."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setDecimals(8)
+        self.setRange(1e-7, 100.0)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def stepBy(self, steps: int) -> None:
+        ladder = (1.0, 2.0, 5.0)
+        value = self.value()
+        exponent = math.floor(math.log10(value))
+        mantissa = value / 10 ** exponent
+        # The ladder position at or just below the value, then ``steps`` rungs up or down.
+        position = exponent * 3 + max(i for i, m in enumerate(ladder) if m <= mantissa + 1e-9)
+        if steps < 0 and mantissa > ladder[position % 3] + 1e-9:
+            position += 1  # between rungs: the first step down lands on the rung below the value
+        position += steps
+        self.setValue(ladder[position % 3] * 10 ** (position // 3))
+
+
+class TrainPanel(QWidget):
+    """Run controls, progress and training settings of ``doc``, driving ``controller``."""
+
+    def __init__(self, doc: ProjectDocument, controller: TrainingController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self.controller = controller
+        self._run_start = None  # RunStarted of the current run
+        self._error = ""
+        self._ended: RunEnded | None = None
+        self._last_epoch = None
+        self._pending_batch = None  # the latest BatchEnd not shown yet
+        self._error_shown = False
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_MS)
+        self._progress_timer.timeout.connect(self._show_progress)
+        self._make_actions()
+
+        # --- run controls and progress ---
+        buttons = QHBoxLayout()
+        buttons.setSpacing(4)
+        self.buttons = {}
+        for name in ("train", "pause", "resume", "stop"):
+            button = QToolButton()
+            button.setDefaultAction(self.actions[name])
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            button.setObjectName(f"{name}_button")
+            buttons.addWidget(button)
+            self.buttons[name] = button
+        self.buttons["train"].setFont(theme.font(bold=True))
+        buttons.addStretch(1)
+        self.continue_button = QToolButton()
+        self.continue_button.setDefaultAction(self.continue_action)
+        self.continue_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("not started")
+        self.speed_label = QLabel()
+        self.speed_label.setStyleSheet(f"color: {theme.MUTED};")
+        self.metrics_label = QLabel()
+        self.metrics_label.setWordWrap(True)
+        run_box = QGroupBox("Run")
+        run_layout = QVBoxLayout(run_box)
+        run_layout.addLayout(buttons)
+        run_layout.addWidget(self.continue_button, 0, Qt.AlignmentFlag.AlignLeft)
+        run_layout.addWidget(self.progress)
+        run_layout.addWidget(self.speed_label)
+        run_layout.addWidget(self.status_label)
+        run_layout.addWidget(self.metrics_label)
+
+        # --- settings ---
+        self.editors: dict[str, QWidget] = {}
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._combo("loss", "Loss", LOSSES, LOSS_TIPS, form)
+        self._combo("optimizer", "Optimiser", OPTIMIZERS, OPTIMIZER_TIPS, form)
+        rate = LearningRateBox()
+        self._number("learning_rate", "Learning rate", rate, form,
+                     "step size of each update; can be changed while training (from the next batch on)")
+        momentum = QDoubleSpinBox()
+        momentum.setRange(0.0, 0.999)
+        momentum.setDecimals(3)
+        momentum.setSingleStep(0.05)
+        self._number("momentum", "Momentum", momentum, form, "share of the previous update kept (momentum, nesterov)")
+        decay = QDoubleSpinBox()
+        decay.setRange(0.0, 1.0)
+        decay.setDecimals(6)
+        decay.setSingleStep(0.0001)
+        self._number("weight_decay", "Weight decay", decay, form, "L2 penalty on the weights (0: none)")
+        batch = QSpinBox()
+        batch.setRange(1, 65536)
+        self._number("batch_size", "Batch size", batch, form, "images per update")
+        epochs = QSpinBox()
+        epochs.setRange(1, 100000)
+        self._number("epochs", "Epochs", epochs, form, "passes over the training images per run")
+        fraction = QDoubleSpinBox()
+        fraction.setRange(0.0, 0.95)
+        fraction.setDecimals(2)
+        fraction.setSingleStep(0.05)
+        self._number("validation_fraction", "Validation", fraction, form,
+                     "share of the training images held out to measure validation loss and accuracy")
+        seed = QSpinBox()
+        seed.setRange(0, 2**31 - 1)
+        self._number("seed", "Seed", seed, form, "the same seed gives the same weights, split and order")
+        settings_box = QGroupBox("Settings")
+        settings_box.setLayout(form)
+        self.live_hint = QLabel("While training only the learning rate can change.")
+        self.live_hint.setWordWrap(True)
+        self.live_hint.setStyleSheet(f"color: {theme.MUTED};")
+        form.addRow(self.live_hint)
+
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(6, 6, 6, 6)
+        column.addWidget(run_box)
+        column.addWidget(settings_box)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(content)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+        doc.valueChanged.connect(self._value_changed)
+        doc.projectReplaced.connect(self._project_replaced)
+        doc.inferenceChanged.connect(lambda *_: self._update_actions())
+        controller.stateChanged.connect(self._state_changed)
+        controller.runStarted.connect(self._run_started)
+        controller.batchEnded.connect(self._batch)
+        controller.epochEnded.connect(self._epoch)
+        controller.runEnded.connect(self._run_ended)
+        controller.error.connect(self._show_error)
+        controller.trainedChanged.connect(lambda *_: self._update_actions())
+        self.refresh()
+        self._state_changed(controller.state)
+
+    # --- construction --------------------------------------------------------------------------
+    def _make_actions(self) -> None:
+        style = self.style()
+        specs = {
+            "train": ("Train", QStyle.StandardPixmap.SP_MediaPlay, self._train,
+                      "Train the network from fresh weights"),
+            "continue": ("Continue Training", QStyle.StandardPixmap.SP_MediaSeekForward,
+                         lambda: self.controller.start("continue"),
+                         "Train the last run's weights for the project's number of epochs more"),
+            "pause": ("Pause", QStyle.StandardPixmap.SP_MediaPause, self.controller.pause,
+                      "Hold training after the batch in progress"),
+            "resume": ("Resume", QStyle.StandardPixmap.SP_MediaPlay, self.controller.resume,
+                       "Go on training from where it was paused"),
+            "stop": ("Stop", QStyle.StandardPixmap.SP_MediaStop, self.controller.stop,
+                     "End the run after the batch in progress; the weights trained so far are kept"),
+        }
+        self.actions: dict[str, QAction] = {}
+        for name, (text, pixmap, slot, tip) in specs.items():
+            action = QAction(style.standardIcon(pixmap), text, self)
+            key = SHORTCUTS[name]
+            action.setShortcut(QKeySequence(key))
+            action.setToolTip(f"{tip} ({key})")
+            action.setStatusTip(tip)
+            action.triggered.connect(slot)
+            self.actions[name] = action
+        self.train_action = self.actions["train"]
+        self.continue_action = self.actions["continue"]
+        self.pause_action = self.actions["pause"]
+        self.resume_action = self.actions["resume"]
+        self.stop_action = self.actions["stop"]
+
+    def _combo(self, field: str, label: str, choices, tips: dict, form: QFormLayout) -> None:
+        combo = QComboBox()
+        combo.setObjectName(field)
+        for i, choice in enumerate(choices):
+            combo.addItem(choice.replace("_", " "), choice)
+            combo.setItemData(i, tips.get(choice, ""), Qt.ItemDataRole.ToolTipRole)
+        combo.activated.connect(lambda i, c=combo: self._commit(field, c.itemData(i)))
+        self.editors[field] = combo
+        form.addRow(label, combo)
+
+    def _number(self, field: str, label: str, spin, form: QFormLayout, tip: str) -> None:
+        spin.setObjectName(field)
+        spin.setToolTip(tip)
+        spin.setKeyboardTracking(False)  # one edit (and undo step) per value, not per keystroke
+        spin.valueChanged.connect(lambda v: self._commit(field, v))
+        self.editors[field] = spin
+        form.addRow(label, spin)
+
+    # --- settings <-> document ---------------------------------------------------------------
+    def _commit(self, field: str, value) -> None:
+        if isinstance(self.editors[field], QDoubleSpinBox):
+            value = float(value)
+        self.doc.set_value(f"training.{field}", value)
+
+    def refresh(self) -> None:
+        """Show the document's training settings (signals blocked)."""
+        settings = self.doc.project.training
+        for field, widget in self.editors.items():
+            value = getattr(settings, field)
+            with QSignalBlocker(widget):
+                if isinstance(widget, QComboBox):
+                    index = widget.findData(value)
+                    if index < 0:  # a value the file had that is not a choice: show it as it is
+                        widget.addItem(str(value), value)
+                        index = widget.count() - 1
+                    widget.setCurrentIndex(index)
+                elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    if widget.value() != value:
+                        widget.setValue(value)
+        self._update_enabled()
+
+    def _project_replaced(self) -> None:
+        """Another project: its settings, and no run to report (New/Open are refused while training)."""
+        if not self.controller.is_running:
+            self._run_start = self._ended = self._last_epoch = None
+            self._error = ""
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("not started")
+            self.speed_label.clear()
+            self.metrics_label.clear()
+            self._update_status()
+        self.refresh()
+
+    def _value_changed(self, key: str) -> None:
+        if key.startswith("training."):
+            self.refresh()
+
+    # --- controller --------------------------------------------------------------------------
+    def _train(self) -> None:
+        self.controller.start("new")
+
+    def _state_changed(self, state: str) -> None:
+        self._show_progress()  # paused or ended: show exactly where
+        if state == LOADING:
+            self._error = ""
+            self._ended = None
+            self._last_epoch = None
+            self.metrics_label.clear()
+            self.speed_label.clear()
+            self.progress.setRange(0, 0)  # busy until the data is loaded
+        self._update_actions()
+        self._update_enabled()
+        self._update_status()
+
+    def _run_started(self, payload: dict) -> None:
+        event = payload["event"]
+        self._run_start = event
+        self.progress.setRange(0, max(event.epochs * event.batches_per_epoch, 1))
+        self.progress.setValue(0)
+        self.progress.setFormat(f"epoch {event.start_epoch + 1}/{event.start_epoch + event.epochs} · batch 0/"
+                                f"{event.batches_per_epoch}")
+        self._update_status()
+
+    def _batch(self, payload: dict) -> None:
+        self._pending_batch = payload["event"]
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _show_progress(self) -> None:
+        start, event = self._run_start, self._pending_batch
+        self._pending_batch = None
+        if start is None or event is None:
+            return
+        bpe = event.batches_per_epoch
+        done = (event.epoch - start.start_epoch - 1) * bpe + event.batch
+        self.progress.setFormat(f"epoch {event.epoch}/{start.start_epoch + start.epochs} · batch {event.batch}/{bpe}")
+        self.progress.setValue(done)  # after the text: one repaint shows both
+        left_batches = self.progress.maximum() - done
+        per_batch = start.train_size / max(bpe, 1)
+        seconds = left_batches * per_batch / event.images_per_sec if event.images_per_sec > 0 else float("nan")
+        self.speed_label.setText(f"{event.images_per_sec:,.0f} images/s · {_duration(seconds)} left")
+        if self.controller.state == RUNNING:
+            self._update_status(event)
+
+    def _epoch(self, payload: dict) -> None:
+        e = payload["event"]
+        self._last_epoch = e
+        parts = [f"epoch {e.epoch}: loss {e.train_loss:.4g}", f"accuracy {100 * e.train_accuracy:.1f}%"]
+        if e.val_loss is not None:
+            parts += [f"validation loss {e.val_loss:.4g}", f"validation accuracy {100 * e.val_accuracy:.1f}%"]
+        self.metrics_label.setText(" · ".join(parts))
+
+    def _run_ended(self, event: RunEnded) -> None:
+        self._show_progress()
+        self._ended = event
+        if event.status == "finished":
+            self.progress.setValue(self.progress.maximum())
+        if self.progress.maximum() == 0:  # ended while loading
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("not started")
+        self.speed_label.setText(self.speed_label.text().split(" · ")[0])  # the speed, no time left
+        self._update_status()
+
+    def _show_error(self, message: str) -> None:
+        self._error = message
+        self._update_status()
+
+    # --- display -------------------------------------------------------------------------------
+    def _update_status(self, batch=None) -> None:
+        state = self.controller.state
+        error = False
+        if self._error and state in (IDLE, STOPPING):
+            text, error = self._error, True
+        elif state == LOADING:
+            text = "Loading the data…"
+        elif state == RUNNING:
+            start = self._run_start
+            if batch is not None and start is not None:
+                text = f"Training: epoch {batch.epoch} of {start.start_epoch + start.epochs}"
+            else:
+                text = "Training…"
+        elif state == PAUSED:
+            text = f"Paused — {SHORTCUTS['resume']} or Resume goes on"
+        elif state == STOPPING:
+            text = "Stopping after the batch in progress…"
+        elif self._ended is not None:
+            text = self._ended.message[:1].upper() + self._ended.message[1:]
+            if self._last_epoch is not None and self._last_epoch.val_accuracy is not None:
+                text += f" · validation accuracy {100 * self._last_epoch.val_accuracy:.1f}%"
+        else:
+            text = f"Ready: press Train ({SHORTCUTS['train']}) to train {self.doc.project.name}"
+        self.status_label.setText(text)
+        if error != self._error_shown:  # a style sheet is re-applied even when it is the same
+            self._error_shown = error
+            self.status_label.setStyleSheet(
+                f"color: {theme.ERROR}; background: {theme.ERROR_FILL}; padding: 4px; border-radius: 3px;"
+                if error else "")
+
+    def _update_actions(self) -> None:
+        state = self.controller.state
+        idle = state == IDLE
+        self.train_action.setEnabled(idle)
+        self.continue_action.setEnabled(idle and self.controller.has_trained)
+        self.pause_action.setEnabled(state in (LOADING, RUNNING))
+        self.resume_action.setEnabled(state == PAUSED)
+        self.stop_action.setEnabled(state in (LOADING, RUNNING, PAUSED))
+        paused = state == PAUSED
+        self.buttons["pause"].setVisible(not paused)
+        self.buttons["resume"].setVisible(paused)
+
+    def _update_enabled(self) -> None:
+        running = self.controller.is_running
+        for field, widget in self.editors.items():
+            widget.setEnabled(not running or field == "learning_rate")
+        optimizer = self.doc.project.training.optimizer
+        if not running:
+            self.editors["momentum"].setEnabled(optimizer in ("momentum", "nesterov"))
+        self.live_hint.setVisible(running)
+
+
+def _duration(seconds: float) -> str:
+    """"12 s", "1 min 20 s", "2 h 05 min"."""
+    if not math.isfinite(seconds):
+        return "time"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

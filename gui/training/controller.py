@@ -1,0 +1,344 @@
+"""The GUI's handle on training: start, pause, resume and stop runs, and the signals the views use.
+
+``TrainingController(doc, parent=None)`` runs each request on a thread of its own pool (the
+worker, ``gui.training.worker``) on a deep copy of the document's project; the GUI thread never
+runs a batch. Every signal below is emitted on the GUI thread (queued from the worker); payloads
+are plain Python and numpy copies.
+
+Signals
+  stateChanged(str)    "idle" | "loading" | "running" | "paused" | "stopping"
+  datasetReady(dict)   {"name", "class_names", "input_shape", "train_size", "val_size",
+                        "val_x" (Nv, C, H, W) float32 (at most 2000), "val_y" (Nv,), "val_is_train"}
+                       once the data of a run is loaded; "val_is_train" is True when the project
+                       keeps no validation split and training samples stand in for it.
+  runStarted(dict)     {"label": "run 2 · adam lr 0.001 · batch 64", "event": core RunStarted,
+                        "run": run number, "continued": bool (more epochs of the previous run),
+                        "history": [EpochEnd...] and "batch_losses": [[float...]...] of the epochs a
+                        checkpoint brought (empty otherwise)}
+  batchEnded(dict)     {"event": the latest core BatchEnd, "points": [(x in epochs, loss, accuracy), ...]}:
+                       every batch since the previous signal (at most about 10 signals a second; an
+                       epoch's batches always arrive before its epochEnded)
+  epochEnded(dict)     {"event": the latest core EpochEnd, "epochs": [EpochEnd, ...] every epoch since the
+                        previous signal (tiny datasets end many epochs a second), "confusion": (K, K)
+                        int64 of the validation split at the latest epoch (rows true, columns
+                        predicted) or None without a validation split, "grad_norms": {parameter name:
+                        L2 norm averaged over that epoch's batches}, "dead_relu": {block name: share
+                        of ReLU units that output 0 for every sample of a 256-sample validation batch}}
+  probeReady(dict)     {"sample_index", "label", "input" (C, H, W), "layers": [(name, kind, array (C, H, W)
+                        or (F,)), ...] every block, "probabilities" (K,), "predicted": int (-1 if NaN)}:
+                       about 4 a second while training, once after ``set_probe_sample`` when idle
+                       or paused (at the next batch while training); the input is the raw image
+  filtersReady(object) {"name", "weight": (F, C, kh, kw)} of the first conv block, or None; ~2 a second
+  runEnded(object)     core RunEnded (status "finished" | "stopped" | "diverged" | "failed"); always
+                       the last signal of a run, also when it could not start
+  error(str)           a message naming the problem (bad data, divergence, shape mismatch...)
+  trainedChanged(bool) extension: ``has_trained`` changed (enables exporting)
+
+The document is locked ("Training") from ``start`` until ``runEnded``; the learning rate follows
+the document's ``training.learning_rate`` live. When a run ends, the input normalisation it
+computed is copied into the document's dataset spec (one undo step), so that saving the project
+keeps the statistics the trained weights expect. Opening or creating another project forgets
+the trained weights (the curves of earlier runs stay).
+
+Beyond the views' interface: ``start(mode="new" | "continue" | "checkpoint", checkpoint=None)``,
+``set_learning_rate``, ``save_checkpoint(path)``, ``checkpoint_epoch``, ``continue_problem()``,
+``state``, ``run_count``, ``last_batch`` and ``shutdown()`` (stop and join the worker: the window
+calls it when it closes).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal
+
+from core.checkpoint import save_checkpoint
+from core.errors import TrainingError
+from core.network import Network
+from core.weights import save_weights
+from gui.document import ProjectDocument
+from gui.training.events import RunRequest, dataset_source, run_label, same_training_setup
+from gui.training.worker import TrainingSession, WorkerSignals
+
+IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
+LOCK_REASON = "Training"
+
+
+class TrainingController(QObject):
+    """Owns the training session of one document and reports it through signals (see the module)."""
+
+    stateChanged = Signal(str)
+    datasetReady = Signal(object)
+    runStarted = Signal(object)
+    batchEnded = Signal(object)
+    epochEnded = Signal(object)
+    probeReady = Signal(object)
+    filtersReady = Signal(object)
+    runEnded = Signal(object)
+    error = Signal(str)
+    trainedChanged = Signal(bool)
+
+    def __init__(self, doc: ProjectDocument, parent: QObject | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self._session = TrainingSession()
+        # Lives in the GUI thread and is emitted from the worker's: every connection is queued.
+        self._signals = WorkerSignals()
+        s = self._signals
+        s.datasetReady.connect(self._on_dataset)
+        s.runStarted.connect(self._on_run_started)
+        s.batchEnded.connect(self._on_batch)
+        s.epochEnded.connect(self.epochEnded)
+        s.probeReady.connect(self.probeReady)
+        s.filtersReady.connect(self.filtersReady)
+        s.runEnded.connect(self._on_run_ended)
+        s.error.connect(self.error)
+        # Runs one at a time (``start`` refuses a second); the other thread serves probes asked for
+        # while no batch is running (idle or paused), which ``Trainer.probe`` makes safe.
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
+        self._state = IDLE
+        self._runs = 0
+        self._pending = ("new", "", doc.project.training)  # mode, label note, settings of the request
+        self._class_names: list[str] = []
+        self._probe_index = 0
+        self._last_batch = None
+        self._closed = False
+        doc.valueChanged.connect(self._on_value_changed)
+        doc.projectReplaced.connect(self._on_project_replaced)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        # Deleted without shutdown(): the pool (a child) waits for the run as it goes, so end
+        # the run first (``destroyed`` comes before the children are deleted).
+        self.destroyed.connect(self._session.stop)
+
+    # --- state ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def is_running(self) -> bool:
+        """A request is being prepared or trained (also while paused or stopping)."""
+        return self._state != IDLE
+
+    @property
+    def is_paused(self) -> bool:
+        return self._state == PAUSED
+
+    @property
+    def has_trained(self) -> bool:
+        """Weights exist that training changed (or that a checkpoint brought back)."""
+        return self._session.trained
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class names of the last loaded dataset (padded with "3", "4"... for extra outputs)."""
+        return list(self._class_names)
+
+    @property
+    def run_count(self) -> int:
+        return self._runs
+
+    @property
+    def last_batch(self):
+        """The latest core BatchEnd of the current or last run (None before any)."""
+        return self._last_batch
+
+    @property
+    def checkpoint_epoch(self) -> int | None:
+        """The epoch a checkpoint saved now would hold (None before the first completed epoch)."""
+        checkpoint = self._session.checkpoint
+        return None if checkpoint is None else checkpoint.epoch
+
+    def continue_problem(self) -> str:
+        """"" if ``start("continue")`` can go on with the last run, else why not."""
+        trainer = self._session.trainer
+        if trainer is None or not self._session.trained:
+            return "nothing has been trained yet"
+        return same_training_setup(trainer.project, self.doc.project)
+
+    # --- control -------------------------------------------------------------------------------
+    def start(self, mode: str = "new", checkpoint: str | os.PathLike | None = None) -> bool:
+        """Begin a run: "new" weights, "continue" the last run, or resume a "checkpoint" file.
+
+        Runs for the project's number of epochs. Returns False (with ``error`` emitted when there
+        is a reason to give) if nothing started.
+        """
+        if self._closed or self.is_running:
+            return False
+        doc = self.doc
+        problems = [p for p in doc.inference.problems if p.severity == "error"]
+        if problems:
+            self.error.emit(f"The network cannot be trained: {problems[0].message}")
+            return False
+        if mode == "continue":
+            why = self.continue_problem()
+            if why:
+                self.error.emit(f"The last run cannot be continued: {why}. Press Train to start a new run")
+                return False
+        request = RunRequest(doc.project.copy(), doc.path.parent if doc.path else None, mode,
+                             Path(checkpoint) if checkpoint is not None else None)
+        note = {"new": "", "continue": "continued",
+                "checkpoint": f"from {request.checkpoint.name}" if request.checkpoint else ""}[mode]
+        self._pending = (mode, note, request.project.training)
+        self._announced = False
+        self._session.reset_requests()
+        self._set_state(LOADING)
+        doc.set_locked(LOCK_REASON)
+        session, signals = self._session, self._signals
+        self._pool.start(lambda: session.run(request, signals))
+        return True
+
+    def pause(self) -> None:
+        if self._state in (LOADING, RUNNING):
+            self._session.pause()
+            self._set_state(PAUSED)
+
+    def resume(self) -> None:
+        if self._state == PAUSED:
+            self._session.resume()
+            self._set_state(RUNNING if self._last_started else LOADING)
+
+    def stop(self) -> None:
+        """End the run after the batch in progress (the weights trained so far are kept)."""
+        if self._state in (LOADING, RUNNING, PAUSED):
+            self._session.stop()
+            self._set_state(STOPPING)
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Change the running trainer's learning rate (the document's value is set by the panel)."""
+        if self.is_running:
+            self._session.set_learning_rate(lr)
+
+    def set_probe_sample(self, index: int) -> None:
+        """Show validation sample ``index`` in the probe: at the next batch, or at once when idle or paused."""
+        self._probe_index = int(index)
+        self._session.request_probe(self._probe_index)
+        if self._state not in (LOADING, RUNNING) and self._session.trainer is not None and not self._closed:
+            session, signals = self._session, self._signals
+            self._pool.start(lambda: session.probe_once(signals))
+
+    # --- results -------------------------------------------------------------------------------
+    def trained_network(self) -> Network | None:
+        """A copy of the trained network (its own project and weights), or None; safe on the GUI thread.
+
+        While a run goes on the copy waits for the batch in progress to finish.
+        """
+        trainer = self._session.trainer
+        if trainer is None or not self._session.trained:
+            return None
+        network = Network(trainer.project.copy(), dtype=trainer.network.dtype)
+        network.load_state_dict(trainer.weights())
+        return network
+
+    def export_weights(self, path: str | os.PathLike) -> Path:
+        """Write the trained weights with their project to ``path`` (.npz, atomically); returns it.
+
+        Raises TrainingError before anything is trained, WeightsError when the file cannot be written.
+        """
+        trainer = self._session.trainer
+        if trainer is None or not self._session.trained:
+            raise TrainingError("there are no trained weights to export yet: train the network first")
+        path = Path(path)
+        save_weights(path, trainer.weights(), trainer.project)
+        return path
+
+    def save_checkpoint(self, path: str | os.PathLike) -> int:
+        """Write the training state at an epoch's end to ``path``; returns that epoch.
+
+        Between runs that is the last completed epoch (after a stop, the last one the worker kept:
+        at most a couple of seconds of epochs earlier). Training can go on from the file later,
+        exactly (``start("checkpoint", path)``).
+        """
+        checkpoint = self._session.checkpoint
+        trainer = self._session.trainer
+        if not self.is_running and trainer is not None and self._session.trained:
+            try:
+                checkpoint = trainer.checkpoint()
+            except TrainingError:  # stopped in the middle of an epoch: keep the worker's
+                pass
+        if checkpoint is None:
+            raise TrainingError("no epoch has been completed yet: a checkpoint is taken at the end of each epoch")
+        save_checkpoint(path, checkpoint)
+        return checkpoint.epoch
+
+    def shutdown(self) -> None:
+        """Stop any run and wait for the worker to finish (the window is closing)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._session.stop()
+        self._pool.waitForDone()
+        if self.doc.lock_reason == LOCK_REASON:
+            self.doc.set_locked("")
+        self._set_state(IDLE)
+
+    # --- from the worker (GUI thread) ----------------------------------------------------------
+    _last_started = False
+    _announced = False
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.stateChanged.emit(state)
+
+    def _on_dataset(self, payload: dict) -> None:
+        self._class_names = list(payload["class_names"])
+        self.datasetReady.emit(payload)
+
+    def _on_run_started(self, payload: dict) -> None:
+        mode, note, settings = self._pending
+        continued = mode == "continue" and self._runs > 0
+        if not continued:
+            self._runs += 1
+        label = run_label(self._runs, settings, note)
+        self._last_started = True
+        if self._state == LOADING:
+            self._set_state(RUNNING)
+        self.runStarted.emit({**payload, "label": label, "run": self._runs, "continued": continued})
+        self.trainedChanged.emit(self._session.trained)
+
+    def _on_batch(self, payload: dict) -> None:
+        self._last_batch = payload["event"]
+        self.batchEnded.emit(payload)
+        if not self._announced:
+            self._announced = True
+            self.trainedChanged.emit(True)
+
+    def _on_run_ended(self, event) -> None:
+        self._last_started = False
+        if self.doc.lock_reason == LOCK_REASON:
+            self.doc.set_locked("")
+        self._keep_normalization()
+        self._set_state(IDLE)
+        self.runEnded.emit(event)
+        self.trainedChanged.emit(self._session.trained)
+
+    def _on_value_changed(self, key: str) -> None:
+        if key == "training.learning_rate" and self.is_running:
+            lr = self.doc.project.training.learning_rate
+            try:
+                self._session.set_learning_rate(lr)
+            except ValueError as exc:
+                self.error.emit(f"The learning rate cannot be {lr!r}: {exc}")
+
+    def _on_project_replaced(self) -> None:
+        """Another project (New, Open; never while training): its weights are not this network's."""
+        if not self.is_running and self._session.trainer is not None:
+            self._session.forget()
+            self._class_names = []
+            self.trainedChanged.emit(False)
+
+    def _keep_normalization(self) -> None:
+        """Copy the statistics the run trained with into the document, if it is still on that data."""
+        trainer = self._session.trainer
+        if trainer is None or self._closed or not isinstance(self.doc.project.dataset, dict):
+            return
+        stats = trainer.project.dataset.get("normalization") if isinstance(trainer.project.dataset, dict) else None
+        current = self.doc.project.dataset
+        if stats and current.get("normalization") != stats and \
+                dataset_source(current) == dataset_source(trainer.project.dataset):
+            self.doc.set_value("dataset", {**current, "normalization": copy.deepcopy(stats)})

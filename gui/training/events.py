@@ -1,0 +1,183 @@
+"""Qt-free pieces of a training run in the window: the run request, and what the worker computes
+for the views (confusion matrix, gradient norms, dead ReLUs, class probabilities, run labels).
+
+Everything here is plain numpy on copies, cheap enough to run in the worker between batches.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.project import Project, TrainingSettings
+
+MODES = ("new", "continue", "checkpoint")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the controller asks the worker to run.
+
+    ``project`` is a deep copy of the document's project (the worker never sees the document);
+    ``mode`` is "new" (fresh weights), "continue" (more epochs on the last run's trainer) or
+    "checkpoint" (continue the run saved in the checkpoint file ``checkpoint``).
+    """
+
+    project: Project
+    base_dir: Path | None = None
+    mode: str = "new"
+    checkpoint: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"run mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if (self.mode == "checkpoint") != (self.checkpoint is not None):
+            raise ValueError("a checkpoint path is needed for mode 'checkpoint' and only for it")
+
+
+def run_label(number: int, settings: TrainingSettings, note: str = "") -> str:
+    """How the curves' legend names a run, e.g. "run 2 · adam lr 0.001 · batch 64"."""
+    parts = [f"run {number}", f"{settings.optimizer} lr {settings.learning_rate:g}", f"batch {settings.batch_size}"]
+    if settings.optimizer in ("momentum", "nesterov"):
+        parts[1] += f" m {settings.momentum:g}"
+    if settings.weight_decay:
+        parts.append(f"wd {settings.weight_decay:g}")
+    if settings.loss != "cross_entropy":
+        parts.append(settings.loss.replace("_", " "))
+    if note:
+        parts.append(note)
+    return " · ".join(parts)
+
+
+def same_training_setup(a: Project, b: Project) -> str:
+    """"" when a run of ``a`` can go on with ``b``'s settings, else what differs (for a message).
+
+    The network, the data and every setting that shapes the trainer must match; the learning
+    rate and the number of epochs may change (they apply to the continuation).
+    """
+    if a.blocks != b.blocks or tuple(a.input_shape) != tuple(b.input_shape) or a.num_classes != b.num_classes:
+        return "the network changed"
+    if dataset_source(a.dataset) != dataset_source(b.dataset):
+        return "the dataset changed"
+    for name in ("loss", "optimizer", "momentum", "weight_decay", "batch_size", "validation_fraction", "seed"):
+        old, new = getattr(a.training, name), getattr(b.training, name)
+        if old != new:
+            return f"{name.replace('_', ' ')} changed from {old!r} to {new!r}"
+    return ""
+
+
+def dataset_source(spec) -> dict:
+    """A dataset spec without the keys that describe the project's use of it (normalisation)."""
+    return {k: v for k, v in spec.items() if k != "normalization"} if isinstance(spec, dict) else {}
+
+
+def x_in_epochs(epoch: int, batch: int, batches_per_epoch: int) -> float:
+    """Where batch ``batch`` (1-based) of ``epoch`` (1-based) sits on an axis counted in epochs."""
+    return (epoch - 1) + batch / batches_per_epoch
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """(K, K) int64 counts, rows = true class, columns = predicted class."""
+    true = np.asarray(true, np.int64)
+    predicted = np.asarray(predicted, np.int64)
+    keep = (true >= 0) & (true < classes) & (predicted >= 0) & (predicted < classes)
+    flat = np.bincount(true[keep] * classes + predicted[keep], minlength=classes * classes)
+    return flat.reshape(classes, classes)
+
+
+def class_probabilities(output: np.ndarray, activation: str | None) -> np.ndarray:
+    """(K,) probabilities from the last block's output (F,) for one sample.
+
+    A softmax output already is one; one sigmoid output p gives [1 - p, p]; any other output
+    (identity, relu...) is passed through a softmax so that the bars still compare the classes.
+    """
+    out = np.asarray(output, np.float64).reshape(-1)
+    if not np.isfinite(out).all():
+        return np.full(max(out.size, 2), np.nan)
+    if out.size == 1:
+        p = float(np.clip(out[0] if activation == "sigmoid" else 1 / (1 + math.exp(-out[0])), 0, 1))
+        return np.array([1 - p, p])
+    if activation == "softmax":
+        return out
+    e = np.exp(out - out.max())
+    return e / e.sum()
+
+
+def dead_relu_fractions(blocks) -> dict[str, float]:
+    """{block name: share of ReLU units that output 0 for every sample} of ``forward_blocks`` output.
+
+    ``blocks`` is ``[(BlockInfo, output (N, ...)), ...]``; a unit is one channel at one position
+    (conv) or one feature (dense); only blocks whose activation is "relu" count.
+    """
+    out = {}
+    for info, x in blocks:
+        if info.block.get("activation") != "relu" or info.kind not in ("conv", "dense", "activation"):
+            continue
+        alive = (x.reshape(len(x), -1) > 0).any(axis=0)
+        out[info.name] = float(1.0 - alive.mean()) if alive.size else 0.0
+    return out
+
+
+class GradNorms:
+    """Per-parameter L2 gradient norms, averaged over the batches seen since the last ``take``."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def add(self, gradients: dict[str, np.ndarray]) -> None:
+        sums = self._sums
+        for name, g in gradients.items():
+            flat = g.reshape(-1)
+            sums[name] = sums.get(name, 0.0) + math.sqrt(float(np.dot(flat, flat)))
+        self._count += 1
+
+    def take(self) -> dict[str, float]:
+        """The averages, then start over."""
+        n = max(self._count, 1)
+        out = {name: total / n for name, total in self._sums.items()}
+        self._sums, self._count = {}, 0
+        return out
+
+
+class ValidationRecorder:
+    """Wraps a network's ``evaluate`` to keep the true and predicted labels of each validation pass.
+
+    The trainer validates through ``network.evaluate(x, labels)``; recording there gives the
+    confusion matrix of exactly the predictions the validation metrics came from, without a
+    second pass over the validation split. Installed on the network instance only.
+    """
+
+    def __init__(self, network) -> None:
+        self.network = network
+        self._evaluate = network.evaluate
+        self.true: list[np.ndarray] = []
+        self.predicted: list[np.ndarray] = []
+
+    @classmethod
+    def install(cls, network) -> "ValidationRecorder":
+        current = network.__dict__.get("evaluate")
+        if isinstance(current, cls):
+            return current
+        recorder = cls(network)
+        network.evaluate = recorder
+        return recorder
+
+    def __call__(self, x, labels):
+        loss, outputs = self._evaluate(x, labels)
+        self.true.append(np.array(labels, np.int64))
+        self.predicted.append(self.network.classify(outputs))
+        return loss, outputs
+
+    def take(self, classes: int) -> np.ndarray | None:
+        """The confusion matrix of what was recorded since the last call (None if nothing was)."""
+        if not self.true:
+            return None
+        matrix = confusion_matrix(np.concatenate(self.true), np.concatenate(self.predicted), classes)
+        self.true, self.predicted = [], []
+        return matrix
+
+    def clear(self) -> None:
+        self.true, self.predicted = [], []

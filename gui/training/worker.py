@@ -1,0 +1,336 @@
+"""The training worker: loads the data, runs ``Trainer.run()`` off the GUI thread, reports plain data.
+
+``TrainingSession`` holds what outlives a run (the last trainer and its weights, a checkpoint
+taken at a recent epoch end, the cached dataset, the probe samples) and runs one request at a
+time in a worker thread of the controller's pool (in the style of superqt's GeneratorWorker):
+every event of the trainer's generator is turned into a signal of ``WorkerSignals``, an object
+living in the GUI thread, so each emit is queued to the GUI. The session never touches a widget
+or the document; payloads are copies.
+
+While the worker handles an event the trainer's generator is suspended: the network is not
+being trained, so probing it, reading its gradients or taking a checkpoint needs no lock.
+What reaches the GUI is throttled here: batches and epochs are sent in lists at most
+``FLUSH_INTERVAL`` apart (none lost, each in order, no epoch before its batches), the probe
+every ``PROBE_INTERVAL`` and the first convolution's filters every ``FILTER_INTERVAL``.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from core.checkpoint import load_checkpoint
+from core.datasets import DatasetError, load_project_dataset
+from core.errors import ProjectError, TrainingError
+from core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
+from core.weights import WeightsError
+from gui.training.events import (GradNorms, RunRequest, ValidationRecorder, class_probabilities,
+                                 dataset_source, dead_relu_fractions, same_training_setup, x_in_epochs)
+
+# Seconds between sends of the batches and epochs gathered (lists: none is lost). Tiny datasets
+# end hundreds of epochs a second; each signal also costs the training thread a GIL hand-over.
+FLUSH_INTERVAL = 0.1
+CHECKPOINT_INTERVAL = 2.0  # between in-memory checkpoints at epoch ends (and always at a run's last epoch)
+PROBE_INTERVAL = 0.25  # between probes while training (4 per second)
+FILTER_INTERVAL = 0.5  # between filter copies while training
+SAMPLE_CAP = 2000  # validation samples sent to the views for picking and probing
+DEAD_RELU_SAMPLES = 256  # the validation batch the dead-ReLU shares are measured on
+
+
+class WorkerSignals(QObject):
+    """The worker's outlet: created in the GUI thread, emitted from the worker thread (queued)."""
+
+    datasetReady = Signal(object)
+    runStarted = Signal(object)
+    batchEnded = Signal(object)
+    epochEnded = Signal(object)
+    probeReady = Signal(object)
+    filtersReady = Signal(object)
+    runEnded = Signal(object)
+    error = Signal(str)
+
+
+class TrainingSession:
+    """Trains in the worker thread; the control methods (stop, pause, ...) are safe from any thread."""
+
+    def __init__(self) -> None:
+        self.trainer: Trainer | None = None  # the last run's trainer: its network has the trained weights
+        self.trained = False  # at least one batch of that trainer was applied (or a checkpoint restored)
+        # core.checkpoint.Checkpoint of the trainer at a recent epoch end: the last one of a finished
+        # run, at most CHECKPOINT_INTERVAL seconds of epochs behind otherwise (taking one costs time
+        # that grows with the epochs done, too much to take at each of thousands of tiny epochs).
+        self.checkpoint = None
+        self.class_names: list[str] = []
+        self.samples: tuple[np.ndarray, np.ndarray] | None = None  # (x, y) the probe picks from
+        self._dataset_key: str | None = None
+        self._dataset = None
+        self._probe_index = 0
+        self._probe_wanted = False
+        self._lock = threading.Lock()  # orders the control calls against the run's start and end
+        self._active: Trainer | None = None  # the trainer of the run in progress
+        self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._learning_rate: float | None = None  # changed live since the request was made
+
+    def forget(self) -> None:
+        """Drop the trained state (another project was opened); only between runs."""
+        self.trainer, self.trained, self.checkpoint, self.samples = None, False, None, None
+        self._dataset, self._dataset_key = None, None
+
+    # --- control (any thread) ------------------------------------------------------------------
+    def reset_requests(self) -> None:
+        """Forget stop, pause and rate requests: called before a new request is queued."""
+        with self._lock:
+            self._stop.clear()
+            self._pause.clear()
+            self._learning_rate = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop.set()
+            self._pause.clear()
+            if self._active is not None:
+                self._active.stop()
+
+    def pause(self) -> None:
+        with self._lock:
+            self._pause.set()
+            if self._active is not None:
+                self._active.pause()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._pause.clear()
+            if self._active is not None:
+                self._active.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.is_set()
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Use ``lr`` from the next batch of the run in progress (or of the run being prepared)."""
+        with self._lock:
+            self._learning_rate = lr
+            if self._active is not None:
+                self._active.set_learning_rate(lr)
+
+    def request_probe(self, index: int) -> None:
+        """Probe sample ``index`` at the next batch of the run in progress."""
+        self._probe_index = index
+        self._probe_wanted = True
+
+    # --- the worker thread ---------------------------------------------------------------------
+    def run(self, request: RunRequest, sink: WorkerSignals) -> None:
+        """Load, build or reuse a trainer, train; every outcome ends with ``sink.runEnded``."""
+        try:
+            trainer, history = self._prepare(request, sink)
+        except Exception as exc:  # noqa: BLE001 - every reason not to start is reported, none crashes the app
+            message = failure_message(exc)
+            sink.error.emit(message)
+            sink.runEnded.emit(RunEnded("failed", message, 0))
+            return
+        with self._lock:
+            self._active = trainer
+            if self._stop.is_set():
+                trainer.stop()
+            if self._pause.is_set():
+                trainer.pause()
+            if self._learning_rate is not None:
+                trainer.set_learning_rate(self._learning_rate)
+        try:
+            self._train(trainer, request, history, sink)
+        finally:
+            with self._lock:
+                self._active = None
+
+    def probe_once(self, sink: WorkerSignals) -> None:
+        """Probe the chosen sample now (when no run is going on)."""
+        trainer = self.trainer
+        if trainer is not None and self.samples is not None:
+            self._probe(trainer, sink)
+
+    # --- internals -----------------------------------------------------------------------------
+    def _prepare(self, request: RunRequest, sink: WorkerSignals):
+        """The trainer for ``request`` and the history shown before its first epoch."""
+        project = request.project
+        if request.mode == "continue":
+            trainer = self.trainer
+            if trainer is None or not self.trained:
+                raise TrainingError("there is no trained network to continue; press Train to start a run")
+            why = same_training_setup(trainer.project, project)
+            if why:
+                raise TrainingError(f"the last run cannot be continued: {why} since it. Press Train to start "
+                                    "a new run with the new settings")
+            self._load(trainer.project, request.base_dir)
+            trainer.set_learning_rate(project.training.learning_rate)
+        elif request.mode == "checkpoint":
+            checkpoint = load_checkpoint(request.checkpoint)
+            stored = checkpoint.project.dataset.get("normalization") if isinstance(
+                checkpoint.project.dataset, dict) else None
+            if (stored and "normalization" not in project.dataset
+                    and dataset_source(project.dataset) == dataset_source(checkpoint.project.dataset)):
+                project.dataset["normalization"] = stored  # what the checkpoint's weights were trained with
+            dataset = self._load(project, request.base_dir)
+            trainer = Trainer.from_checkpoint(checkpoint, dataset, project=project)
+            self._install(trainer, dataset, trained=True)
+            self.checkpoint = checkpoint
+        else:
+            dataset = self._load(project, request.base_dir)
+            trainer = Trainer(project, dataset)
+            self._install(trainer, dataset, trained=False)
+        history = trainer.history if request.mode == "checkpoint" else None  # drawn before the resumed epochs
+        x, y = self.samples
+        sink.datasetReady.emit({
+            "name": self._dataset.name, "class_names": list(self.class_names),
+            "input_shape": tuple(int(v) for v in trainer.project.input_shape),
+            "train_size": len(trainer.train_idx), "val_size": len(trainer.val_idx),
+            "val_x": x.copy(), "val_y": y.copy(), "val_is_train": len(trainer.val_idx) == 0,
+        })
+        return trainer, history
+
+    def _load(self, project, base_dir):
+        """The project's dataset, loaded once per source (IDX files take a moment, folders longer)."""
+        spec = dataset_source(project.dataset)
+        key = json.dumps([spec, str(base_dir), list(project.input_shape) if spec.get("kind") == "folder" else None],
+                         sort_keys=True, default=str)
+        if key != self._dataset_key:
+            self._dataset, self._dataset_key = None, None
+            self._dataset = load_project_dataset(project, base_dir)
+            self._dataset_key = key
+        return self._dataset
+
+    def _install(self, trainer: Trainer, dataset, trained: bool) -> None:
+        """Make ``trainer`` the session's; choose the probe samples and the class names."""
+        self.trainer, self.trained = trainer, trained
+        if not trained:
+            self.checkpoint = None
+        x, y = trainer.validation_data()
+        if len(x) == 0:  # no validation split: training samples stand in for the views
+            part = trainer.train_idx[:SAMPLE_CAP]
+            x, y = dataset.x_train[part], np.asarray(dataset.y_train)[part]
+        self.samples = (np.ascontiguousarray(x[:SAMPLE_CAP], np.float32), np.asarray(y[:SAMPLE_CAP], np.int64))
+        outputs = trainer.network.output_features
+        classes = max(len(dataset.class_names), 2 if outputs == 1 else outputs)
+        self.class_names = list(dataset.class_names) + [str(k) for k in range(len(dataset.class_names), classes)]
+
+    def _train(self, trainer: Trainer, request: RunRequest, history, sink: WorkerSignals) -> None:
+        net = trainer.network
+        classes = len(self.class_names)
+        recorder = ValidationRecorder.install(net)
+        recorder.clear()
+        norms = GradNorms()
+        batches: list[BatchEnd] = []  # trained, not yet sent
+        epochs: list[EpochEnd] = []  # ended, not yet sent
+        extras: dict[str, Any] = {}  # the confusion matrix and gradient norms of the last epoch ended
+        last_flush = last_probe = last_filters = last_checkpoint = 0.0
+        final_epoch = None
+        start_epoch = trainer.history.epochs_done if request.mode == "continue" else None
+
+        def send_batches(part: list[BatchEnd]) -> None:
+            points = [(x_in_epochs(b.epoch, b.batch, b.batches_per_epoch), b.loss, b.accuracy) for b in part]
+            sink.batchEnded.emit({"event": part[-1], "points": points})
+
+        def flush() -> None:
+            """Send what was gathered since the last flush: the batches up to the last epoch ended,
+            the epochs ended, then the batches after them (so no epoch comes before its batches)."""
+            nonlocal last_flush
+            last_flush = time.monotonic()
+            if epochs:
+                done = epochs[-1].epoch
+                split = next((i for i, b in enumerate(batches) if b.epoch > done), len(batches))
+                if split:
+                    send_batches(batches[:split])
+                del batches[:split]
+                dead = dead_relu_fractions(net.forward_blocks(self.samples[0][:DEAD_RELU_SAMPLES]))
+                sink.epochEnded.emit({"event": epochs[-1], "epochs": list(epochs), "dead_relu": dead, **extras})
+                epochs.clear()
+            if batches:
+                send_batches(batches)
+                batches.clear()
+
+        events = trainer.run(request.project.training.epochs, start_epoch)
+        try:
+            for event in events:
+                if isinstance(event, BatchEnd):
+                    self.trained = True
+                    batches.append(event)
+                    norms.add(net.gradients())
+                    now = time.monotonic()
+                    # Paused: send what was trained, so the window shows where the run holds.
+                    if now - last_flush >= FLUSH_INTERVAL or self._pause.is_set():
+                        flush()
+                    if self._probe_wanted or now - last_probe >= PROBE_INTERVAL:
+                        self._probe(trainer, sink)
+                        last_probe = now
+                    if now - last_filters >= FILTER_INTERVAL:
+                        sink.filtersReady.emit(first_filters(net))
+                        last_filters = now
+                elif isinstance(event, EpochEnd):
+                    now = time.monotonic()
+                    if event.epoch == final_epoch or now - last_checkpoint >= CHECKPOINT_INTERVAL:
+                        self.checkpoint = trainer.checkpoint()  # between epochs: the moment it can be taken
+                        last_checkpoint = now
+                    epochs.append(event)
+                    extras = {"confusion": recorder.take(classes), "grad_norms": norms.take()}
+                    if time.monotonic() - last_flush >= FLUSH_INTERVAL:
+                        flush()
+                elif isinstance(event, RunStarted):
+                    final_epoch = event.start_epoch + event.epochs
+                    sink.runStarted.emit({"event": event, "mode": request.mode,
+                                          "history": list(history.epochs) if history else [],
+                                          "batch_losses": [list(b) for b in history.batch_losses] if history else []})
+                    self._probe(trainer, sink)
+                    sink.filtersReady.emit(first_filters(net))
+                    last_probe = last_filters = time.monotonic()
+                elif isinstance(event, RunEnded):
+                    flush()
+                    self._probe(trainer, sink)
+                    sink.filtersReady.emit(first_filters(net))
+                    if event.status in ("diverged", "failed"):
+                        sink.error.emit(event.message)
+                    sink.runEnded.emit(event)
+        except Exception as exc:  # noqa: BLE001 - a fault in the reporting must not leave the GUI waiting
+            events.close()
+            message = failure_message(exc)
+            sink.error.emit(message)
+            sink.runEnded.emit(RunEnded("failed", message, trainer.history.epochs_done))
+
+    def _probe(self, trainer: Trainer, sink: WorkerSignals) -> None:
+        x, y = self.samples
+        if not len(x):
+            return
+        self._probe_wanted = False
+        i = min(max(int(self._probe_index), 0), len(x) - 1)
+        layers = trainer.probe(x[i])
+        activation = trainer.network.stages[-1].info.block.get("activation")
+        probabilities = class_probabilities(layers[-1][2], activation)
+        predicted = int(np.argmax(probabilities)) if np.isfinite(probabilities).all() else -1
+        sink.probeReady.emit({"sample_index": i, "label": int(y[i]), "input": x[i].copy(), "layers": layers,
+                              "probabilities": probabilities, "predicted": predicted})
+
+
+def first_filters(network) -> dict | None:
+    """{"name", "weight": (F, C, kh, kw) copy} of the first convolution block, or None."""
+    for stage in network.stages:
+        if stage.info.kind == "conv":
+            return {"name": stage.info.name, "weight": stage.param_layer.params["weight"].copy()}
+    return None
+
+
+def failure_message(exc: BaseException) -> str:
+    """A sentence naming why a run could not start or go on."""
+    if isinstance(exc, DatasetError):
+        return f"The dataset cannot be used: {exc}"
+    if isinstance(exc, ProjectError):
+        return f"The network cannot be trained: {exc}"
+    if isinstance(exc, (TrainingError, WeightsError)):
+        text = str(exc)
+        return text[:1].upper() + text[1:]
+    if isinstance(exc, MemoryError):
+        return "Not enough memory to train: try a smaller dataset, batch size or network"
+    return f"Training failed: {type(exc).__name__}: {exc}"
