@@ -284,6 +284,11 @@ def _train(args) -> int:
         _error(str(exc))
         return EXIT_ERROR
     print(f"{ended.message}; weights saved to {out}", flush=True)
+    if dataset.x_test is not None and ended.status == "finished":
+        net = trainer.network
+        correct = int((net.classify(net.predict(dataset.x_test)) == dataset.y_test).sum())
+        print(f"test accuracy {100 * correct / len(dataset.y_test):.1f}% "
+              f"({correct:,} of {len(dataset.y_test):,} images of the dataset's test split)", flush=True)
     if saved_epoch is not None:
         print(f"checkpoint after epoch {saved_epoch} saved to {checkpoint_path} "
               f"(continue with: netbuilder train {args.project} --resume {checkpoint_path})", flush=True)

@@ -46,6 +46,15 @@ def test_train_writes_weights_next_to_the_project(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_train_reports_accuracy_on_the_test_split_when_the_data_has_one(tmp_path, capsys):
+    path = write_project(tmp_path, dataset={"kind": "shapes", "train_size": 120, "test_size": 40})
+    assert cli.main(["train", str(path), "--quiet"]) == 0
+    last = capsys.readouterr()[0].splitlines()[-1]
+    assert last.startswith("test accuracy ") and last.endswith(" of 40 images of the dataset's test split)")
+    correct = int(last.split("(")[1].split(" of ")[0])
+    assert 0 <= correct <= 40 and last.split()[2] == f"{100 * correct / 40:.1f}%"
+
+
 def test_train_epochs_out_and_quiet(tmp_path, capsys):
     path = write_project(tmp_path)
     out_path = tmp_path / "custom.npz"
