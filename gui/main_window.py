@@ -21,6 +21,8 @@ from core.inference import Inference
 from gui.canvas import PipelineCanvas
 from gui.curves import CurvesView, curve_icon
 from gui.document import ProjectDocument
+from gui.export_dialog import ExportDialog
+from gui.export_runner import RUNTIMES, ExportRunner
 from gui.inspector import Inspector
 from gui.palette import Palette
 from gui.project_files import ProjectFiles, app_settings
@@ -57,7 +59,8 @@ multiply-adds and memory, and warns about choices that train badly.</li>
 <li><b>Train</b> with F5: the window switches to the training view (Ctrl+2; Ctrl+1 goes back
 to building). Pick the data in the <i>Data</i> tab, watch the loss, the feature maps and the
 filters change, pause with F6 and stop with Shift+F5. File &gt; Export Weights saves what was
-learned; Train &gt; Save Checkpoint keeps the run to continue it later.</li>
+learned, File &gt; Export Model writes it as ONNX, PyTorch or numpy (verified); Train &gt; Save
+Checkpoint keeps the run to continue it later.</li>
 </ol>
 """
 
@@ -77,6 +80,9 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(doc, self)
         self.summary = SummaryPanel(doc, self)
         self.controller = TrainingController(doc, self)
+        self.exporter = ExportRunner(self)  # File > Export Model…, off the GUI thread
+        self._dataset_payload: dict | None = None  # the last run's data: its validation images verify exports
+        self._export_title = ""
         self.train_page = self._create_training_page()
         self.pages = _Pages(self)
         self.pages.addWidget(self.canvas)
@@ -109,6 +115,9 @@ class MainWindow(QMainWindow):
         self.controller.trainedChanged.connect(lambda *_: self._update_training_actions())
         self.controller.epochEnded.connect(lambda *_: self._update_training_actions())
         self.controller.error.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.controller.datasetReady.connect(self._remember_dataset)
+        self.exporter.finished.connect(self._export_finished)
+        self.exporter.failed.connect(self._export_failed)
 
         self._update_title()
         self.setWindowModified(doc.modified)
@@ -248,6 +257,9 @@ class MainWindow(QMainWindow):
             self.addAction(action)  # their shortcuts work in both modes
         self.export_action = self._action("Export Weights…", lambda: self.export_weights(), "Ctrl+E",
                                           tip="Save the trained weights with the project as a .npz file")
+        self.export_model_action = self._action(
+            "Export Model…", lambda: self.export_model(), "Ctrl+Shift+E",
+            tip="Export the trained network as ONNX, PyTorch or numpy, verified against the app's predictions")
         self.save_checkpoint_action = self._action(
             "Save Checkpoint…", lambda: self.save_checkpoint(),
             tip="Save the training state at the last completed epoch, to continue training later")
@@ -287,6 +299,7 @@ class MainWindow(QMainWindow):
         file_menu.addActions([self.save_action, self.save_as_action])
         file_menu.addSeparator()
         file_menu.addAction(self.export_action)
+        file_menu.addAction(self.export_model_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -496,6 +509,80 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Weights saved to {written}", 10000)
         return True
 
+    def export_model(self, fmt: str | None = None, path: str | None = None) -> bool:
+        """Export the trained network as ``fmt`` ("onnx", "torch", "numpy") to ``path``, off the GUI thread.
+
+        Without both, the Export dialog asks. The export is verified by its own runtime on the
+        validation samples of the last run; the figures are shown when it ends. Returns whether
+        an export started.
+        """
+        if self.exporter.is_running:
+            self.statusBar().showMessage("An export is already running", 5000)
+            return False
+        if fmt is None or path is None:
+            choice = self.ask_export(fmt, path)
+            if choice is None:
+                return False
+            fmt, path = choice
+        network = self.controller.trained_network()
+        if network is None:
+            self.files.show_error("Export Model", "The model was not exported: there is no trained network "
+                                  "yet: train it first")
+            return False
+        samples, source = self._export_samples(network)
+        self._export_title = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "numpy"}.get(fmt, fmt)
+        self.exporter.start(network, str(path), fmt, samples, source)
+        self._update_training_actions()
+        self.statusBar().showMessage(f"Exporting… verifying with {RUNTIMES.get(fmt, fmt)}")
+        return True
+
+    def ask_export(self, fmt: str | None = None, path: str | None = None) -> tuple[str, str] | None:
+        """(format, path) from the Export dialog, or None if cancelled. Tests replace it."""
+        folder = self.doc.path.parent if self.doc.path else Path.home()
+        stem = self.doc.path.stem if self.doc.path else re.sub(r"[^\w.-]+", "_", self.doc.project.name).strip("_")
+        dialog = ExportDialog(self, folder / (stem or "network"), fmt or "onnx")
+        if path:
+            dialog.path_edit.setText(str(path))
+            dialog._edited = True
+        if dialog.exec() != ExportDialog.DialogCode.Accepted:
+            return None
+        return dialog.choice()
+
+    def _export_samples(self, network):
+        """The last run's validation images to verify with, when they fit the network, else (None, None)."""
+        payload = self._dataset_payload
+        if not payload:
+            return None, None
+        x = payload.get("val_x")
+        want = tuple(int(v) for v in network.project.input_shape)
+        if x is None or len(x) == 0 or tuple(x.shape[1:]) != want:
+            return None, None
+        kind = "training" if payload.get("val_is_train") else "validation"
+        return x[:64], f"{kind} samples of {payload.get('name', 'the data')}"
+
+    def _remember_dataset(self, payload: dict) -> None:
+        self._dataset_payload = payload
+
+    def _export_finished(self, report) -> None:
+        self._update_training_actions()
+        where = ", ".join(report.paths) if getattr(report, "paths", None) else ""
+        self.statusBar().showMessage(f"{self._export_title} model {report.status}"
+                                     + (f", written to {where}" if where else ""), 15000)
+        self._show_report(f"Export Model — {report.status}", str(report))
+
+    def _export_failed(self, message: str) -> None:
+        self._update_training_actions()
+        self.statusBar().showMessage("Export failed", 10000)
+        report = self.exporter.error_report
+        self.files.show_error("Export Model", f"The model was not exported: {message}",
+                              str(report) if report is not None else "")
+
+    def _show_report(self, title: str, text: str) -> None:
+        """Show an export's verification figures (tests replace it)."""
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()  # not exec(): the window goes on
+
     def save_checkpoint(self, path: str | None = None) -> bool:
         """Write the training state at the last completed epoch, to continue from later."""
         path = path or self.ask_path("Save Checkpoint", "checkpoint.npz", save=True)
@@ -538,6 +625,7 @@ class MainWindow(QMainWindow):
         controller = self.controller
         idle = not controller.is_running
         self.export_action.setEnabled(controller.has_trained)
+        self.export_model_action.setEnabled(controller.has_trained and not self.exporter.is_running)
         self.save_checkpoint_action.setEnabled(controller.checkpoint_epoch is not None)
         self.resume_checkpoint_action.setEnabled(idle)
 
@@ -554,6 +642,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.files.maybe_save():
             self.controller.shutdown()  # stops a run within a batch and waits for the worker
+            self.exporter.wait()  # an export in progress finishes (seconds at most); nothing half-written
             self.set_mode(BUILD)  # the saved layout is the builder's docks
             self._save_layout()
             # The document may outlive the window (until the interpreter exits, whose teardown
