@@ -5,6 +5,9 @@ from core.layers.conv import Conv2D
 from core.layers.dense import Dense
 from core.layers.dropout import Dropout
 from core.layers.flatten import Flatten
+from core.layers.heap import keep_freed_memory
 from core.layers.pool import Pool2D
+
+keep_freed_memory()
 
 __all__ = ["Activation", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "Pool2D"]
