@@ -24,7 +24,7 @@ import numpy as np
 from core.errors import ProjectError
 from core.atomic import write_atomically
 from core.project import Project, parse_project
-from core.weights import PROJECT_KEY, WeightsError
+from core.weights import PROJECT_KEY, WeightsError, read_npz
 
 FORMAT = 1
 META_KEY = "__checkpoint__"
@@ -89,26 +89,12 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint; ``CheckpointError`` names the file and what is wrong with it."""
     path = Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{path}: a single .npy array, not a checkpoint (.npz)")
-        with data:
-            if META_KEY not in data.files:
-                hint = " (it is a weights file: train with it from the start instead)" if PROJECT_KEY in data.files \
-                    else ""
-                raise CheckpointError(f"{path}: not a netbuilder checkpoint ({META_KEY!r} missing){hint}")
-            arrays = {name: data[name] for name in data.files}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint") from None
-    except CheckpointError:
-        raise
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-    except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CheckpointError(f"{path}: not a valid checkpoint (.npz), or it is truncated: {exc}") from None
+
+    def missing(names: list[str]) -> str:
+        hint = " (it is a weights file: train with it from the start instead)" if PROJECT_KEY in names else ""
+        return f"not a netbuilder checkpoint ({META_KEY!r} missing){hint}"
+
+    arrays = read_npz(path, "checkpoint", CheckpointError, META_KEY, missing)
 
     try:
         meta = json.loads(_text(arrays.pop(META_KEY)))

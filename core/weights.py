@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -50,30 +50,39 @@ def save_weights(path: str | os.PathLike, network_or_state, project: Project) ->
         raise WeightsError(f"{path}: cannot write the weights file: {exc.strerror or exc}") from None
 
 
-def load_weights(path: str | os.PathLike) -> tuple[Project, dict[str, np.ndarray]]:
-    """The project and the ``{name: array}`` parameters stored in a weights file."""
-    path = Path(path)
+def read_npz(path: Path, what: str, error: type[Exception], required: str,
+             missing: Callable[[list[str]], str]) -> dict[str, np.ndarray]:
+    """Every array of a netbuilder ``.npz`` (never unpickled), or ``error`` naming the file.
+
+    ``what`` names the kind of file in messages ("weights file"); ``required`` is the array
+    that marks the kind, and ``missing(names in the file)`` the sentence said when it is absent.
+    """
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
-            raise WeightsError(f"{path}: a single .npy array, not a weights file (.npz)")
+            raise error(f"{path}: a single .npy array, not a {what} (.npz)")
         with data:
-            names = list(data.files)
-            if PROJECT_KEY not in names:
-                raise WeightsError(
-                    f"{path}: no project inside ({PROJECT_KEY!r} missing); not a netbuilder weights file")
-            arrays = {name: data[name] for name in names}
+            if required not in data.files:
+                raise error(f"{path}: {missing(list(data.files))}")
+            return {name: data[name] for name in data.files}
     except FileNotFoundError:
-        raise WeightsError(f"{path}: no such file") from None
+        raise error(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise WeightsError(f"{path}: is a folder, not a weights file") from None
-    except WeightsError:
+        raise error(f"{path}: is a folder, not a {what}") from None
+    except error:
         raise
     except OSError as exc:
-        raise WeightsError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+        raise error(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         # np.load says "Cannot load file containing pickled data..." for anything unrecognised.
-        raise WeightsError(f"{path}: not a valid weights file (.npz), or it is truncated: {exc}") from None
+        raise error(f"{path}: not a valid {what} (.npz), or it is truncated: {exc}") from None
+
+
+def load_weights(path: str | os.PathLike) -> tuple[Project, dict[str, np.ndarray]]:
+    """The project and the ``{name: array}`` parameters stored in a weights file."""
+    path = Path(path)
+    arrays = read_npz(path, "weights file", WeightsError, PROJECT_KEY,
+                      lambda _: f"no project inside ({PROJECT_KEY!r} missing); not a netbuilder weights file")
 
     raw = arrays.pop(PROJECT_KEY)
     if raw.dtype != np.uint8 or raw.ndim != 1:
