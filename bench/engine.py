@@ -46,7 +46,7 @@ NETS = {
 
 
 def _project(net: str):
-    from core.project import Project, TrainingSettings
+    from netbuilder.core.project import Project, TrainingSettings
 
     shape, blocks = NETS[net]
     return Project(name=net, input_shape=shape, num_classes=10, blocks=blocks,
@@ -75,8 +75,8 @@ def worker(framework: str, net: str, seconds: float, threads: int) -> dict:
     rss_before = _peak_mb()
     i = [0]
     if framework == "netbuilder":
-        from core.network import Network
-        from core.optimizers import make_optimizer
+        from netbuilder.core.network import Network
+        from netbuilder.core.optimizers import make_optimizer
 
         model = Network(project)
         opt = make_optimizer(project.training)
@@ -93,8 +93,8 @@ def worker(framework: str, net: str, seconds: float, threads: int) -> dict:
         import torch
         import torch.nn.functional as F
 
-        from core.network import Network
-        from core.torch_bridge import torch_sequential
+        from netbuilder.core.network import Network
+        from netbuilder.core.torch_bridge import torch_sequential
 
         torch.set_num_threads(threads)
         model = torch_sequential(Network(project), include_final_activation=False).train()
@@ -160,12 +160,10 @@ def main() -> None:
     ap.add_argument("--net", choices=list(NETS), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        sys.path.insert(0, str(ROOT))
         print(json.dumps(worker(args.worker, args.net, args.seconds, args.threads)))
         return
 
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
-               PYTHONPATH=str(ROOT))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     blas = {k: env[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in env}
     if blas and not args.no_unset_blas:
         bare = {k: v for k, v in env.items() if k not in blas}

@@ -23,16 +23,15 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from core.datasets import load_project_dataset  # noqa: E402
-from core.trainer import RunEnded, Trainer  # noqa: E402
-from gui.document import ProjectDocument  # noqa: E402
-from gui.main_window import TRAIN, MainWindow  # noqa: E402
+from netbuilder.core.datasets import load_project_dataset  # noqa: E402
+from netbuilder.core.trainer import RunEnded, Trainer  # noqa: E402
+from netbuilder.gui.document import ProjectDocument  # noqa: E402
+from netbuilder.gui.main_window import TRAIN, MainWindow  # noqa: E402
 
 TICK_MS = 10
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import timeit
 
-from core.inference import infer
-from core.project import Project
+from netbuilder.core.inference import infer
+from netbuilder.core.project import Project
 
 _UNIT = [
     {"kind": "conv", "filters": 8, "kernel_size": [3, 3], "padding": "same", "activation": "relu"},

@@ -42,7 +42,7 @@ def netbuilder_layers(net: str):
     """(name, layer) pairs of ``net`` and its input shape."""
     import numpy as np
 
-    from core.layers import Activation, Conv2D, Dense, Flatten, Pool2D
+    from netbuilder.core.layers import Activation, Conv2D, Dense, Flatten, Pool2D
 
     rng = np.random.default_rng(0)
     in_shape, specs = NETS[net]
@@ -71,7 +71,7 @@ def netbuilder_layers(net: str):
 
 def torch_fn(layer, torch):
     """The torch function computing what netbuilder ``layer`` computes, with its weights."""
-    from core.layers import Activation, Conv2D, Dense, Flatten
+    from netbuilder.core.layers import Activation, Conv2D, Dense, Flatten
 
     F = torch.nn.functional
     if isinstance(layer, Conv2D):
@@ -103,8 +103,8 @@ def worker(framework: str, net: str, threads: int, rounds: int) -> dict[str, flo
     """Best ms of every job of ``net`` in this process; jobs are interleaved across rounds."""
     import numpy as np
 
-    from core.layers import parallel
-    from core.losses import SoftmaxCrossEntropy
+    from netbuilder.core.layers import parallel
+    from netbuilder.core.losses import SoftmaxCrossEntropy
 
     parallel.set_threads(threads)
     layers, in_shape = netbuilder_layers(net)
@@ -181,12 +181,10 @@ def main() -> None:
     ap.add_argument("--worker", choices=["netbuilder", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        sys.path.insert(0, str(ROOT))
         print(json.dumps(worker(args.worker, args.net[0], args.threads, 5)))
         return
 
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
-               PYTHONPATH=str(ROOT))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     print(f"batch {BATCH}, {args.threads} threads, ms per forward + backward, "
           f"best of {args.rounds} alternating rounds of 5 repetitions")
     for net in args.net or list(NETS):

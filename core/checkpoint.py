@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ProjectError
-from core.atomic import write_atomically
-from core.project import Project, parse_project
-from core.weights import PROJECT_KEY, WeightsError, read_npz
+from netbuilder.core.errors import ProjectError
+from netbuilder.core.atomic import write_atomically
+from netbuilder.core.project import Project, parse_project
+from netbuilder.core.weights import PROJECT_KEY, WeightsError, read_npz
 
 FORMAT = 1
 META_KEY = "__checkpoint__"

@@ -1,7 +1,7 @@
 """The arithmetic behind a block's output size and parameter count, written out with its numbers.
 
 The inspector shows these lines so a learner sees *why* a shape is what it is, e.g.
-``out = floor((28 - 5 + 2·2) / 1) + 1 = 28``. The numbers come from ``core.geometry``, the same
+``out = floor((28 - 5 + 2·2) / 1) + 1 = 28``. The numbers come from ``netbuilder.core.geometry``, the same
 functions shape inference uses, so the text always agrees with the shapes on the cards. A window
 that does not fit still gets its formula (with a result of 0 or less): that is the explanation of
 the error. Invalid settings give no lines rather than raising.
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.blocks import with_defaults
-from core.geometry import as_pair, output_size, resolve_padding
-from core.inference import BlockInfo
+from netbuilder.core.blocks import with_defaults
+from netbuilder.core.geometry import as_pair, output_size, resolve_padding
+from netbuilder.core.inference import BlockInfo
 
 Shape = tuple[int, ...]
 

@@ -32,9 +32,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.blocks import ACTIVATIONS, KINDS, PADDING_MODES
-from core.errors import ERROR, NOTE, WARNING, Problem, ProjectError
-from core.project import LOSSES, OPTIMIZERS, Project, _show, _suggest
+from netbuilder.core.blocks import ACTIVATIONS, KINDS, PADDING_MODES
+from netbuilder.core.errors import ERROR, NOTE, WARNING, Problem, ProjectError
+from netbuilder.core.project import LOSSES, OPTIMIZERS, Project, _show, _suggest
 
 Shape = tuple[int, ...]
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.datasets.normalize import check_normalization
-from core.inference import BlockInfo, validate
-from core.init import scheme_for
-from core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
-from core.losses import make_loss
-from core.project import Project
+from netbuilder.core.datasets.normalize import check_normalization
+from netbuilder.core.inference import BlockInfo, validate
+from netbuilder.core.init import scheme_for
+from netbuilder.core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
+from netbuilder.core.losses import make_loss
+from netbuilder.core.project import Project
 
 
 @dataclass

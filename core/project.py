@@ -2,7 +2,7 @@
 
 A project is what the GUI edits, the CLI trains and the weights file embeds. This module reads
 and writes it and checks its *structure* only (types of the top-level and training fields, blocks
-being objects with a "kind"); whether the blocks make a working network is ``core.inference``'s
+being objects with a "kind"); whether the blocks make a working network is ``netbuilder.core.inference``'s
 job, so a project with a bad block still loads and the GUI can show what is wrong with it.
 
 Conventions:
@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_atomically
-from core.errors import Problem, ProjectError
+from netbuilder.core.atomic import write_atomically
+from netbuilder.core.errors import Problem, ProjectError
 
 FORMAT_VERSION = 1
 
@@ -36,7 +36,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 @dataclass
 class TrainingSettings:
-    """How the network is trained; ranges are checked by ``core.inference``."""
+    """How the network is trained; ranges are checked by ``netbuilder.core.inference``."""
 
     loss: str = "cross_entropy"  # cross_entropy | squared_error | binary_cross_entropy
     optimizer: str = "adam"  # sgd | momentum | nesterov | adam

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.blocks import KINDS, with_defaults
-from core.errors import ERROR, NOTE, WARNING
-from core.inference import Inference, infer
-from core.project import Project
+from netbuilder.core.blocks import KINDS, with_defaults
+from netbuilder.core.errors import ERROR, NOTE, WARNING
+from netbuilder.core.inference import Inference, infer
+from netbuilder.core.project import Project
 
 _RULE = "-"  # ASCII: the CLI prints this on consoles that may not be UTF-8
 

@@ -75,7 +75,7 @@ def torch_sequential(network, include_final_activation: bool = True):
 
 def activation_module(name: str):
     nn = _torch().nn
-    from core.blocks import LEAKY_RELU_SLOPE
+    from netbuilder.core.blocks import LEAKY_RELU_SLOPE
 
     return {
         "relu": lambda: nn.ReLU(),

@@ -19,12 +19,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from core.datasets.normalize import compute_normalization
-from core.datasets.split import train_val_split
-from core.errors import TrainingError
-from core.layers import Dropout
-from core.network import Network
-from core.optimizers import Optimizer, make_optimizer
+from netbuilder.core.datasets.normalize import compute_normalization
+from netbuilder.core.datasets.split import train_val_split
+from netbuilder.core.errors import TrainingError
+from netbuilder.core.layers import Dropout
+from netbuilder.core.network import Network
+from netbuilder.core.optimizers import Optimizer, make_optimizer
 
 EVAL_BATCH = 256  # samples per forward pass when validating
 
@@ -122,7 +122,7 @@ class Trainer:
     """Trains ``network`` (built from ``project`` if not given) on ``dataset``'s training images.
 
     ``dataset`` needs ``x_train`` (N, C, H, W) and ``y_train`` (N,) int labels, as
-    ``core.datasets.Dataset`` has. A stratified ``validation_fraction`` of it is held out, chosen
+    ``netbuilder.core.datasets.Dataset`` has. A stratified ``validation_fraction`` of it is held out, chosen
     by the project's seed. One ``np.random.default_rng(seed)`` drives weight initialisation (when
     the trainer builds the network), dropout (idem) and the per-epoch shuffling, so the same
     project and data give the same weights bit for bit.
@@ -248,14 +248,14 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------------------------
     def checkpoint(self):
-        """A ``core.checkpoint.Checkpoint`` of the run's state now, which must be between epochs.
+        """A ``netbuilder.core.checkpoint.Checkpoint`` of the run's state now, which must be between epochs.
 
         Take it from the ``EpochEnd`` event's handler (the run waits there) or when no run is
         active; raises TrainingError in the middle of an epoch (e.g. after a stop).
         """
         from dataclasses import asdict
 
-        from core.checkpoint import Checkpoint
+        from netbuilder.core.checkpoint import Checkpoint
 
         with self._exclusive():
             if self._mid_epoch:
@@ -353,7 +353,7 @@ class Trainer:
         ``project`` defaults to the checkpoint's own; ``dtype`` to its weights' dtype.
         """
         if not hasattr(checkpoint, "weights"):
-            from core.checkpoint import load_checkpoint
+            from netbuilder.core.checkpoint import load_checkpoint
 
             checkpoint = load_checkpoint(checkpoint)
         if dtype is None:

@@ -14,8 +14,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from core.atomic import write_atomically
-from core.project import Project, parse_project
+from netbuilder.core.atomic import write_atomically
+from netbuilder.core.project import Project, parse_project
 
 PROJECT_KEY = "__project__"
 

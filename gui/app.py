@@ -14,10 +14,10 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from gui import theme
-from gui.document import ProjectDocument
-from gui.main_window import MainWindow
-from gui.project_files import APPLICATION, ORGANIZATION
+from netbuilder.gui import theme
+from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.main_window import MainWindow
+from netbuilder.gui.project_files import APPLICATION, ORGANIZATION
 
 DEFAULT_TEMPLATE = "lenet5"  # LeNet-5 on the built-in "shapes" dataset: ready to train offline
 AUTOTRAIN = "NETBUILDER_AUTOTRAIN"

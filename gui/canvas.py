@@ -14,12 +14,12 @@ from PySide6.QtGui import (QAction, QColor, QContextMenuEvent, QDrag, QDragEnter
 from PySide6.QtWidgets import (QApplication, QFrame, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView,
                                QLabel, QMenu, QStyleOptionGraphicsItem, QWidget)
 
-from gui import theme
-from gui.canvas_items import (CARD_WIDTH, ArrowsItem, CardItem, InsertionMarker, PlaceholderItem, block_content,
+from netbuilder.gui import theme
+from netbuilder.gui.canvas_items import (CARD_WIDTH, ArrowsItem, CardItem, InsertionMarker, PlaceholderItem, block_content,
                               input_content, output_content)
-from gui.document import ProjectDocument
-from gui.mime import MIME_BLOCKS, blocks_mime, read_blocks_mime
-from gui.palette import PALETTE_ENTRIES
+from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.mime import MIME_BLOCKS, blocks_mime, read_blocks_mime
+from netbuilder.gui.palette import PALETTE_ENTRIES
 
 GAP = 26                    # vertical space between cards, where the arrows (and drops) go
 MARGIN = 18

@@ -13,12 +13,12 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from core.errors import ERROR, NOTE, WARNING
-from core.inference import Inference
-from core.project import Project
-from core.summary import format_shape, short_settings
-from gui import theme
-from gui.palette import block_help
+from netbuilder.core.errors import ERROR, NOTE, WARNING
+from netbuilder.core.inference import Inference
+from netbuilder.core.project import Project
+from netbuilder.core.summary import format_shape, short_settings
+from netbuilder.gui import theme
+from netbuilder.gui.palette import block_help
 
 CARD_WIDTH = 400
 CARD_HEIGHT = 52            # two text lines

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtGui import QUndoCommand
 
 if TYPE_CHECKING:
-    from gui.document import ProjectDocument
+    from netbuilder.gui.document import ProjectDocument
 
 _SET_FIELD_ID = 1001  # consecutive edits of one field (typing in a spin box) merge into one step
 

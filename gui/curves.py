@@ -27,7 +27,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
-from gui import theme
+from netbuilder.gui import theme
 
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground=theme.TEXT, antialias=False)
 

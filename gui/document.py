@@ -13,12 +13,13 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from core.blocks import KINDS, default_block
-from core.inference import Inference, infer
-from core.project import Project, TrainingSettings, load_project, save_project
-from gui import commands
+from netbuilder.core.blocks import KINDS, default_block
+from netbuilder.core.inference import Inference, infer
+from netbuilder.core.resources import resource_path
+from netbuilder.core.project import Project, TrainingSettings, load_project, save_project
+from netbuilder.gui import commands
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "examples"
+EXAMPLES_DIR = resource_path("examples")
 
 
 class ProjectDocument(QObject):

@@ -1,4 +1,4 @@
-"""Runs ``core.export.export`` off the GUI thread and reports back through queued signals.
+"""Runs ``netbuilder.core.export.export`` off the GUI thread and reports back through queued signals.
 
 An export writes the model and verifies it with the format's own runtime (onnxruntime, PyTorch,
 numpy), which takes from a fraction of a second to a few seconds (the first PyTorch import): the
@@ -12,8 +12,8 @@ import threading
 
 from PySide6.QtCore import QObject, Signal
 
-from core.export import export
-from core.export.verify import ExportError
+from netbuilder.core.export import export
+from netbuilder.core.export.verify import ExportError
 
 RUNTIMES = {"onnx": "onnxruntime", "torch": "PyTorch", "numpy": "numpy"}
 

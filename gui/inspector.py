@@ -1,6 +1,6 @@
 """The inspector: the selected block's settings as widgets, what is wrong with them and the arithmetic.
 
-Widgets are built from the ``core.blocks.KINDS`` schema (one editor per field type) and hold no
+Widgets are built from the ``netbuilder.core.blocks.KINDS`` schema (one editor per field type) and hold no
 state of their own: every change goes to ``ProjectDocument.set_block_field`` at once, and every
 change of the document (an edit here or elsewhere, undo, a new project) refreshes the widgets
 from the model with their signals blocked. With no block selected it edits the project's name,
@@ -20,14 +20,14 @@ from PySide6.QtWidgets import (
     QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from core.blocks import KINDS, Field
-from core.errors import ERROR, WARNING, Problem
-from core.formula import output_size_formula, params_formula
-from core.inference import BlockInfo
-from core.summary import format_shape
-from gui import theme
-from gui.document import ProjectDocument
-from gui.summary_panel import SEVERITY_COLORS, format_bytes
+from netbuilder.core.blocks import KINDS, Field
+from netbuilder.core.errors import ERROR, WARNING, Problem
+from netbuilder.core.formula import output_size_formula, params_formula
+from netbuilder.core.inference import BlockInfo
+from netbuilder.core.summary import format_shape
+from netbuilder.gui import theme
+from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.summary_panel import SEVERITY_COLORS, format_bytes
 
 INT_MAXIMUM = 4096  # spin boxes stretch beyond it when a project holds a larger value
 PROJECT_DEFAULTS = {"name": "Untitled", "input_shape": (1, 28, 28), "num_classes": 10}
@@ -641,7 +641,7 @@ def _facts_html(rows: list[tuple[str, str]]) -> str:
     return f"<table>{cells}</table>"
 
 
-def _demo() -> None:  # python -m gui.inspector: the inspector on LeNet-5, first conv selected
+def _demo() -> None:  # python -m netbuilder.gui.inspector: the inspector on LeNet-5, first conv selected
     import sys
 
     from PySide6.QtWidgets import QApplication

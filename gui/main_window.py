@@ -17,25 +17,25 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequenc
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea,
                                QSplitter, QStackedWidget, QStyle, QTabWidget, QToolBar, QToolButton, QWidget)
 
-from core.inference import Inference
-from gui.canvas import PipelineCanvas
-from gui.curves import CurvesView, curve_icon
-from gui.document import ProjectDocument
-from gui.export_dialog import ExportDialog
-from gui.export_runner import RUNTIMES, ExportRunner
-from gui.inspector import Inspector
-from gui.palette import Palette
-from gui.project_files import ProjectFiles, app_settings
-from gui.summary_panel import SummaryPanel
-from gui.train_panel import TrainPanel
-from gui.training import TrainingController
-from gui.training.controller import LOADING
-from gui.views.confusion import ConfusionView
-from gui.views.data_panel import DataPanel
-from gui.views.feature_maps import FeatureMapView
-from gui.views.filters import FilterView
-from gui.views.gradients import GradientView
-from gui import theme
+from netbuilder.core.inference import Inference
+from netbuilder.gui.canvas import PipelineCanvas
+from netbuilder.gui.curves import CurvesView, curve_icon
+from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.export_dialog import ExportDialog
+from netbuilder.gui.export_runner import RUNTIMES, ExportRunner
+from netbuilder.gui.inspector import Inspector
+from netbuilder.gui.palette import Palette
+from netbuilder.gui.project_files import ProjectFiles, app_settings
+from netbuilder.gui.summary_panel import SummaryPanel
+from netbuilder.gui.train_panel import TrainPanel
+from netbuilder.gui.training import TrainingController
+from netbuilder.gui.training.controller import LOADING
+from netbuilder.gui.views.confusion import ConfusionView
+from netbuilder.gui.views.data_panel import DataPanel
+from netbuilder.gui.views.feature_maps import FeatureMapView
+from netbuilder.gui.views.filters import FilterView
+from netbuilder.gui.views.gradients import GradientView
+from netbuilder.gui import theme
 
 BUILD, TRAIN = "build", "train"
 

@@ -12,10 +12,10 @@ from PySide6.QtGui import QColor, QDrag, QFontMetrics, QKeyEvent, QPainter, QPal
 from PySide6.QtWidgets import (QAbstractItemView, QLabel, QListWidget, QListWidgetItem, QStyle,
                                QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
 
-from core.blocks import KINDS, default_block
-from gui import theme
-from gui.document import ProjectDocument
-from gui.mime import blocks_mime
+from netbuilder.core.blocks import KINDS, default_block
+from netbuilder.gui import theme
+from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.mime import blocks_mime
 
 _BLOCK_ROLE = Qt.ItemDataRole.UserRole
 _HINT_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -12,9 +12,9 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QObject, QSettings, QStandardPaths, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from core.errors import ERROR, ProjectError
-from core.project import load_project
-from gui.document import ProjectDocument
+from netbuilder.core.errors import ERROR, ProjectError
+from netbuilder.core.project import load_project
+from netbuilder.gui.document import ProjectDocument
 
 ORGANIZATION = "netbuilder"
 APPLICATION = "netbuilder"

@@ -13,11 +13,11 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from core.errors import ERROR, NOTE, WARNING
-from core.inference import Inference
-from core.summary import format_shape, short_settings
-from gui import theme
-from gui.document import ProjectDocument
+from netbuilder.core.errors import ERROR, NOTE, WARNING
+from netbuilder.core.inference import Inference
+from netbuilder.core.summary import format_shape, short_settings
+from netbuilder.gui import theme
+from netbuilder.gui.document import ProjectDocument
 
 # severity -> (text colour, light fill)
 SEVERITY_COLORS = {
@@ -33,7 +33,7 @@ BLOCK_ROLE = Qt.UserRole  # on problem list items: the block index, or -1
 
 
 def format_bytes(n: int) -> str:
-    """Bytes in KB/MB (1024-based, as core.summary), e.g. 34000 -> "33.2 KB"."""
+    """Bytes in KB/MB (1024-based, as netbuilder.core.summary), e.g. 34000 -> "33.2 KB"."""
     if n < 1024:
         return f"{n} B"
     if n < 1024 * 1024:
@@ -175,7 +175,7 @@ class SummaryPanel(QWidget):
         self.doc.select(block if isinstance(block, int) else -1)
 
 
-def _demo() -> None:  # python -m gui.summary_panel
+def _demo() -> None:  # python -m netbuilder.gui.summary_panel
     import sys
 
     from PySide6.QtWidgets import QApplication

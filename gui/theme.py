@@ -6,11 +6,12 @@ Views import colours from here instead of writing hex values of their own; the i
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 from PySide6.QtGui import QColor, QFont, QIcon
 
-ICONS_DIR = Path(__file__).resolve().parents[1] / "resources" / "icons"
+from netbuilder.core.resources import resource_path
+
+ICONS_DIR = resource_path("icons")
 
 # --- surfaces and text ---------------------------------------------------------------------
 BACKGROUND = "#f4f6f8"      # canvas and panel background

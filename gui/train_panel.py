@@ -15,11 +15,11 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QProgressBar, QScrollArea, QSpinBox, QStyle, QToolButton, QVBoxLayout, QWidget)
 
-from core.project import LOSSES, OPTIMIZERS
-from core.trainer import RunEnded
-from gui import theme
-from gui.document import ProjectDocument
-from gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
+from netbuilder.core.project import LOSSES, OPTIMIZERS
+from netbuilder.core.trainer import RunEnded
+from netbuilder.gui import theme
+from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
 
 PROGRESS_MS = 200  # the progress bar and speed are redrawn at most 5 times a second
 SHORTCUTS = {"train": "F5", "continue": "Ctrl+F5", "pause": "F6", "resume": "F6", "stop": "Shift+F5"}

@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.datasets.base import Dataset, DatasetError
-from core.datasets.shapes import load_shapes
-from core.datasets.split import train_val_split
-from core.datasets.registry import FILE_LOADERS, load_project_dataset
-from core.datasets.xor import load_xor
+from netbuilder.core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.shapes import load_shapes
+from netbuilder.core.datasets.split import train_val_split
+from netbuilder.core.datasets.registry import FILE_LOADERS, load_project_dataset
+from netbuilder.core.datasets.xor import load_xor
 
 # kind -> loader(spec, base_dir) -> Dataset; base_dir resolves relative file paths in a spec
 # (the project file's folder). File-format loaders register here as they are written.

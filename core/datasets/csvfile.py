@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from core.datasets.base import Dataset, DatasetError
-from core.datasets.npz import check_count, check_same_shape, encode_labels, images_to_unit
+from netbuilder.core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.npz import check_count, check_same_shape, encode_labels, images_to_unit
 
 
 def read_csv(
@@ -32,7 +32,7 @@ def read_csv(
     """A Dataset from a CSV (and optionally a second CSV of the same layout as the test split).
 
     Rows are reshaped to ``image_shape`` (C, H, W) or, by default, to a square grey image;
-    see ``core.datasets.npz.images_to_unit`` for the pixel scales accepted.
+    see ``netbuilder.core.datasets.npz.images_to_unit`` for the pixel scales accepted.
     """
     path = Path(path)
     notes = notes if notes is not None else []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from core.datasets.base import DatasetError
+from netbuilder.core.datasets.base import DatasetError
 
 # progress(done, total or None, what): bytes of the file being fetched, and its name.
 Progress = Callable[[int, "int | None", str], None]

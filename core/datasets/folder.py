@@ -32,8 +32,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from core.datasets.base import Dataset, DatasetError
-from core.datasets.npz import natural_sorted
+from netbuilder.core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.npz import natural_sorted
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}

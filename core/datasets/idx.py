@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.base import Dataset, DatasetError
 
 # IDX type code -> (numpy dtype, readable name).
 IDX_TYPES = {

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from core.datasets.base import DatasetError
+from netbuilder.core.datasets.base import DatasetError
 
 MIN_STD = 1e-6  # a channel with less spread than this is constant: centred, not scaled
 _CHUNK = 4096  # images per pass, bounding the float64 temporaries

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.base import Dataset, DatasetError
 
 LAYOUTS = ("NCHW", "NHWC", "NHW", "flat")
 _MAX_CHANNELS = 4  # grey, grey + alpha, RGB, RGBA

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.base import Dataset, DatasetError
 
 IMBALANCE_RATIO = 2.0  # a class with fewer than 1/2 of the largest class's images is pointed out
 
@@ -39,7 +39,7 @@ class Preview:
 
 def preview_dataset(spec: Mapping[str, Any], base_dir: str | Path | None = None, per_class: int = 8) -> Preview:
     """A Preview of the dataset ``spec`` describes, without loading a large one whole."""
-    from core.datasets.registry import SPEC_KEYS, check_spec
+    from netbuilder.core.datasets.registry import SPEC_KEYS, check_spec
 
     if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
         raise DatasetError(f"per_class must be a whole number >= 1, got {per_class!r}")
@@ -53,7 +53,7 @@ def preview_dataset(spec: Mapping[str, Any], base_dir: str | Path | None = None,
         return _preview_npz(spec, base, per_class)
     if kind in SPEC_KEYS:
         check_spec(spec)
-    from core.datasets import load_dataset
+    from netbuilder.core.datasets import load_dataset
 
     return preview_from_dataset(load_dataset({k: v for k, v in spec.items() if k != "normalization"}, base), per_class)
 
@@ -130,8 +130,8 @@ def _shape(s) -> str:
 
 
 def _preview_idx(spec, base, per_class) -> Preview:
-    from core.datasets.idx import check_label_range, idx_labels, read_idx_rows
-    from core.datasets.registry import idx_sources
+    from netbuilder.core.datasets.idx import check_label_range, idx_labels, read_idx_rows
+    from netbuilder.core.datasets.registry import idx_sources
 
     src = idx_sources(spec, base)
     names = src["class_names"]
@@ -165,8 +165,8 @@ def _preview_idx(spec, base, per_class) -> Preview:
 
 
 def _preview_folder(spec, base, per_class) -> Preview:
-    from core.datasets import folder
-    from core.datasets.registry import check_spec, resolve_path
+    from netbuilder.core.datasets import folder
+    from netbuilder.core.datasets.registry import check_spec, resolve_path
 
     check_spec(spec)
     root = resolve_path(spec["path"], base)
@@ -217,8 +217,8 @@ def _preview_folder(spec, base, per_class) -> Preview:
 
 
 def _preview_npz(spec, base, per_class) -> Preview:
-    from core.datasets.npz import _TRAIN_KEYS, _load_npz, encode_labels, images_to_unit
-    from core.datasets.registry import check_spec, resolve_path
+    from netbuilder.core.datasets.npz import _TRAIN_KEYS, _load_npz, encode_labels, images_to_unit
+    from netbuilder.core.datasets.registry import check_spec, resolve_path
 
     check_spec(spec)
     path = resolve_path(spec["path"], base)
@@ -233,7 +233,7 @@ def _preview_npz(spec, base, per_class) -> Preview:
         xkey, ykey = next(((x, y) for x, y in _TRAIN_KEYS if x in members and y in members), (None, None))
         x_rows = _npz_rows(zf, members[xkey], path, xkey) if xkey else None
     if x_rows is None:  # missing keys, Fortran order, or damage: the full reader explains or copes
-        from core.datasets.registry import load_npz_spec
+        from netbuilder.core.datasets.registry import load_npz_spec
 
         return preview_from_dataset(load_npz_spec(spec, base), per_class)
     ys = [(_load_npz_only(path, ykey), f"{path} [{ykey}]")]

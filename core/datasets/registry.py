@@ -13,7 +13,7 @@ file's folder, ``base_dir``; every kind also takes "name" and "normalization"):
   {"kind": "csv", "path": file}                      + "test_path", "label_column", "image_shape", "layout",
                                                        "class_names"
 
-Loaders import lazily, so ``import core.datasets`` stays cheap (Pillow only loads for folders).
+Loaders import lazily, so ``import netbuilder.core.datasets`` stays cheap (Pillow only loads for folders).
 What a loader detected or converted is logged to the "netbuilder.datasets" logger as warnings.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.base import Dataset, DatasetError
 
 log = logging.getLogger("netbuilder.datasets")
 
@@ -136,7 +136,7 @@ def load_project_dataset(project: Any, base_dir: str | Path | None = None) -> Da
 
     An image folder without its own "input_shape" is resized to the project's input shape.
     """
-    from core.datasets import load_dataset
+    from netbuilder.core.datasets import load_dataset
 
     spec = dict(project.dataset)
     if spec.get("kind") == "folder" and "input_shape" not in spec:
@@ -145,8 +145,8 @@ def load_project_dataset(project: Any, base_dir: str | Path | None = None) -> Da
 
 
 def idx_sources(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
-    """Keyword arguments for ``core.datasets.idx.load_idx`` from an idx/fashion-mnist/mnist spec."""
-    from core.datasets import download, idx
+    """Keyword arguments for ``netbuilder.core.datasets.idx.load_idx`` from an idx/fashion-mnist/mnist spec."""
+    from netbuilder.core.datasets import download, idx
 
     kind = check_spec(spec)
     if kind in ("fashion-mnist", "mnist"):
@@ -177,13 +177,13 @@ def idx_sources(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any
 
 
 def load_idx_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
-    from core.datasets.idx import load_idx
+    from netbuilder.core.datasets.idx import load_idx
 
     return load_idx(**idx_sources(spec, base_dir))
 
 
 def load_folder_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
-    from core.datasets.folder import read_image_folder
+    from netbuilder.core.datasets.folder import read_image_folder
 
     check_spec(spec)
     notes: list[str] = []
@@ -201,7 +201,7 @@ def load_folder_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> D
 
 
 def load_npz_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
-    from core.datasets.npz import read_npz
+    from netbuilder.core.datasets.npz import read_npz
 
     check_spec(spec)
     notes: list[str] = []
@@ -219,7 +219,7 @@ def load_npz_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> Data
 
 
 def load_csv_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
-    from core.datasets.csvfile import read_csv
+    from netbuilder.core.datasets.csvfile import read_csv
 
     check_spec(spec)
     notes: list[str] = []

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.base import Dataset, DatasetError
 
 CLASS_NAMES = (
     "circle", "square", "triangle", "diamond", "plus", "cross", "star", "bar", "heart", "crescent",

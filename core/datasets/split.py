@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from core.datasets.base import DatasetError
+from netbuilder.core.datasets.base import DatasetError
 
 
 def train_val_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

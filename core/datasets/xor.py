@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.base import Dataset, DatasetError
 
 TABLE_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 TABLE_Y = np.array([0, 1, 1, 0], dtype=np.int64)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.export.verify import (DEFAULT_SAMPLES, ExportError, VerificationReport, class_names_of,
+from netbuilder.core.export.verify import (DEFAULT_SAMPLES, ExportError, VerificationReport, class_names_of,
                                 engine_outputs, verification_samples)
 
 FORMATS = ("onnx", "torch", "numpy")
@@ -40,14 +40,14 @@ def export(network, path: str | os.PathLike, format: str, *, dataset=None, sampl
         sample_source = sample_source or "given samples"
     kwargs = dict(samples=samples, sample_source=sample_source, class_names=class_names_of(network.project, dataset))
     if format == "onnx":
-        from core.export.onnx_export import export_onnx
+        from netbuilder.core.export.onnx_export import export_onnx
 
         return export_onnx(network, path, **kwargs)
     if format == "torch":
-        from core.export.torch_export import export_torch
+        from netbuilder.core.export.torch_export import export_torch
 
         return export_torch(network, path, **kwargs)
-    from core.export.numpy_export import export_numpy
+    from netbuilder.core.export.numpy_export import export_numpy
 
     return export_numpy(network, path, **kwargs)
 
@@ -60,11 +60,11 @@ def read_weights_file(path: str | os.PathLike):
     """
     path = Path(path)
     if path.suffix.lower() in TORCH_SUFFIXES:
-        from core.export.torch_export import read_state_dict
+        from netbuilder.core.export.torch_export import read_state_dict
 
         return read_state_dict(path), None
-    from core.checkpoint import is_checkpoint, load_checkpoint
-    from core.weights import load_weights
+    from netbuilder.core.checkpoint import is_checkpoint, load_checkpoint
+    from netbuilder.core.weights import load_weights
 
     if is_checkpoint(path):
         checkpoint = load_checkpoint(path)
@@ -89,7 +89,7 @@ def import_weights(network, path: str | os.PathLike) -> None:
 
 def load_state(network, state: dict[str, np.ndarray], source: str | os.PathLike) -> None:
     """Copy ``state`` into ``network`` after checking it all; ``source`` names it in the error."""
-    from core.weights import WeightsError
+    from netbuilder.core.weights import WeightsError
 
     problems = weight_mismatches(network, state)
     if problems:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.blocks import LEAKY_RELU_SLOPE
-from core.export.verify import (ExportError, Staging, bundle_paths, class_names_of, compare, load_module,
+from netbuilder.core.blocks import LEAKY_RELU_SLOPE
+from netbuilder.core.export.verify import (ExportError, Staging, bundle_paths, class_names_of, compare, load_module,
                                 normalization_of, remove_if_empty, verification_samples)
-from core.weights import WeightsError, save_weights
+from netbuilder.core.weights import WeightsError, save_weights
 
 SCRIPT_FILE, WEIGHTS_FILE = "predict.py", "weights.npz"
 

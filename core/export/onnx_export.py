@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from core.blocks import LEAKY_RELU_SLOPE
-from core.export.verify import (ExportError, Staging, class_names_of, compare, normalization_constants,
+from netbuilder.core.blocks import LEAKY_RELU_SLOPE
+from netbuilder.core.export.verify import (ExportError, Staging, class_names_of, compare, normalization_constants,
                                 normalization_of, not_checked, verification_samples)
 
 OPSET = 17

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.blocks import LEAKY_RELU_SLOPE
-from core.export.verify import (ExportError, Staging, bundle_paths, class_names_of, compare, load_module,
+from netbuilder.core.blocks import LEAKY_RELU_SLOPE
+from netbuilder.core.export.verify import (ExportError, Staging, bundle_paths, class_names_of, compare, load_module,
                                 normalization_of, remove_if_empty, verification_samples)
 
 MODULE_FILE, WEIGHTS_FILE = "model.py", "weights.pt"
@@ -24,7 +24,7 @@ _BUFFERS = ("input_mean", "input_scale")
 
 
 def _torch():
-    from core.torch_bridge import _torch as bridge_torch
+    from netbuilder.core.torch_bridge import _torch as bridge_torch
 
     try:
         return bridge_torch()
@@ -221,12 +221,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Raises ``WeightsError`` naming the file when it is missing, truncated or not a state_dict.
     """
-    from core.weights import WeightsError
+    from netbuilder.core.weights import WeightsError
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: {'is a folder, not a weights file' if path.is_dir() else 'no such file'}")
-    from core.torch_bridge import _torch as bridge_torch
+    from netbuilder.core.torch_bridge import _torch as bridge_torch
 
     try:
         torch = bridge_torch()

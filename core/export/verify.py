@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from core.datasets.normalize import check_normalization
-from core.datasets.split import train_val_split
+from netbuilder.core.datasets.normalize import check_normalization
+from netbuilder.core.datasets.split import train_val_split
 
 FORMAT_TITLES = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "numpy"}
 DEFAULT_SAMPLES = 64

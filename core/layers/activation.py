@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.blocks import ACTIVATIONS, LEAKY_RELU_SLOPE
-from core.layers import parallel
-from core.layers.base import Layer
+from netbuilder.core.blocks import ACTIVATIONS, LEAKY_RELU_SLOPE
+from netbuilder.core.layers import parallel
+from netbuilder.core.layers.base import Layer
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Thread count of the OpenBLAS library numpy uses, set through ctypes (best effort).
 
-The layers split their matmuls across their own threads (core.layers.parallel), so they want
+The layers split their matmuls across their own threads (netbuilder.core.layers.parallel), so they want
 BLAS single-threaded: OpenBLAS's own helper threads busy-wait for ~0.1 s after every call and
 would take the second core away from the layers' threads. When numpy is not linked against an
 OpenBLAS that can be found here, nothing is changed and ``available()`` is False.

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.geometry import output_hw
-from core.init import init_weight
-from core.layers import parallel
-from core.layers.base import Layer
-from core.layers.im2col import col2im, scratch, window_view
+from netbuilder.core.geometry import output_hw
+from netbuilder.core.init import init_weight
+from netbuilder.core.layers import parallel
+from netbuilder.core.layers.base import Layer
+from netbuilder.core.layers.im2col import col2im, scratch, window_view
 
 
 def _positive_pair(name: str, value) -> tuple[int, int]:

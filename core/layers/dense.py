@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.init import init_weight
-from core.layers import parallel
-from core.layers.base import Layer
+from netbuilder.core.init import init_weight
+from netbuilder.core.layers import parallel
+from netbuilder.core.layers.base import Layer
 
 # Matmuls above this many multiply-adds are cut in two column blocks, one per thread. The cut
 # depends on the shapes only, so the result does not depend on the thread count.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.layers.base import Layer
+from netbuilder.core.layers.base import Layer
 
 
 class Dropout(Layer):

@@ -1,7 +1,7 @@
 """The layers' own threads: work split along an axis, run at once (numpy releases the GIL).
 
 Matmuls are split too, over independent column blocks, with BLAS itself kept single-threaded
-(see core.layers.blas): one set of threads owns the cores, so nothing spins against anything.
+(see netbuilder.core.layers.blas): one set of threads owns the cores, so nothing spins against anything.
 Jobs too small to pay for a thread hand-off (tens of microseconds) run inline.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import queue
 import threading
 from typing import Callable
 
-from core.layers import blas
+from netbuilder.core.layers import blas
 
 # A job is shared only if each thread gets at least this many array elements to touch.
 MIN_ELEMENTS = 1 << 19

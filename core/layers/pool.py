@@ -5,12 +5,12 @@ import functools
 
 import numpy as np
 
-from core.blocks import POOL_MODES
-from core.geometry import output_hw
-from core.layers import parallel
-from core.layers.base import Layer
-from core.layers.conv import _pads, _positive_pair, check_input
-from core.layers.im2col import offset_slices
+from netbuilder.core.blocks import POOL_MODES
+from netbuilder.core.geometry import output_hw
+from netbuilder.core.layers import parallel
+from netbuilder.core.layers.base import Layer
+from netbuilder.core.layers.conv import _pads, _positive_pair, check_input
+from netbuilder.core.layers.im2col import offset_slices
 
 
 class Pool2D(Layer):

@@ -1,4 +1,4 @@
 """Training in the window: the controller the views listen to, and the worker that trains off the GUI thread."""
-from gui.training.controller import TrainingController
+from netbuilder.gui.training.controller import TrainingController
 
 __all__ = ["TrainingController"]

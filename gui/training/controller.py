@@ -1,7 +1,7 @@
 """The GUI's handle on training: start, pause, resume and stop runs, and the signals the views use.
 
 ``TrainingController(doc, parent=None)`` runs each request on a thread of its own pool (the
-worker, ``gui.training.worker``) on a deep copy of the document's project; the GUI thread never
+worker, ``netbuilder.gui.training.worker``) on a deep copy of the document's project; the GUI thread never
 runs a batch. Every signal below is emitted on the GUI thread (queued from the worker); payloads
 are plain Python and numpy copies.
 
@@ -53,13 +53,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal
 
-from core.checkpoint import save_checkpoint
-from core.errors import TrainingError
-from core.network import Network
-from core.weights import save_weights
-from gui.document import ProjectDocument
-from gui.training.events import RunRequest, dataset_source, run_label, same_training_setup
-from gui.training.worker import TrainingSession, WorkerSignals
+from netbuilder.core.checkpoint import save_checkpoint
+from netbuilder.core.errors import TrainingError
+from netbuilder.core.network import Network
+from netbuilder.core.weights import save_weights
+from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.training.events import RunRequest, dataset_source, run_label, same_training_setup
+from netbuilder.gui.training.worker import TrainingSession, WorkerSignals
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 LOCK_REASON = "Training"

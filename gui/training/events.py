@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.project import Project, TrainingSettings
+from netbuilder.core.project import Project, TrainingSettings
 
 MODES = ("new", "continue", "checkpoint")
 

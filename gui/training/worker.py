@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from core.checkpoint import load_checkpoint
-from core.datasets import DatasetError, load_project_dataset
-from core.errors import ProjectError, TrainingError
-from core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
-from core.weights import WeightsError
-from gui.training.events import (GradNorms, RunRequest, ValidationRecorder, class_probabilities,
+from netbuilder.core.checkpoint import load_checkpoint
+from netbuilder.core.datasets import DatasetError, load_project_dataset
+from netbuilder.core.errors import ProjectError, TrainingError
+from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
+from netbuilder.core.weights import WeightsError
+from netbuilder.gui.training.events import (GradNorms, RunRequest, ValidationRecorder, class_probabilities,
                                  dataset_source, dead_relu_fractions, same_training_setup, x_in_epochs)
 
 # Seconds between sends of the batches and epochs gathered (lists: none is lost). Tiny datasets
@@ -60,7 +60,7 @@ class TrainingSession:
     def __init__(self) -> None:
         self.trainer: Trainer | None = None  # the last run's trainer: its network has the trained weights
         self.trained = False  # at least one batch of that trainer was applied (or a checkpoint restored)
-        # core.checkpoint.Checkpoint of the trainer at a recent epoch end: the last one of a finished
+        # netbuilder.core.checkpoint.Checkpoint of the trainer at a recent epoch end: the last one of a finished
         # run, at most CHECKPOINT_INTERVAL seconds of epochs behind otherwise (taking one costs time
         # that grows with the epochs done, too much to take at each of thousands of tiny epochs).
         self.checkpoint = None

@@ -12,7 +12,7 @@ from PySide6.QtCore import QPoint, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
-from gui import theme
+from netbuilder.gui import theme
 
 RIGHT = theme.SELECTION
 WRONG = theme.ERROR

@@ -1,8 +1,8 @@
 """The data panel: choose the dataset, see samples and class counts, fit the network to it.
 
-The choice is the project's ``dataset`` spec (``core.datasets.registry``), set through the
+The choice is the project's ``dataset`` spec (``netbuilder.core.datasets.registry``), set through the
 document (one undo step; paths relative to the project file where possible). The panel shows
-what the spec describes, read by ``core.datasets.preview`` on a background thread, and says
+what the spec describes, read by ``netbuilder.core.datasets.preview`` on a background thread, and says
 when the images or classes do not fit the network, with a button that fits the network to the
 data (input shape, class count and the last dense block's units) as one undo step.
 Fashion-MNIST and MNIST are found on disk or downloaded, again off the GUI thread, with a
@@ -18,14 +18,14 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QScrollArea, QVBoxLayout, QWidget)
 
-from core.datasets import download
-from core.datasets.base import DatasetError
-from core.datasets.preview import Preview, match_project, preview_dataset
-from core.datasets.preview import fit_problems as dataset_fit_problems
-from core.datasets.registry import make_spec, resolve_path
-from gui import theme
-from gui.document import ProjectDocument
-from gui.views.tiles import GREY, TileGrid
+from netbuilder.core.datasets import download
+from netbuilder.core.datasets.base import DatasetError
+from netbuilder.core.datasets.preview import Preview, match_project, preview_dataset
+from netbuilder.core.datasets.preview import fit_problems as dataset_fit_problems
+from netbuilder.core.datasets.registry import make_spec, resolve_path
+from netbuilder.gui import theme
+from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.views.tiles import GREY, TileGrid
 
 PER_CLASS = 8  # sample images previewed per class
 

@@ -15,8 +15,8 @@ from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import (QCheckBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QSplitter,
                                QToolButton, QVBoxLayout, QWidget)
 
-from gui import theme
-from gui.views.tiles import GREY, SEQUENTIAL, TileGrid, scale_each, scale_together
+from netbuilder.gui import theme
+from netbuilder.gui.views.tiles import GREY, SEQUENTIAL, TileGrid, scale_each, scale_together
 
 SHOWN_KINDS = ("conv", "pool")
 

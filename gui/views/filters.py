@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from gui import theme
-from gui.views.tiles import DIVERGING, TileGrid, scale_centred
+from netbuilder.gui import theme
+from netbuilder.gui.views.tiles import DIVERGING, TileGrid, scale_centred
 
 
 def filter_payload(payload) -> tuple[str, np.ndarray] | None:

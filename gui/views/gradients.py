@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from gui import theme
+from netbuilder.gui import theme
 
 _COLOURS = pg.colormap.get("plasma")
 DEAD_TITLE = "Dead ReLU units (share)"

@@ -17,7 +17,7 @@ from PySide6.QtCore import QPoint, QRect, QSize, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-from gui import theme
+from netbuilder.gui import theme
 
 
 def _lut(name: str) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from gui.theme import ACCENTS, tint  # noqa: E402  (needs the path above)
+from netbuilder.gui.theme import ACCENTS, tint  # noqa: E402  (needs the path above)
 
 # Each drawing uses {c} (the accent) and {l} (a light tint of it); strokes are 1.5 px for 16-32 px use.
 DRAWINGS = {

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets import Dataset, DatasetError, load_dataset
-from core.datasets.preview import preview_dataset
+from netbuilder.core.datasets import Dataset, DatasetError, load_dataset
+from netbuilder.core.datasets.preview import preview_dataset
 
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "corpus"

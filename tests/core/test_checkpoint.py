@@ -9,11 +9,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.checkpoint import CheckpointError, is_checkpoint, load_checkpoint, save_checkpoint
-from core.errors import TrainingError
-from core.network import Network
-from core.trainer import EpochEnd, RunStarted, Trainer
-from core.weights import WeightsError, save_weights
+from netbuilder.core.checkpoint import CheckpointError, is_checkpoint, load_checkpoint, save_checkpoint
+from netbuilder.core.errors import TrainingError
+from netbuilder.core.network import Network
+from netbuilder.core.trainer import EpochEnd, RunStarted, Trainer
+from netbuilder.core.weights import WeightsError, save_weights
 from tests.core.test_trainer import blobs, conv_project, mlp_project
 
 

@@ -1,5 +1,4 @@
 """The netbuilder command, called in-process: train, summary, the app launcher and bad input."""
-import importlib
 import io
 import json
 import signal
@@ -10,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import cli
-from core.weights import load_weights
+from netbuilder.core.resources import resource_path
+from netbuilder.core import cli, cli_train
+from netbuilder.core.weights import load_weights
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
+EXAMPLES = resource_path("examples")
 
 
 def write_project(folder, name="tiny", epochs=2, **changes):
@@ -67,14 +67,14 @@ def test_train_epochs_out_and_quiet(tmp_path, capsys):
 
 def test_train_ctrl_c_stops_after_the_batch_and_still_saves(tmp_path, capsys, monkeypatch):
     path = write_project(tmp_path, epochs=50)
-    real_batch = cli.Progress.batch
+    real_batch = cli_train.Progress.batch
 
     def press_ctrl_c(self, event, total):
         if event.epoch == 2 and event.batch == 1:
             signal.raise_signal(signal.SIGINT)  # runs our handler, as a real Ctrl+C would
         real_batch(self, event, total)
 
-    monkeypatch.setattr(cli.Progress, "batch", press_ctrl_c)
+    monkeypatch.setattr(cli_train.Progress, "batch", press_ctrl_c)
     before = signal.getsignal(signal.SIGINT)
     assert cli.main(["train", str(path)]) == 130
     assert signal.getsignal(signal.SIGINT) is before  # handler restored
@@ -98,8 +98,8 @@ def test_train_divergence_exits_1_without_writing(tmp_path, capsys):
 
 def test_progress_bar_rewrites_one_line_on_a_terminal():
     stream = io.StringIO()
-    bar = cli.Progress(stream, tty=True, interval=0.0)
-    from core.trainer import BatchEnd
+    bar = cli_train.Progress(stream, tty=True, interval=0.0)
+    from netbuilder.core.trainer import BatchEnd
 
     bar.batch(BatchEnd(1, 2, 4, 0.5, 0.25, 1234.0, 64), total_epochs=3)
     bar.clear()
@@ -198,34 +198,44 @@ def test_unknown_command_exits_2(capsys):
     assert "invalid choice: 'fly'" in capsys.readouterr().err
 
 
-def test_no_arguments_open_the_app(monkeypatch):
-    opened = []
-    fake = types.ModuleType("gui.app")
-    fake.main = lambda path: opened.append(path) or 0
-    monkeypatch.setitem(sys.modules, "gui.app", fake)
+def test_no_arguments_open_the_app_through_its_entry_point(monkeypatch):
+    opened, asked = [], []
+
+    def fake_entry(name):
+        asked.append(name)
+        return lambda path: opened.append(path) or 0
+
+    monkeypatch.setattr(cli, "app_entry", fake_entry)
     assert cli.main([]) == 0
     assert cli.main(["some/project.JSON"]) == 0
-    assert opened == [None, "some/project.JSON"]
+    assert opened == [None, "some/project.JSON"] and asked == ["window", "window"]
 
 
-def test_app_not_there_yet(monkeypatch, capsys):
-    real = importlib.import_module
+def test_the_installed_entry_points_name_the_app():
+    from importlib.metadata import entry_points
 
-    def missing(name, *args):
-        if name == "gui.app":
-            raise ModuleNotFoundError("No module named 'gui.app'", name="gui.app")
-        return real(name, *args)
+    found = {ep.name: ep.value for ep in entry_points(group="netbuilder.gui")}
+    assert found == {"window": "netbuilder.gui.app:main", "diagram": "netbuilder.gui.diagram:export_diagram_file"}
 
-    monkeypatch.setattr(cli.importlib, "import_module", missing)
-    assert cli.main([]) == 0
-    assert "coming soon" in capsys.readouterr().out
+
+def test_app_not_installed(monkeypatch, capsys):
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+    assert cli.main([]) == 1
+    assert "the app is not installed" in capsys.readouterr().err
 
 
 def test_app_dependency_missing_is_not_hidden(monkeypatch, capsys):
-    def broken(name, *args):
-        raise ModuleNotFoundError("No module named 'PySide6'", name="PySide6")
+    import importlib.metadata
 
-    monkeypatch.setattr(cli.importlib, "import_module", broken)
+    class Broken:
+        name = "window"
+
+        def load(self):
+            raise ModuleNotFoundError("No module named 'PySide6'", name="PySide6")
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [Broken()])
     assert cli.main([]) == 1
     assert "cannot start the app: No module named 'PySide6'" in capsys.readouterr().err
 

@@ -7,8 +7,8 @@ import numpy as np
 import onnx
 import pytest
 
-from core import cli
-from core.weights import load_weights
+from netbuilder.core import cli, cli_train
+from netbuilder.core.weights import load_weights
 from tests.core.test_cli import write_project
 
 CONV = [{"kind": "conv", "filters": 2, "kernel_size": 3, "stride": 2, "padding": "same", "activation": "relu"},
@@ -125,17 +125,17 @@ def test_checkpoint_then_resume_equals_an_unbroken_run(tmp_path, capsys):
 def test_ctrl_c_then_resume_equals_an_unbroken_run(tmp_path, capsys, monkeypatch):
     path = write_project(tmp_path, epochs=3)
     assert cli.main(["train", str(path), "--quiet", "--out", str(tmp_path / "full.npz")]) == 0
-    real_batch = cli.Progress.batch
+    real_batch = cli_train.Progress.batch
 
     def press_ctrl_c(self, event, total):
         if event.epoch == 2 and event.batch == 2:
             signal.raise_signal(signal.SIGINT)
         real_batch(self, event, total)
 
-    monkeypatch.setattr(cli.Progress, "batch", press_ctrl_c)
+    monkeypatch.setattr(cli_train.Progress, "batch", press_ctrl_c)
     assert cli.main(["train", str(path), "--checkpoint", str(tmp_path / "ck.npz")]) == 130
     assert "checkpoint after epoch 1 saved to" in capsys.readouterr().out
-    monkeypatch.setattr(cli.Progress, "batch", real_batch)
+    monkeypatch.setattr(cli_train.Progress, "batch", real_batch)
     assert cli.main(["train", str(path), "--quiet", "--resume", str(tmp_path / "ck.npz"),
                      "--out", str(tmp_path / "resumed.npz")]) == 0
     full, resumed = load_weights(tmp_path / "full.npz")[1], load_weights(tmp_path / "resumed.npz")[1]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.datasets import LOADERS, Dataset, DatasetError, load_dataset, train_val_split
+from netbuilder.core.datasets import LOADERS, Dataset, DatasetError, load_dataset, train_val_split
 
 
 def _arrays(n=6, c=1, h=4, w=5, classes=3, seed=0):

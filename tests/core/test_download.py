@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.datasets import load_dataset
-from core.datasets import download
-from core.datasets.download import DownloadError, Source, download_file, download_files, fetch
+from netbuilder.core.datasets import load_dataset
+from netbuilder.core.datasets import download
+from netbuilder.core.datasets.download import DownloadError, Source, download_file, download_files, fetch
 from tests.core.test_idx import idx_bytes
 
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",

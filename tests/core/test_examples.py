@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from core.inference import validate
-from core.project import load_project
+from netbuilder.core.resources import resource_path
+from netbuilder.core.inference import validate
+from netbuilder.core.project import load_project
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
+EXAMPLES = resource_path("examples")
 NAMES = ["lenet5", "mlp", "small_vgg", "xor"]
 
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from core.export import ExportError, export
-from core.export import numpy_export
-from core.export.numpy_export import export_numpy
-from core.export.verify import engine_outputs, load_module
-from core.network import Network
-from core.weights import load_weights, save_weights
+from netbuilder.core.export import ExportError, export
+from netbuilder.core.export import numpy_export
+from netbuilder.core.export.numpy_export import export_numpy
+from netbuilder.core.export.verify import engine_outputs, load_module
+from netbuilder.core.network import Network
+from netbuilder.core.weights import load_weights, save_weights
 from tests.core.test_export_onnx import CASES, HYPOTHESIS, NORM, _conv, _pool, architectures, case, case_project, inputs
 
 

@@ -16,15 +16,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.datasets.base import Dataset
-from core.datasets.normalize import apply_normalization
-from core.export import ExportError, export
-from core.export import onnx_export
-from core.export.onnx_export import export_onnx, run_onnx
-from core.export.verify import engine_outputs
-from core.inference import infer
-from core.network import Network
-from core.project import Project, TrainingSettings, parse_project
+from netbuilder.core.datasets.base import Dataset
+from netbuilder.core.datasets.normalize import apply_normalization
+from netbuilder.core.export import ExportError, export
+from netbuilder.core.export import onnx_export
+from netbuilder.core.export.onnx_export import export_onnx, run_onnx
+from netbuilder.core.export.verify import engine_outputs
+from netbuilder.core.inference import infer
+from netbuilder.core.network import Network
+from netbuilder.core.project import Project, TrainingSettings, parse_project
 
 HYPOTHESIS = settings(max_examples=25, deadline=None,
                       suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
@@ -262,7 +262,7 @@ def test_unwritable_paths_are_refused_before_any_work(tmp_path, where, message):
 
 
 def test_a_failing_rename_leaves_no_temporary_file(tmp_path, monkeypatch):
-    import core.export.verify as verify
+    import netbuilder.core.export.verify as verify
 
     def fail(src, dst):
         raise OSError(28, "No space left on device")

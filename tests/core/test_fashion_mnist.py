@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.datasets import download, load_dataset
-from core.datasets.idx import FASHION_MNIST_CLASSES
-from core.datasets.normalize import compute_normalization
-from core.datasets.preview import first_per_class, preview_dataset
-from core.datasets.registry import load_project_dataset
-from core.project import load_project
-from core.trainer import Trainer
+from netbuilder.core.resources import resource_path
+from netbuilder.core.datasets import download, load_dataset
+from netbuilder.core.datasets.idx import FASHION_MNIST_CLASSES
+from netbuilder.core.datasets.normalize import compute_normalization
+from netbuilder.core.datasets.preview import first_per_class, preview_dataset
+from netbuilder.core.datasets.registry import load_project_dataset
+from netbuilder.core.project import load_project
+from netbuilder.core.trainer import Trainer
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-EXAMPLE = Path(__file__).resolve().parents[2] / "resources" / "examples" / "lenet5_fashion.json"
+EXAMPLE = resource_path("examples") / "lenet5_fashion.json"
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.datasets import DatasetError, load_dataset
-from core.datasets.folder import load_image, read_image_folder, scan_folder
-from core.datasets.preview import preview_dataset
-from core.datasets.registry import load_project_dataset, make_spec
-from core.project import Project, TrainingSettings
-from core.trainer import Trainer
+from netbuilder.core.datasets import DatasetError, load_dataset
+from netbuilder.core.datasets.folder import load_image, read_image_folder, scan_folder
+from netbuilder.core.datasets.preview import preview_dataset
+from netbuilder.core.datasets.registry import load_project_dataset, make_spec
+from netbuilder.core.project import Project, TrainingSettings
+from netbuilder.core.trainer import Trainer
 
 
 def save(path, arr, fmt=None):

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.formula import output_size_formula, params_formula
-from core.geometry import as_pair, output_hw, resolve_padding
-from core.inference import infer
-from core.project import Project
+from netbuilder.core.formula import output_size_formula, params_formula
+from netbuilder.core.geometry import as_pair, output_hw, resolve_padding
+from netbuilder.core.inference import infer
+from netbuilder.core.project import Project
 
 
 def _evaluate(line: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """The layers ask glibc's malloc to keep freed memory (warm pages for the next batch)."""
 import platform
 
-from core.layers.heap import keep_freed_memory
+from netbuilder.core.layers.heap import keep_freed_memory
 
 
 def test_malloc_accepts_the_thresholds_on_glibc():

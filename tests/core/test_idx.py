@@ -7,10 +7,10 @@ import struct
 import numpy as np
 import pytest
 
-from core.datasets import DatasetError, load_dataset
-from core.datasets import download
-from core.datasets.idx import find_idx_files, load_idx, parse_idx, read_idx, read_idx_rows
-from core.datasets.preview import preview_dataset
+from netbuilder.core.datasets import DatasetError, load_dataset
+from netbuilder.core.datasets import download
+from netbuilder.core.datasets.idx import find_idx_files, load_idx, parse_idx, read_idx, read_idx_rows
+from netbuilder.core.datasets.preview import preview_dataset
 
 _CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
 

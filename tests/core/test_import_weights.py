@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import save_checkpoint
-from core.export import export, import_weights, read_weights
-from core.network import Network
-from core.trainer import Trainer
-from core.weights import WeightsError, save_weights
+from netbuilder.core.checkpoint import save_checkpoint
+from netbuilder.core.export import export, import_weights, read_weights
+from netbuilder.core.network import Network
+from netbuilder.core.trainer import Trainer
+from netbuilder.core.weights import WeightsError, save_weights
 from tests.core.test_export_onnx import _conv, _pool, case_project
 from tests.core.test_trainer import blobs, mlp_project
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.blocks import with_defaults
-from core.errors import ERROR, NOTE, WARNING, ProjectError
-from core.geometry import output_hw, resolve_padding
-from core.inference import infer, validate
-from core.project import Project, TrainingSettings, parse_project
+from netbuilder.core.blocks import with_defaults
+from netbuilder.core.errors import ERROR, NOTE, WARNING, ProjectError
+from netbuilder.core.geometry import output_hw, resolve_padding
+from netbuilder.core.inference import infer, validate
+from netbuilder.core.project import Project, TrainingSettings, parse_project
 
 SOFTMAX_10 = {"kind": "dense", "units": 10, "activation": "softmax"}
 LENET_BLOCKS = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.init import init_weight, scheme_for
+from netbuilder.core.init import init_weight, scheme_for
 
 
 def test_he_is_normal_with_std_sqrt_2_over_fan_in():

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.blocks import LEAKY_RELU_SLOPE
-from core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
+from netbuilder.core.blocks import LEAKY_RELU_SLOPE
+from netbuilder.core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
 from tests.core import naive
 from tests.core.gradcheck import check_layer
 
@@ -504,9 +504,9 @@ def run_everything(seed: int):
 
 
 def test_results_are_bitwise_identical_for_any_thread_count(monkeypatch):
-    import core.layers.conv as conv_module
-    import core.layers.dense as dense_module
-    from core.layers import parallel
+    import netbuilder.core.layers.conv as conv_module
+    import netbuilder.core.layers.dense as dense_module
+    from netbuilder.core.layers import parallel
 
     before = parallel.threads()
     try:
@@ -528,7 +528,7 @@ def test_results_are_bitwise_identical_for_any_thread_count(monkeypatch):
 
 
 def test_split_covers_the_range_once_and_reports_errors(monkeypatch):
-    from core.layers import parallel
+    from netbuilder.core.layers import parallel
 
     before = parallel.threads()
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
@@ -556,7 +556,7 @@ def test_split_covers_the_range_once_and_reports_errors(monkeypatch):
 
 
 def test_blas_is_single_threaded_when_it_can_be_controlled():
-    from core.layers import blas
+    from netbuilder.core.layers import blas
 
     if blas.available():
         assert blas.get_threads() == 1

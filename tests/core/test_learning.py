@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets import load_project_dataset
-from core.project import load_project
-from core.trainer import Trainer
+from netbuilder.core.resources import resource_path
+from netbuilder.core.datasets import load_project_dataset
+from netbuilder.core.project import load_project
+from netbuilder.core.trainer import Trainer
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "examples"
+EXAMPLES_DIR = resource_path("examples")
 
 EPOCHS = 3
 

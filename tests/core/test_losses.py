@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.losses import BinaryCrossEntropy, SoftmaxCrossEntropy, SquaredError, make_loss
+from netbuilder.core.losses import BinaryCrossEntropy, SoftmaxCrossEntropy, SquaredError, make_loss
 from tests.core.gradcheck import check_loss
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.datasets import DatasetError, load_dataset
-from core.datasets.normalize import apply_normalization, compute_normalization, invert_normalization
-from core.datasets.npz import detect_layout, encode_labels
-from core.datasets.preview import fit_problems, match_project, preview_dataset
-from core.project import Project
+from netbuilder.core.datasets import DatasetError, load_dataset
+from netbuilder.core.datasets.normalize import apply_normalization, compute_normalization, invert_normalization
+from netbuilder.core.datasets.npz import detect_layout, encode_labels
+from netbuilder.core.datasets.preview import fit_problems, match_project, preview_dataset
+from netbuilder.core.project import Project
 
 RNG = np.random.default_rng(11)
 X = RNG.integers(0, 256, (8, 3, 4, 5)).astype(np.uint8)  # N, C, H, W

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core.optimizers import SGD, Adam, Momentum, make_optimizer
+from netbuilder.core.optimizers import SGD, Adam, Momentum, make_optimizer
 
 SHAPES = {"conv1.weight": (4, 3, 3, 3), "conv1.bias": (4,), "dense.weight": (5, 7)}
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import ProjectError
-from core.inference import infer
-from core.project import (
+from netbuilder.core.errors import ProjectError
+from netbuilder.core.inference import infer
+from netbuilder.core.project import (
     FORMAT_VERSION,
     Project,
     TrainingSettings,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.datasets import DatasetError, load_dataset
-from core.datasets.shapes import CLASS_NAMES, DEFAULTS, MAX_SIZE, generate, parse_spec, shapes_dataset
+from netbuilder.core.datasets import DatasetError, load_dataset
+from netbuilder.core.datasets.shapes import CLASS_NAMES, DEFAULTS, MAX_SIZE, generate, parse_spec, shapes_dataset
 
 
 def test_default_spec_gives_the_documented_sizes_and_layout():

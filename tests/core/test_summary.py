@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.inference import infer
-from core.project import Project, TrainingSettings
-from core.summary import format_shape, format_summary, short_settings
+from netbuilder.core.inference import infer
+from netbuilder.core.project import Project, TrainingSettings
+from netbuilder.core.summary import format_shape, format_summary, short_settings
 
 LENET = [
     {"kind": "conv", "filters": 6, "kernel_size": 5, "padding": "same"},

@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.inference import infer
-from core.network import Network
-from core.optimizers import make_optimizer
-from core.project import Project, TrainingSettings
-from core.torch_bridge import torch_sequential
+from netbuilder.core.inference import infer
+from netbuilder.core.network import Network
+from netbuilder.core.optimizers import make_optimizer
+from netbuilder.core.project import Project, TrainingSettings
+from netbuilder.core.torch_bridge import torch_sequential
 
 torch.set_num_threads(1)
 

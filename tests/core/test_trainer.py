@@ -5,10 +5,11 @@ import threading
 import numpy as np
 import pytest
 
-from core.datasets.base import Dataset
-from core.errors import TrainingError
-from core.project import Project, TrainingSettings
-from core.trainer import BatchEnd, EpochEnd, History, RunEnded, RunStarted, Trainer
+from netbuilder.core.resources import resource_path
+from netbuilder.core.datasets.base import Dataset
+from netbuilder.core.errors import TrainingError
+from netbuilder.core.project import Project, TrainingSettings
+from netbuilder.core.trainer import BatchEnd, EpochEnd, History, RunEnded, RunStarted, Trainer
 
 TIMEOUT = 20  # seconds; only reached if something is broken
 
@@ -407,9 +408,9 @@ def test_mlp_learns_xor_with_squared_error_and_sigmoid():
 def test_the_xor_example_project_learns():
     from pathlib import Path
 
-    from core.project import load_project
+    from netbuilder.core.project import load_project
 
-    project = load_project(Path(__file__).resolve().parents[2] / "resources" / "examples" / "xor.json")
+    project = load_project(resource_path("examples") / "xor.json")
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32).reshape(4, 2, 1, 1)
     y = np.array([0, 1, 1, 0], np.int64)
     trainer = Trainer(project, Dataset("xor", x, y, ["false", "true"]))

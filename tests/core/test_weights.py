@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from core.errors import ProjectError
-from core.network import Network
-from core.project import Project, TrainingSettings
-from core.weights import PROJECT_KEY, WeightsError, load_into, load_weights, save_weights
+from netbuilder.core.errors import ProjectError
+from netbuilder.core.network import Network
+from netbuilder.core.project import Project, TrainingSettings
+from netbuilder.core.weights import PROJECT_KEY, WeightsError, load_into, load_weights, save_weights
 
 
 def project(units=5, name="wts"):

@@ -1,7 +1,7 @@
 """Fixtures for the GUI tests (pytest-qt, offscreen)."""
 import pytest
 
-from gui.document import ProjectDocument
+from netbuilder.gui.document import ProjectDocument
 
 
 @pytest.fixture

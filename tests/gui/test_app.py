@@ -6,11 +6,11 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from core import cli
-from gui import app as gui_app
-from gui.document import EXAMPLES_DIR
-from gui.main_window import MainWindow
-from gui.project_files import ProjectFiles
+from netbuilder.core import cli
+from netbuilder.gui import app as gui_app
+from netbuilder.gui.document import EXAMPLES_DIR
+from netbuilder.gui.main_window import MainWindow
+from netbuilder.gui.project_files import ProjectFiles
 
 
 @pytest.fixture(autouse=True)

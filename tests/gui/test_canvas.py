@@ -12,11 +12,11 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QDrag, QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QLineEdit, QVBoxLayout, QWidget
 
-from core.summary import format_shape
-from gui.canvas import PipelineCanvas
-from gui.canvas_items import CardItem
-from gui.mime import blocks_mime, read_blocks_mime
-from gui.palette import PALETTE_ENTRIES, Palette
+from netbuilder.core.summary import format_shape
+from netbuilder.gui.canvas import PipelineCanvas
+from netbuilder.gui.canvas_items import CardItem
+from netbuilder.gui.mime import blocks_mime, read_blocks_mime
+from netbuilder.gui.palette import PALETTE_ENTRIES, Palette
 
 COPY, MOVE = Qt.DropAction.CopyAction, Qt.DropAction.MoveAction
 LEFT, NO_MODS = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
@@ -54,8 +54,8 @@ class RecordingDrag(QDrag):
 def drags(monkeypatch):
     """The mime data of every drag the palette or the canvas starts during the test."""
     RecordingDrag.carried = []
-    monkeypatch.setattr("gui.palette.QDrag", RecordingDrag)
-    monkeypatch.setattr("gui.canvas.QDrag", RecordingDrag)
+    monkeypatch.setattr("netbuilder.gui.palette.QDrag", RecordingDrag)
+    monkeypatch.setattr("netbuilder.gui.canvas.QDrag", RecordingDrag)
     return RecordingDrag.carried
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QColor
 
-from core.trainer import EpochEnd, RunStarted
-from gui.views.confusion import ConfusionView
+from netbuilder.core.trainer import EpochEnd, RunStarted
+from netbuilder.gui.views.confusion import ConfusionView
 from tests.gui.test_feature_maps import FakeController
 
 NAMES = ["cat", "dog", "bird"]

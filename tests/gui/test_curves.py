@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
 
-from core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted
-from gui.curves import SMOOTHING, CurvesView
-from gui.training.events import x_in_epochs
+from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted
+from netbuilder.gui.curves import SMOOTHING, CurvesView
+from netbuilder.gui.training.events import x_in_epochs
 
 
 class Controller(QObject):

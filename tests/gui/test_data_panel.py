@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from core.datasets import download
-from core.datasets.download import Source
-from gui.views.data_panel import DataPanel, SOURCES
+from netbuilder.core.datasets import download
+from netbuilder.core.datasets.download import Source
+from netbuilder.gui.views.data_panel import DataPanel, SOURCES
 from tests.core.test_download import FILES, Server, generated_files, md5
 from tests.gui.test_feature_maps import FakeController
 
@@ -255,7 +255,7 @@ def test_a_csv_file_and_an_idx_folder_are_chosen_through_their_dialogs(qtbot, sa
 def test_a_result_arriving_after_the_panel_is_gone_is_harmless(qtbot, doc, fake, monkeypatch):
     from shiboken6 import isValid
 
-    from gui.views import data_panel
+    from netbuilder.gui.views import data_panel
 
     release = threading.Event()
     real = data_panel.preview_dataset

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from core.errors import ProjectError
-from core.project import load_project
-from gui.document import EXAMPLES_DIR, ProjectDocument
+from netbuilder.core.errors import ProjectError
+from netbuilder.core.project import load_project
+from netbuilder.gui.document import EXAMPLES_DIR, ProjectDocument
 
 
 def snapshot(doc):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gui.export_dialog import ExportDialog
+from netbuilder.gui.export_dialog import ExportDialog
 from tests.gui.test_training import RUN, tiny, train, window  # noqa: F401 - ``window`` is a fixture
 
 

@@ -1,6 +1,6 @@
 """The feature-map view: one tile per channel of each conv and pool block, hover text, orientation.
 
-``FakeController`` stands in for gui.training.controller.TrainingController: the same signals,
+``FakeController`` stands in for netbuilder.gui.training.controller.TrainingController: the same signals,
 emitted by hand with payloads built from a real core Network (the other view tests import it).
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from core.network import Network
-from core.project import load_project
-from gui.document import EXAMPLES_DIR
-from gui.views.feature_maps import FeatureMapView
+from netbuilder.core.network import Network
+from netbuilder.core.project import load_project
+from netbuilder.gui.document import EXAMPLES_DIR
+from netbuilder.gui.views.feature_maps import FeatureMapView
 
 CLASSES = ["circle", "square", "triangle", "diamond", "plus", "cross", "star", "bar", "heart", "crescent"]
 
@@ -191,10 +191,10 @@ def test_a_hidden_view_draws_the_latest_probe_when_shown(qtbot, fake):
 
 def test_all_views_follow_a_real_training_run(qtbot, doc):
     """The real TrainingController on a tiny dataset feeds every view (no fake)."""
-    from gui.training.controller import TrainingController
-    from gui.views.confusion import ConfusionView
-    from gui.views.filters import FilterView
-    from gui.views.gradients import GradientView
+    from netbuilder.gui.training.controller import TrainingController
+    from netbuilder.gui.views.confusion import ConfusionView
+    from netbuilder.gui.views.filters import FilterView
+    from netbuilder.gui.views.gradients import GradientView
 
     doc.set_value("dataset", {"kind": "shapes", "train_size": 200, "test_size": 0})
     doc.set_value("training.epochs", 2)
@@ -252,7 +252,7 @@ def test_a_network_without_conv_or_pool_says_so(view, fake):
 
 
 def test_mosaic_places_tiles_row_by_row_with_transparent_gaps():
-    from gui.views.tiles import mosaic
+    from netbuilder.gui.views.tiles import mosaic
 
     tiles = np.arange(1, 4, dtype=np.uint32)[:, None, None] * np.array([[1, 2], [3, 4]], np.uint32)  # 3 tiles 2x2
     out = mosaic(tiles, columns=2, shown=3, th=4, tw=4, gap=1)  # scaled 2x, 2 per row

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QColor
 
-from gui.views.filters import FilterView, filter_payload
-from gui.views.tiles import DIVERGING
+from netbuilder.gui.views.filters import FilterView, filter_payload
+from netbuilder.gui.views.tiles import DIVERGING
 from tests.gui.test_feature_maps import FakeController, network
 
 

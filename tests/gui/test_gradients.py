@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.trainer import EpochEnd, RunStarted
-from gui.views.gradients import GradientView, weight_norms
+from netbuilder.core.trainer import EpochEnd, RunStarted
+from netbuilder.gui.views.gradients import GradientView, weight_norms
 from tests.gui.test_feature_maps import FakeController
 
 

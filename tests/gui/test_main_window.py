@@ -3,13 +3,13 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
-from core.project import load_project
-from gui.canvas import PipelineCanvas
-from gui.inspector import Inspector
-from gui.main_window import MainWindow
-from gui.palette import Palette
-from gui.project_files import CANCEL, DISCARD, SAVE
-from gui.summary_panel import SummaryPanel
+from netbuilder.core.project import load_project
+from netbuilder.gui.canvas import PipelineCanvas
+from netbuilder.gui.inspector import Inspector
+from netbuilder.gui.main_window import MainWindow
+from netbuilder.gui.palette import Palette
+from netbuilder.gui.project_files import CANCEL, DISCARD, SAVE
+from netbuilder.gui.summary_panel import SummaryPanel
 
 
 class Dialogs:
@@ -163,7 +163,7 @@ def test_save_close_reopen_in_a_new_window_gives_the_identical_project(window, d
     saved = doc.project.to_dict()
     assert window.close()
 
-    from gui.document import ProjectDocument
+    from netbuilder.gui.document import ProjectDocument
     other = ProjectDocument()
     second = MainWindow(other, window.settings)
     qtbot.addWidget(second)
@@ -197,7 +197,7 @@ def test_panel_layout_is_remembered_and_can_be_reset(window, qtbot):
     window.summary_dock.close()
     assert window.close()
 
-    from gui.document import ProjectDocument
+    from netbuilder.gui.document import ProjectDocument
     again = MainWindow(ProjectDocument(), window.settings)
     qtbot.addWidget(again)
     again.show()

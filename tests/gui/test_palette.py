@@ -2,9 +2,9 @@
 import pytest
 from PySide6.QtCore import Qt
 
-from core.blocks import KINDS
-from gui.mime import MIME_BLOCKS, read_blocks_mime
-from gui.palette import PALETTE_ENTRIES, Palette
+from netbuilder.core.blocks import KINDS
+from netbuilder.gui.mime import MIME_BLOCKS, read_blocks_mime
+from netbuilder.gui.palette import PALETTE_ENTRIES, Palette
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import json
 import pytest
 from PySide6.QtCore import QSettings
 
-from core.project import load_project
-from gui.project_files import CANCEL, DISCARD, MAX_RECENT, SAVE, ProjectFiles
+from netbuilder.core.project import load_project
+from netbuilder.gui.project_files import CANCEL, DISCARD, MAX_RECENT, SAVE, ProjectFiles
 
 
 class Dialogs:

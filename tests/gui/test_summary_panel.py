@@ -5,8 +5,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
-from core.errors import ERROR, WARNING
-from gui.summary_panel import BLOCK_ROLE, COLUMNS, SEVERITY_COLORS, SummaryPanel, format_bytes
+from netbuilder.core.errors import ERROR, WARNING
+from netbuilder.gui.summary_panel import BLOCK_ROLE, COLUMNS, SEVERITY_COLORS, SummaryPanel, format_bytes
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from gui.train_panel import LearningRateBox, TrainPanel
-from gui.training import TrainingController
+from netbuilder.gui.train_panel import LearningRateBox, TrainPanel
+from netbuilder.gui.training import TrainingController
 from tests.gui.test_training import RUN, tiny, window  # noqa: F401 - the window fixture
 
 

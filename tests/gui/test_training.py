@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
-from core.network import Network
-from core.project import load_project
-from core.trainer import Trainer
-from core.weights import load_weights
-from gui.document import EXAMPLES_DIR, ProjectDocument
-from gui.main_window import BUILD, TRAIN, MainWindow
-from gui.project_files import DISCARD
-from gui.training import TrainingController
-from gui.training.events import (ValidationRecorder, class_probabilities, confusion_matrix, dead_relu_fractions,
+from netbuilder.core.network import Network
+from netbuilder.core.project import load_project
+from netbuilder.core.trainer import Trainer
+from netbuilder.core.weights import load_weights
+from netbuilder.gui.document import EXAMPLES_DIR, ProjectDocument
+from netbuilder.gui.main_window import BUILD, TRAIN, MainWindow
+from netbuilder.gui.project_files import DISCARD
+from netbuilder.gui.training import TrainingController
+from netbuilder.gui.training.events import (ValidationRecorder, class_probabilities, confusion_matrix, dead_relu_fractions,
                                  run_label, same_training_setup)
 
 RUN = 30_000  # ms: generous, the machine may be busy; every wait ends on a signal long before

@@ -1,0 +1,57 @@
+"""What every ``netbuilder`` command shares: exit codes, one-line errors, and finding a project
+(a file, or a bundled example by name)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from netbuilder.core.errors import ProjectError
+
+EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def error(message: str) -> None:
+    print(f"netbuilder: {message}", file=sys.stderr)
+
+
+def resolve_project(name: str) -> tuple[Path, bool] | None:
+    """(path, is_bundled) of the project ``name``: a file if there is one, else a bundled example
+    of that name (said on stderr); None after saying what is wrong."""
+    from netbuilder.core.resources import example_path
+
+    p = Path(name)
+    if p.is_file():
+        return p, False
+    if p.is_dir():
+        error(f"{p}: is a folder, not a project file")
+        return None
+    bare = p.name == name  # "lenet5", not "some/folder/lenet5.json"
+    example = example_path(name) if bare else None
+    if example is not None:
+        print(f"netbuilder: no file {name!r} here; using the bundled example {example.stem!r} ({example})",
+              file=sys.stderr)
+        return example, True
+    hint = " (nor a bundled example of that name: 'netbuilder examples' lists them)" if bare else ""
+    error(f"{p}: no such file{hint}")
+    return None
+
+
+def load_valid_project(path):
+    """(project, inference) of a valid project file, or the exit code after saying what is wrong."""
+    from netbuilder.core.inference import validate
+    from netbuilder.core.project import load_project
+
+    try:
+        project = load_project(path)
+        return project, validate(project)
+    except ProjectError as exc:
+        report_problems(exc, str(path))
+        return EXIT_INVALID
+
+
+def report_problems(exc: ProjectError, path: str) -> None:
+    problems = exc.problems
+    errors = sum(p.severity == "error" for p in problems)
+    print(f"netbuilder: {path}: {errors} error{'s' if errors != 1 else ''}:", file=sys.stderr)
+    for p in problems:
+        print(f"  {p.severity}: {p.message}", file=sys.stderr)

@@ -1,0 +1,300 @@
+"""``netbuilder train``: train (or resume) a project from the console, with a progress bar on
+stderr, one line of metrics per epoch on stdout and, with ``--metrics``, the same as JSON lines."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from netbuilder.core.cli_common import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, error, load_valid_project,
+                                        resolve_project)
+from netbuilder.core.errors import ProjectError, TrainingError
+
+
+def add_parser(commands) -> None:
+    train = commands.add_parser(
+        "train", help="train a project and save its weights",
+        description="Train the network of a project file (or a bundled example, by name) on its dataset and "
+                    "save the weights (.npz). Progress goes to stderr, one line of metrics per epoch to stdout. "
+                    "Ctrl+C stops after the current batch and still saves the weights (exit code 130).")
+    train.add_argument("project", metavar="PROJECT", help="project file (.json), or the name of a bundled example "
+                                                          "(see 'netbuilder examples'); dataset paths in it are "
+                                                          "relative to the file's folder")
+    train.add_argument("--epochs", type=positive_int, metavar="N",
+                       help="number of epochs (default: the project's training.epochs)")
+    train.add_argument("--out", metavar="WEIGHTS.npz",
+                       help="where to write the weights (default: <project name>.weights.npz next to the project; "
+                            "in the current folder for a bundled example)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar on stderr (epoch metrics still printed)")
+    train.add_argument("--metrics", metavar="RUN.jsonl",
+                       help="also write one JSON object per epoch, and one at the end of the run, to this file "
+                            "(JSON Lines, for other tools to read while the run goes on)")
+    train.add_argument("--checkpoint", metavar="CHECKPOINT.npz",
+                       help="write a checkpoint (weights, optimiser and random state) here after every epoch, "
+                            "to continue later with --resume")
+    train.add_argument("--resume", metavar="CHECKPOINT.npz",
+                       help="continue the run saved in this checkpoint, exactly as if it had not stopped, up to "
+                            "--epochs (default: the project's) epochs in all; the checkpoint is updated after "
+                            "every epoch unless --checkpoint names another file")
+    train.set_defaults(run=run)
+
+
+def positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run(args) -> int:
+    from netbuilder.core.checkpoint import CheckpointError, load_checkpoint
+
+    found = resolve_project(args.project)
+    if found is None:
+        return EXIT_ERROR
+    path, bundled = found
+    loaded = load_valid_project(path)
+    if isinstance(loaded, int):
+        return loaded
+    project = loaded[0]
+    # A bundled example lives inside the installed package: its weights go to the current folder.
+    default_out = Path(f"{path.stem}.weights.npz") if bundled else path.with_name(f"{path.stem}.weights.npz")
+    out = Path(args.out) if args.out else default_out
+    if not out.parent.is_dir():
+        error(f"cannot write the weights to {out}: the folder {out.parent} does not exist")
+        return EXIT_ERROR
+    resumed = None
+    if args.resume:
+        try:
+            resumed = load_checkpoint(args.resume)
+        except (CheckpointError, ProjectError) as exc:
+            error(f"cannot resume: {exc}")
+            return EXIT_ERROR
+    checkpoint_path = Path(args.checkpoint) if args.checkpoint else Path(args.resume) if args.resume else None
+    if checkpoint_path is not None and not checkpoint_path.parent.is_dir():
+        error(f"cannot write checkpoints to {checkpoint_path}: the folder {checkpoint_path.parent} does not exist")
+        return EXIT_ERROR
+    metrics = None
+    if args.metrics:
+        try:
+            metrics = MetricsLog(Path(args.metrics))
+        except OSError as exc:
+            error(f"cannot write the metrics to {args.metrics}: {exc.strerror or exc}")
+            return EXIT_ERROR
+    try:
+        return _train(args, project, path, out, resumed, checkpoint_path, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path | None,
+           metrics: MetricsLog | None) -> int:
+    from netbuilder.core.checkpoint import CheckpointError, save_checkpoint
+    from netbuilder.core.datasets import load_project_dataset
+    from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
+    from netbuilder.core.weights import WeightsError, save_weights
+
+    try:
+        dataset = load_project_dataset(project, base_dir=path.parent)
+    except (ValueError, OSError) as exc:
+        error(f"cannot load the dataset of {path}: {exc}")
+        return EXIT_ERROR
+    try:
+        if resumed is None:
+            trainer = Trainer(project, dataset)
+        else:
+            trainer = Trainer.from_checkpoint(resumed, dataset, project=project)
+    except (TrainingError, ValueError) as exc:
+        error(f"{path}: {exc}" if resumed is None else f"cannot resume from {args.resume}: {exc}")
+        return EXIT_ERROR
+    epochs = args.epochs or project.training.epochs
+    if resumed is not None:
+        if resumed.epoch >= epochs:
+            try:
+                save_weights(out, trainer.network, project)
+            except (WeightsError, OSError) as exc:
+                error(str(exc))
+                return EXIT_ERROR
+            print(f"the checkpoint has {resumed.epoch} epoch{'s' if resumed.epoch != 1 else ''} already "
+                  f"(of {epochs}); nothing to train; weights saved to {out}", flush=True)
+            return EXIT_OK
+        epochs -= resumed.epoch
+
+    progress = Progress(sys.stderr, enabled=not args.quiet)
+    interrupted = threading.Event()
+
+    def on_sigint(signum, frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt  # a second Ctrl+C aborts at once, without saving
+        interrupted.set()
+        trainer.stop()
+        progress.note("stopping after this batch (Ctrl+C again to abort without saving)")
+
+    previous = _install_sigint(on_sigint)
+    ended = None
+    saved_epoch = None  # the epoch of the last checkpoint written
+    try:
+        for event in trainer.run(epochs):
+            if isinstance(event, RunStarted):
+                val = f", {event.val_size} for validation" if event.val_size else ""
+                total_epochs = event.start_epoch + event.epochs
+                if event.start_epoch:
+                    what = (f"resuming {project.name!r} after epoch {event.start_epoch} on {event.train_size} "
+                            f"images{val}: epochs {event.start_epoch + 1} to {total_epochs}")
+                else:
+                    what = (f"training {project.name!r} on {event.train_size} images{val}: {event.epochs} "
+                            f"epoch{'s' if event.epochs != 1 else ''}")
+                print(f"{what} of {event.batches_per_epoch} batches", flush=True)
+            elif isinstance(event, BatchEnd):
+                progress.batch(event, total_epochs)
+            elif isinstance(event, EpochEnd):
+                progress.clear()
+                print(epoch_line(event, total_epochs), flush=True)
+                if metrics is not None:
+                    metrics.epoch(event, total_epochs)
+                if checkpoint_path is not None:
+                    try:  # the run waits here, between epochs: the one moment a checkpoint is exact
+                        save_checkpoint(checkpoint_path, trainer.checkpoint())
+                        saved_epoch = event.epoch
+                    except (CheckpointError, TrainingError) as exc:
+                        progress.note(f"netbuilder: {exc}; training goes on")
+            elif isinstance(event, RunEnded):
+                progress.clear()
+                ended = event
+    except KeyboardInterrupt:
+        progress.clear()
+        error("aborted; no weights written")
+        if metrics is not None:
+            metrics.end("aborted", "aborted with a second Ctrl+C; no weights written")
+        return EXIT_INTERRUPTED
+    finally:
+        _restore_sigint(previous)
+
+    if ended.status in ("diverged", "failed"):
+        error(f"{ended.message}; no weights written")
+        if metrics is not None:
+            metrics.end(ended.status, ended.message)
+        return EXIT_ERROR
+    try:
+        save_weights(out, trainer.network, project)
+    except (WeightsError, OSError) as exc:
+        error(str(exc))
+        if metrics is not None:
+            metrics.end("failed", str(exc))
+        return EXIT_ERROR
+    print(f"{ended.message}; weights saved to {out}", flush=True)
+    test_accuracy = None
+    if dataset.x_test is not None and ended.status == "finished":
+        net = trainer.network
+        correct = int((net.classify(net.predict(dataset.x_test)) == dataset.y_test).sum())
+        test_accuracy = correct / len(dataset.y_test)
+        print(f"test accuracy {100 * test_accuracy:.1f}% "
+              f"({correct:,} of {len(dataset.y_test):,} images of the dataset's test split)", flush=True)
+    if saved_epoch is not None:
+        print(f"checkpoint after epoch {saved_epoch} saved to {checkpoint_path} "
+              f"(continue with: netbuilder train {args.project} --resume {checkpoint_path})", flush=True)
+    if metrics is not None:
+        metrics.end(ended.status, ended.message, weights=str(out), test_accuracy=test_accuracy)
+    return EXIT_INTERRUPTED if ended.status == "stopped" else EXIT_OK
+
+
+class MetricsLog:
+    """``--metrics``: one JSON object per line, flushed as it is written so other tools can follow
+    the run: ``{"event": "epoch", ...}`` after each epoch and ``{"event": "end", ...}`` at the end."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+
+    def _write(self, record: dict) -> None:
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
+        self._file.flush()
+
+    def epoch(self, e, total_epochs: int) -> None:
+        self._write({"event": "epoch", "epoch": e.epoch, "epochs": total_epochs,
+                     "loss": e.train_loss, "accuracy": e.train_accuracy,
+                     "val_loss": e.val_loss, "val_accuracy": e.val_accuracy,
+                     "seconds": e.seconds, "images_per_sec": e.images_per_sec})
+
+    def end(self, status: str, message: str, **extra) -> None:
+        self._write({"event": "end", "status": status, "message": message, **extra})
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def epoch_line(e, total: int) -> str:
+    line = f"epoch {e.epoch}/{total}  loss {e.train_loss:.4f}  accuracy {100 * e.train_accuracy:.1f}%"
+    if e.val_loss is not None:
+        line += f"  val_loss {e.val_loss:.4f}  val_accuracy {100 * e.val_accuracy:.1f}%"
+    return line + f"  {e.seconds:.1f}s  {e.images_per_sec:,.0f} images/s"
+
+
+def _install_sigint(handler):
+    """Our Ctrl+C handler while training (main thread only); returns what to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, handler)
+    return previous
+
+
+def _restore_sigint(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+class Progress:
+    """The per-epoch progress bar on stderr: one ``\\r``-rewritten line on a terminal; elsewhere a
+    plain line every few seconds, so logs stay readable."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO, enabled: bool = True, tty: bool | None = None,
+                 interval: float | None = None):
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = stream.isatty() if tty is None else tty
+        self.interval = interval if interval is not None else (0.1 if self.tty else 5.0)
+        self._last = 0.0
+        self._shown = False
+
+    def batch(self, e, total_epochs: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        last_batch = e.batch == e.batches_per_epoch
+        if now - self._last < self.interval and not (self.tty and last_batch):
+            return
+        self._last = now
+        filled = self.WIDTH * e.batch // e.batches_per_epoch
+        text = (f"epoch {e.epoch}/{total_epochs} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                f"{e.batch}/{e.batches_per_epoch}  loss {e.loss:.4f}  {e.images_per_sec:,.0f} images/s")
+        if self.tty:
+            self.stream.write("\r" + text + "\x1b[K")
+            self._shown = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        self.clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Wipe the bar before other output (terminal only)."""
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+
+
