@@ -75,9 +75,13 @@ def worker(framework: str, net: str, seconds: float, threads: int) -> dict:
     rss_before = _peak_mb()
     i = [0]
     if framework == "netbuilder":
+        from netbuilder.core.cli import prepare_process
+        from netbuilder.core.layers.parallel import blas_single_threaded
         from netbuilder.core.network import Network
         from netbuilder.core.optimizers import make_optimizer
 
+        prepare_process()  # as the CLI and the app set the process up
+        blas_single_threaded().__enter__()  # as a training run holds it; this process ends after
         model = Network(project)
         opt = make_optimizer(project.training)
 

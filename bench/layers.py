@@ -103,10 +103,14 @@ def worker(framework: str, net: str, threads: int, rounds: int) -> dict[str, flo
     """Best ms of every job of ``net`` in this process; jobs are interleaved across rounds."""
     import numpy as np
 
+    from netbuilder.core.cli import prepare_process
     from netbuilder.core.layers import parallel
     from netbuilder.core.losses import SoftmaxCrossEntropy
 
     parallel.set_threads(threads)
+    if framework == "netbuilder":
+        prepare_process()  # as the CLI and the app set the process up
+        parallel.blas_single_threaded().__enter__()  # as a training run holds it; this process ends after
     layers, in_shape = netbuilder_layers(net)
     rng = np.random.default_rng(1)
     x0 = rng.random(in_shape, dtype=np.float32)

@@ -13,6 +13,7 @@ from netbuilder.core.datasets.normalize import check_normalization
 from netbuilder.core.inference import BlockInfo, validate
 from netbuilder.core.init import scheme_for
 from netbuilder.core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
+from netbuilder.core.layers.parallel import blas_single_threaded
 from netbuilder.core.losses import make_loss
 from netbuilder.core.project import Project
 
@@ -147,17 +148,19 @@ class Network:
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Outputs for a whole array, in batches, without touching training state."""
-        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        with blas_single_threaded():
+            outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.output_features), self.dtype)
 
     def forward_blocks(self, x: np.ndarray) -> list[tuple[BlockInfo, np.ndarray]]:
         """Every block's output for ``x`` (inference mode, nothing cached): what the probe shows."""
         x = self._prepare(x)
         out = []
-        for stage in self.stages:
-            for layer in stage.layers:
-                x = layer.forward(x, False)
-            out.append((stage.info, x))
+        with blas_single_threaded():
+            for stage in self.stages:
+                for layer in stage.layers:
+                    x = layer.forward(x, False)
+                out.append((stage.info, x))
         return out
 
     def targets(self, labels: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from netbuilder.core.datasets.normalize import compute_normalization
 from netbuilder.core.datasets.split import train_val_split
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.layers import Dropout
+from netbuilder.core.layers.parallel import blas_single_threaded
 from netbuilder.core.network import Network
 from netbuilder.core.optimizers import Optimizer, make_optimizer
 
@@ -382,7 +383,12 @@ class Trainer:
         reset at the start of each run, except in a resumed run: ``start_epoch`` epochs done
         before (default: those of the checkpoint ``restore`` loaded, for the first run after
         it; else 0) keep their history, and events are numbered from ``start_epoch + 1``.
+        BLAS runs on one thread for as long as the run does (the layers split the work).
         """
+        with blas_single_threaded():
+            yield from self._run(epochs, start_epoch)
+
+    def _run(self, epochs: int | None, start_epoch: int | None) -> Iterator[Event]:
         epochs = self.settings.epochs if epochs is None else epochs
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise TrainingError(f"epochs must be a whole number >= 1, got {epochs!r}")

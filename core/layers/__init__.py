@@ -5,9 +5,6 @@ from netbuilder.core.layers.conv import Conv2D
 from netbuilder.core.layers.dense import Dense
 from netbuilder.core.layers.dropout import Dropout
 from netbuilder.core.layers.flatten import Flatten
-from netbuilder.core.layers.heap import keep_freed_memory
 from netbuilder.core.layers.pool import Pool2D
-
-keep_freed_memory()
 
 __all__ = ["Activation", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "Pool2D"]

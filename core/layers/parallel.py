@@ -1,8 +1,10 @@
 """The layers' own threads: work split along an axis, run at once (numpy releases the GIL).
 
 Matmuls are split too, over independent column blocks, with BLAS itself kept single-threaded
-(see netbuilder.core.layers.blas): one set of threads owns the cores, so nothing spins against anything.
-Jobs too small to pay for a thread hand-off (tens of microseconds) run inline.
+while the engine runs (``blas_single_threaded``): one set of threads owns the cores, so nothing
+spins against anything (OpenBLAS's idle helpers busy-wait for ~0.1 s after every call). Jobs too
+small to pay for a thread hand-off (tens of microseconds) run inline. Importing this changes
+nothing outside it: the BLAS setting is the caller's again when the engine is done.
 """
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ import itertools
 import os
 import queue
 import threading
-from typing import Callable
-
-from netbuilder.core.layers import blas
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 # A job is shared only if each thread gets at least this many array elements to touch.
 MIN_ELEMENTS = 1 << 19
@@ -61,7 +62,7 @@ def _helper_loop() -> None:
 
 
 def set_threads(n: int) -> None:
-    """Run the layers on ``n`` threads (1 = the calling thread only); BLAS goes single-threaded."""
+    """Run the layers on ``n`` threads (1 = the calling thread only)."""
     global _threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"thread count must be a positive integer, got {n!r}")
@@ -77,7 +78,37 @@ def set_threads(n: int) -> None:
             t.start()
             _helpers.append(t)
         _threads = n
-    blas.set_threads(1)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0  # blocks inside blas_single_threaded, in every thread
+_blas_limiter = None  # threadpoolctl's limiter while there are users: it restores the original
+_blas_controller = None  # threadpoolctl's view of the BLAS libraries loaded, found once
+
+
+@contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """BLAS (OpenBLAS, MKL, BLIS alike) on one thread inside the block, as the layers want it;
+    whatever the process had comes back when the last such block, in any thread, ends. The
+    setting is process-wide, so overlapping blocks (a training run and a probe from another
+    thread) share one limit rather than each restoring what it saw. Costs about 20 microseconds."""
+    global _blas_users, _blas_limiter, _blas_controller
+    with _blas_lock:
+        if _blas_users == 0:
+            if _blas_controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController()
+            _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 def threads() -> int:

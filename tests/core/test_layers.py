@@ -1,6 +1,8 @@
 """Layers against loop references, central differences and PyTorch."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -555,13 +557,41 @@ def test_split_covers_the_range_once_and_reports_errors(monkeypatch):
         parallel.set_threads(before)
 
 
-def test_blas_is_single_threaded_when_it_can_be_controlled():
-    from netbuilder.core.layers import blas
+IMPORT_AND_TRAIN = """
+import json
+import numpy  # BLAS is loaded with numpy, before anything of ours
+from threadpoolctl import threadpool_info
+blas = lambda: [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+before = blas()
+import netbuilder.core.layers, netbuilder.core.trainer, netbuilder.core.network, netbuilder.core.cli
+after_import = blas()
+from netbuilder.core.datasets import load_project_dataset
+from netbuilder.core.project import load_project
+from netbuilder.core.resources import example_path
+from netbuilder.core.trainer import Trainer
+project = load_project(example_path("xor"))
+trainer = Trainer(project, load_project_dataset(project))
+during = []
+for event in trainer.run(2):
+    during.append(blas())
+print(json.dumps({"before": before, "after_import": after_import, "during": during, "after": blas()}))
+"""
 
-    if blas.available():
-        assert blas.get_threads() == 1
-    else:
-        assert blas.get_threads() is None
+
+def test_importing_the_engine_leaves_blas_threads_alone_and_training_limits_them_for_its_run():
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env["OPENBLAS_NUM_THREADS"] = "2"  # a multi-threaded BLAS to begin with, even on one core
+    out = subprocess.run([sys.executable, "-c", IMPORT_AND_TRAIN], capture_output=True, text=True, env=env,
+                         check=True)
+    seen = json.loads(out.stdout)
+    assert seen["before"] and all(n == 2 for n in seen["before"])
+    assert seen["after_import"] == seen["before"]
+    assert seen["during"] and all(n == [1] * len(seen["before"]) for n in seen["during"])
+    assert seen["after"] == seen["before"]
 
 
 @pytest.mark.parametrize("kind", ["conv", "dense"])
@@ -580,3 +610,23 @@ def test_first_layer_can_skip_its_input_gradient(kind):
     assert layer.backward(g) is None
     for k, v in want.items():
         np.testing.assert_array_equal(layer.grads[k], v)
+
+
+def test_overlapping_blas_limits_share_one_limit_until_the_last_ends():
+    """A probe that began before a training run and ends inside it (they overlap, as threads do)
+    must not put BLAS back while the run goes on; the original returns when the last one ends."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from netbuilder.core.layers.parallel import blas_single_threaded
+
+    def blas():
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        probe, run = blas_single_threaded(), blas_single_threaded()
+        probe.__enter__()
+        run.__enter__()
+        probe.__exit__(None, None, None)
+        assert blas() == {1}  # the run still holds it
+        run.__exit__(None, None, None)
+        assert blas() == {2}
