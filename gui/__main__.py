@@ -1,6 +1,6 @@
-"""``python -m netbuilder.gui [PROJECT.json]``: the same as running ``netbuilder`` with no command."""
+"""``python -m netbuilder.gui [PROJECT.json]``: the window, as ``netbuilder-gui`` opens it."""
 import sys
 
-from netbuilder.gui.app import main
+from netbuilder.gui.app import run
 
-sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else None))
+sys.exit(run())

@@ -45,7 +45,6 @@ class PipelineCanvas(QGraphicsView):
         self._scene = QGraphicsScene(self)
         self.setScene(self._scene)
         self.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-        self.setBackgroundBrush(QColor(theme.BACKGROUND))
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.BoundingRectViewportUpdate)
@@ -61,7 +60,6 @@ class PipelineCanvas(QGraphicsView):
         self.marker = InsertionMarker()
         self.placeholder = PlaceholderItem()
         self.hint = QGraphicsSimpleTextItem(_HINT)
-        self.hint.setBrush(QColor(theme.MUTED))
         self.hint.setFont(theme.font(-1))
         for item in (self.input_card, self.output_card, self.arrows, self.marker, self.placeholder, self.hint):
             self._scene.addItem(item)
@@ -74,13 +72,14 @@ class PipelineCanvas(QGraphicsView):
         self._scroll_timer = QTimer(self)
         self._scroll_timer.setInterval(30)
         self._scroll_timer.timeout.connect(self._auto_scroll)
+        self._restyle()
+        theme.notifier().schemeChanged.connect(self._restyle)
 
         self.banner = QLabel(self)
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(
-            f"background: {theme.BANNER}; color: {theme.BANNER_TEXT}; border-bottom: 1px solid {theme.BANNER_BORDER};"
-            " padding: 7px; font-weight: bold;")
+        theme.style(self.banner, "background: {BANNER}; color: {BANNER_TEXT}; border-bottom: 1px solid {BANNER_BORDER}; "
+                                 "padding: 7px; font-weight: bold;")
         self.banner.hide()
 
         self._make_actions()
@@ -95,6 +94,12 @@ class PipelineCanvas(QGraphicsView):
         self._on_lock(doc.lock_reason)
 
     # --- actions -----------------------------------------------------------------------------
+
+    def _restyle(self, *_) -> None:
+        """Colours of the current scheme; the cards read theme colours when they paint."""
+        self.setBackgroundBrush(QColor(theme.BACKGROUND))
+        self.hint.setBrush(QColor(theme.MUTED))
+        self._scene.update()
     def _make_actions(self) -> None:
         def action(text: str, slot, *keys, tip: str = "") -> QAction:
             a = QAction(text, self)

@@ -203,7 +203,7 @@ class CardItem(QGraphicsItem):
 
         fill = theme.ERROR_FILL if error else theme.SELECTION_FILL if self.selected else theme.SURFACE
         if c.unknown and not error:
-            fill = "#fafbfc"
+            fill = theme.UNKNOWN_FILL
         if error:
             pen = QPen(QColor(theme.ERROR), 2)
         elif warning:
@@ -222,9 +222,9 @@ class CardItem(QGraphicsItem):
         clip = QPainterPath()
         clip.addRect(QRectF(0, 0, STRIP, h))
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(theme.tint(theme.accent(c.kind), 0.07 if c.unknown else 0.16))
+        painter.setBrush(theme.tint(theme.accent(c.kind), 0.07 if c.unknown else 0.16, theme.SURFACE))
         painter.drawPath(strip.intersected(clip))
-        painter.setPen(QPen(theme.tint(theme.accent(c.kind), 0.5), 1))
+        painter.setPen(QPen(theme.tint(theme.accent(c.kind), 0.5, theme.SURFACE), 1))
         painter.drawLine(QPointF(STRIP, 1), QPointF(STRIP, h - 1))
         icon = theme.block_icon(c.icon)
         if not icon.isNull():
@@ -274,10 +274,10 @@ class CardItem(QGraphicsItem):
 
     @staticmethod
     def _badge(painter: QPainter, centre: QPointF, colour: str) -> None:
-        painter.setPen(QPen(QColor("white"), 1.5))
+        painter.setPen(QPen(QColor(theme.SURFACE), 1.5))
         painter.setBrush(QColor(colour))
         painter.drawEllipse(centre, BADGE_R, BADGE_R)
-        painter.setPen(QColor("white"))
+        painter.setPen(QColor(theme.SURFACE))
         painter.setFont(theme.font(0, bold=True))
         painter.drawText(QRectF(centre.x() - BADGE_R, centre.y() - BADGE_R, 2 * BADGE_R, 2 * BADGE_R),
                          Qt.AlignmentFlag.AlignCenter, "!")
@@ -335,7 +335,7 @@ class InsertionMarker(QGraphicsItem):
         colour = QColor(theme.SELECTION)
         painter.setPen(QPen(colour, 3.5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
         painter.drawLine(QPointF(-6, 0), QPointF(CARD_WIDTH + 6, 0))
-        painter.setPen(QPen(QColor("white"), 2))
+        painter.setPen(QPen(QColor(theme.SURFACE), 2))
         painter.setBrush(colour)
         painter.drawEllipse(QPointF(-10, 0), 6, 6)
         painter.drawEllipse(QPointF(CARD_WIDTH + 10, 0), 6, 6)

@@ -29,12 +29,12 @@ from PySide6.QtWidgets import (QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QL
 
 from netbuilder.gui import theme
 
-pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground=theme.TEXT, antialias=False)
+pg.setConfigOptions(imageAxisOrder="row-major", background=theme.SURFACE, foreground=theme.TEXT, antialias=False)
 
 REDRAW_MS = 40  # 25 redraws a second at most, and only while something changed
 SMOOTHING = 0.9  # weight of the past in the moving average (about the last 10 batches)
 RUN_COLORS = ("#1e6fd9", "#d9541e", "#2e9d5b", "#8e44ad", "#c29d0b", "#0f8b8d", "#c2185b", "#5d6d7e")
-FADED = 0.35  # how much of an earlier run's colour is kept (blended over white)
+FADED = 0.35  # how much of an earlier run's colour is kept (blended over the plot's background)
 
 
 class _Columns:
@@ -82,12 +82,12 @@ class RunCurves:
         self.epoch_loss = loss_plot.plot(pen=_pen(c, width=1, style=Qt.PenStyle.DotLine), symbol="o", symbolSize=6,
                                          symbolPen=_pen(c), symbolBrush=c)
         self.val_loss = loss_plot.plot(pen=_pen(c, width=2, style=Qt.PenStyle.DashLine), symbol="s", symbolSize=7,
-                                       symbolPen=_pen(c), symbolBrush=pg.mkBrush("w"))
+                                       symbolPen=_pen(c), symbolBrush=pg.mkBrush(theme.SURFACE))
         self.smooth_acc = _curve(acc_plot, _pen(c, width=2))
         self.epoch_acc = acc_plot.plot(pen=_pen(c, width=1, style=Qt.PenStyle.DotLine), symbol="o", symbolSize=6,
                                        symbolPen=_pen(c), symbolBrush=c)
         self.val_acc = acc_plot.plot(pen=_pen(c, width=2, style=Qt.PenStyle.DashLine), symbol="s", symbolSize=7,
-                                     symbolPen=_pen(c), symbolBrush=pg.mkBrush("w"))
+                                     symbolPen=_pen(c), symbolBrush=pg.mkBrush(theme.SURFACE))
         # The epoch curves and markers change once an epoch but sit under the batch curves that
         # change at every redraw: painted from a pixmap cache, they cost a copy.
         for item in (self.epoch_loss, self.val_loss, self.epoch_acc, self.val_acc):
@@ -161,7 +161,7 @@ class RunCurves:
     def fade(self) -> None:
         """Become an earlier run: lighter colours, no per-batch losses."""
         self.current = False
-        c = theme.tint(self.color, FADED)
+        c = theme.tint(self.color, FADED, theme.SURFACE)
         self.raw_loss.setData([], [])
         self.raw_loss.setVisible(False)
         for item in (self.smooth_loss, self.smooth_acc):
@@ -233,6 +233,7 @@ class CurvesView(QWidget):
         self.loss_plot.addItem(self.placeholder)
         self.placeholder.setPos(0.5, 0.5)
         self.loss_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        theme.style_plots(self.graphics)
 
         self.log_box = QCheckBox("log loss")
         self.log_box.setToolTip("Show the loss on a logarithmic scale")
@@ -385,7 +386,7 @@ class CurvesView(QWidget):
             (pg.PlotDataItem(pen=_pen(c, style=Qt.PenStyle.DotLine), symbol="o", symbolSize=6, symbolPen=_pen(c),
                              symbolBrush=c), "train"),
             (pg.PlotDataItem(pen=_pen(c, width=2, style=Qt.PenStyle.DashLine), symbol="s", symbolSize=7,
-                             symbolPen=_pen(c), symbolBrush=pg.mkBrush("w")), "validation"),
+                             symbolPen=_pen(c), symbolBrush=pg.mkBrush(theme.SURFACE)), "validation"),
         )
         self._legend_samples = samples  # the legend draws from them: keep them alive
         for item, name in samples:

@@ -27,7 +27,7 @@ from netbuilder.core.inference import BlockInfo
 from netbuilder.core.summary import format_shape
 from netbuilder.gui import theme
 from netbuilder.gui.document import ProjectDocument
-from netbuilder.gui.summary_panel import SEVERITY_COLORS, format_bytes
+from netbuilder.gui.summary_panel import format_bytes, severity_colors
 
 INT_MAXIMUM = 4096  # spin boxes stretch beyond it when a project holds a larger value
 PROJECT_DEFAULTS = {"name": "Untitled", "input_shape": (1, 28, 28), "num_classes": 10}
@@ -379,7 +379,7 @@ class FieldRow(QWidget):
         self.raw_label = QLabel()
         self.raw_label.setObjectName(f"{name}.raw")
         self.raw_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.raw_label.setStyleSheet(f"color: {SEVERITY_COLORS[ERROR][0]}; font-family: monospace;")
+        theme.style(self.raw_label, "color: {ERROR}; font-family: monospace;")
         self.reset = QPushButton(f"Use {_show_raw(default)}")
         self.reset.setObjectName(f"{name}.reset")
         self.reset.setToolTip("replace the value from the file with this default")
@@ -407,7 +407,7 @@ class FieldRow(QWidget):
 
 def _problem_html(problems: list[Problem]) -> str:
     return "<br>".join(
-        f'<span style="color:{SEVERITY_COLORS[p.severity][0]}">{html.escape(p.message)}</span>' for p in problems)
+        f'<span style="color:{severity_colors(p.severity)[0]}">{html.escape(p.message)}</span>' for p in problems)
 
 
 # -- the inspector --------------------------------------------------------------------------------
@@ -429,13 +429,13 @@ class Inspector(QWidget):
         self.title.setFont(font)
         self.subtitle = QLabel()
         self.subtitle.setWordWrap(True)
-        self.subtitle.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.subtitle, "color: {MUTED};")
         self.lock = QLabel()
         self.lock.setObjectName("lock")
         self.lock.setWordWrap(True)
         self.lock.setTextFormat(Qt.PlainText)
-        self.lock.setStyleSheet(f"background: {theme.BANNER}; color: {theme.BANNER_TEXT}; padding: 6px;"
-                                f"border: 1px solid {theme.BANNER_BORDER}; border-radius: 4px;")
+        theme.style(self.lock, "background: {BANNER}; color: {BANNER_TEXT}; padding: 6px; "
+                               "border: 1px solid {BANNER_BORDER}; border-radius: 4px;")
         self.form_host = QWidget()
         self.problems = self._section_label("problems")
         self.facts = self._section_label("facts")
@@ -460,6 +460,7 @@ class Inspector(QWidget):
         # inferenceChanged follows every model change (edits, undo, new project), so it covers
         # blocksChanged, blockChanged and valueChanged; the others change what is shown.
         doc.inferenceChanged.connect(self.refresh)
+        theme.notifier().schemeChanged.connect(self.refresh)
         doc.selectionChanged.connect(self.refresh)
         doc.lockChanged.connect(self.refresh)
         doc.projectReplaced.connect(self._replaced)

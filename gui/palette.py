@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QMimeData, QModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QDrag, QFontMetrics, QKeyEvent, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QColor, QDrag, QFontMetrics, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QLabel, QListWidget, QListWidgetItem, QStyle,
                                QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
 
@@ -91,7 +91,7 @@ class _EntryDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(rect.adjusted(0, 0, -1, -1), 6, 6)
         strip = QRect(rect.left() + 1, rect.top() + 1, self.STRIP, rect.height() - 2)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(theme.tint(theme.accent(kind), 0.14))
+        painter.setBrush(theme.tint(theme.accent(kind), 0.14, theme.BACKGROUND))
         painter.drawRoundedRect(strip, 5, 5)
         icon = index.data(Qt.ItemDataRole.DecorationRole)
         if icon is not None:
@@ -128,7 +128,7 @@ class PaletteList(QListWidget):
         self.setMouseTracking(True)  # hover highlight
         self.setFrameShape(QListWidget.Shape.NoFrame)
         self.setSpacing(0)
-        self.setStyleSheet(f"QListWidget {{ background: {theme.BACKGROUND}; }}")
+        theme.style(self, "QListWidget {{ background: {BACKGROUND}; }}")
 
     def startDrag(self, supported: Qt.DropAction) -> None:
         row = self.currentRow()
@@ -175,11 +175,11 @@ class Palette(QWidget):
         self.header = QLabel("Drag a block into the pipeline")
         self.header.setFont(theme.font(1, bold=True))
         self.header.setWordWrap(True)
-        self.header.setStyleSheet(f"color: {theme.TEXT};")
+        theme.style(self.header, "color: {TEXT};")
         self.subheader = QLabel("or double-click one to add it at the end")
         self.subheader.setFont(theme.font(-1))
         self.subheader.setWordWrap(True)
-        self.subheader.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.subheader, "color: {MUTED};")
         layout.addWidget(self.header)
         layout.addWidget(self.subheader)
         layout.addSpacing(6)
@@ -194,10 +194,7 @@ class Palette(QWidget):
                             f"<i>Drag it into the pipeline, or double-click to add it at the end.</i>")
             self.list.addItem(item)
         self.list.itemDoubleClicked.connect(lambda item: self.append_row(self.list.row(item)))
-        colours = self.palette()
-        colours.setColor(QPalette.ColorRole.Window, QColor(theme.BACKGROUND))
-        self.setPalette(colours)
-        self.setAutoFillBackground(True)
+        self.setAutoFillBackground(True)  # the app palette's window colour: theme.BACKGROUND
         doc.lockChanged.connect(self._on_lock)
         self._on_lock(doc.lock_reason)
 

@@ -19,12 +19,15 @@ from netbuilder.core.summary import format_shape, short_settings
 from netbuilder.gui import theme
 from netbuilder.gui.document import ProjectDocument
 
-# severity -> (text colour, light fill)
-SEVERITY_COLORS = {
-    ERROR: (theme.ERROR, theme.ERROR_FILL),
-    WARNING: (theme.WARNING_TEXT, theme.WARNING_FILL),
-    NOTE: (theme.MUTED, theme.BACKGROUND),
-}
+# severity -> the theme's (text colour, light fill) names
+_SEVERITY_COLORS = {ERROR: ("ERROR", "ERROR_FILL"), WARNING: ("WARNING_TEXT", "WARNING_FILL"),
+                    NOTE: ("MUTED", "BACKGROUND")}
+
+
+def severity_colors(severity: str) -> tuple[str, str]:
+    """(text colour, light fill) of a problem's severity in the current colour scheme."""
+    text, fill = _SEVERITY_COLORS[severity]
+    return getattr(theme, text), getattr(theme, fill)
 _MARKS = {ERROR: "✖", WARNING: "⚠", NOTE: "ℹ"}
 _ORDER = {ERROR: 0, WARNING: 1, NOTE: 2}
 
@@ -83,6 +86,7 @@ class SummaryPanel(QWidget):
         box.addWidget(self.problems)
 
         doc.inferenceChanged.connect(self.refresh)
+        theme.notifier().schemeChanged.connect(self.refresh)
         doc.selectionChanged.connect(self._show_selection)
         self.refresh()
 
@@ -127,9 +131,9 @@ class SummaryPanel(QWidget):
                     if c >= 3 or c == 0:
                         item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                     if worst in (ERROR, WARNING):
-                        item.setBackground(QBrush(QColor(SEVERITY_COLORS[worst][1])))
+                        item.setBackground(QBrush(QColor(severity_colors(worst)[1])))
                         if worst == ERROR:
-                            item.setForeground(QBrush(QColor(SEVERITY_COLORS[ERROR][0])))
+                            item.setForeground(QBrush(QColor(severity_colors(ERROR)[0])))
                     if tip:
                         item.setToolTip(tip)
                     self.table.setItem(info.index, c, item)
@@ -143,15 +147,15 @@ class SummaryPanel(QWidget):
         self.problems.clear()
         for p in sorted(result.problems, key=lambda p: _ORDER[p.severity]):
             item = QListWidgetItem(f"{_MARKS[p.severity]}  {p.message}")
-            item.setForeground(QBrush(QColor(SEVERITY_COLORS[p.severity][0])))
+            item.setForeground(QBrush(QColor(severity_colors(p.severity)[0])))
             item.setData(BLOCK_ROLE, p.block if p.block is not None else -1)
             item.setToolTip(p.message)
             self.problems.addItem(item)
         counts = {s: sum(p.severity == s for p in result.problems) for s in (ERROR, WARNING, NOTE)}
         words = {ERROR: "error", WARNING: "warning", NOTE: "note"}
         found = [f"{n} {words[s]}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
-        status = ("<span style='color:%s'>%s</span>" % (SEVERITY_COLORS[ERROR][0] if counts[ERROR] else
-                                                          SEVERITY_COLORS[WARNING][0] if counts[WARNING] else
+        status = ("<span style='color:%s'>%s</span>" % (severity_colors(ERROR)[0] if counts[ERROR] else
+                                                          severity_colors(WARNING)[0] if counts[WARNING] else
                                                           theme.MUTED, ", ".join(found))
                   if found else "no problems found")
         self.totals.setText(self.totals.text() + " · " + status)

@@ -104,7 +104,7 @@ class TrainPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("not started")
         self.speed_label = QLabel()
-        self.speed_label.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.speed_label, "color: {MUTED};")
         self.metrics_label = QLabel()
         self.metrics_label.setWordWrap(True)
         run_box = QGroupBox("Run")
@@ -154,7 +154,7 @@ class TrainPanel(QWidget):
         settings_box.setLayout(form)
         self.live_hint = QLabel("While training only the learning rate can change.")
         self.live_hint.setWordWrap(True)
-        self.live_hint.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.live_hint, "color: {MUTED};")
         form.addRow(self.live_hint)
 
         content = QWidget()
@@ -372,9 +372,8 @@ class TrainPanel(QWidget):
         self.status_label.setText(text)
         if error != self._error_shown:  # a style sheet is re-applied even when it is the same
             self._error_shown = error
-            self.status_label.setStyleSheet(
-                f"color: {theme.ERROR}; background: {theme.ERROR_FILL}; padding: 4px; border-radius: 3px;"
-                if error else "")
+            theme.style(self.status_label, "color: {ERROR}; background: {ERROR_FILL}; padding: 4px; "
+                                           "border-radius: 3px;" if error else "")
 
     def _update_actions(self) -> None:
         state = self.controller.state

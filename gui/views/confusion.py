@@ -14,8 +14,6 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidge
 
 from netbuilder.gui import theme
 
-RIGHT = theme.SELECTION
-WRONG = theme.ERROR
 
 
 def _names(names: list[str] | None, k: int) -> list[str]:
@@ -111,7 +109,8 @@ class ConfusionMatrix(QWidget):
             for j in range(k):
                 rect = QRectF(left + j * cell, top + i * cell, cell, cell)
                 s = float(shares[i, j])
-                painter.fillRect(rect, theme.tint(RIGHT if i == j else WRONG, 0.08 + 0.92 * s) if s > 0
+                hue = theme.SELECTION if i == j else theme.ERROR
+                painter.fillRect(rect, theme.tint(hue, 0.08 + 0.92 * s, theme.SURFACE) if s > 0
                                  else QColor(theme.SURFACE))
                 if show_counts:
                     painter.setPen(QColor("#ffffff" if s > 0.55 else (theme.TEXT if s > 0 else theme.FAINT)))
@@ -173,7 +172,7 @@ class ConfusionView(QWidget):
         self.matrix_widget = ConfusionMatrix()
         self.note = QLabel("Rows: true class · columns: predicted class · colour: share of the row "
                            "(blue right, red wrong).")
-        self.note.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.note, "color: {MUTED};")
         self.note.setWordWrap(True)
         box = QVBoxLayout(self)
         box.setContentsMargins(6, 6, 6, 6)
@@ -218,9 +217,9 @@ class ConfusionView(QWidget):
         total = int(counts.sum())
         accuracy = np.trace(counts) / total if total else float("nan")
         epoch = f"epoch {self.epoch}" if self.epoch is not None else "latest epoch"
-        self.header.setText(
-            f"<b>Validation confusion matrix</b> <span style='color:{theme.MUTED}'>· {epoch} · "
+        theme.set_text(
+            self.header, f"<b>Validation confusion matrix</b> <span style='color:{{MUTED}}'>· {epoch} · "
             f"accuracy {accuracy:.1%} of {total:,} samples</span>")
 
     def _waiting(self, text: str) -> None:
-        self.header.setText(f"<span style='color:{theme.MUTED}'>{text}</span>")
+        theme.set_text(self.header, f"<span style='color:{{MUTED}}'>{text}</span>")

@@ -138,7 +138,7 @@ class DataPanel(QWidget):
         self.source_label = QLabel()
         self.source_label.setWordWrap(True)
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.source_label.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.source_label, "color: {MUTED};")
         top = QHBoxLayout()
         top.addWidget(QLabel("Dataset"))
         top.addWidget(self.source_combo, 1)
@@ -171,13 +171,12 @@ class DataPanel(QWidget):
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.setStyleSheet(f"color: {theme.ERROR}; background: {theme.ERROR_FILL}; padding: 6px;")
+        theme.style(self.error_label, "color: {ERROR}; background: {ERROR_FILL}; padding: 6px;")
         self.summary_label = QLabel()
         self.summary_label.setWordWrap(True)
         self.notes_label = QLabel()
         self.notes_label.setWordWrap(True)
-        self.notes_label.setStyleSheet(f"color: {theme.WARNING_TEXT}; background: {theme.WARNING_FILL}; "
-                                       "padding: 6px;")
+        theme.style(self.notes_label, "color: {WARNING_TEXT}; background: {WARNING_FILL}; padding: 6px;")
         self.fit_label = QLabel()
         self.fit_label.setWordWrap(True)
         self.fit_button = QPushButton()
@@ -188,7 +187,7 @@ class DataPanel(QWidget):
         fit.addWidget(self.fit_label)
         fit.addWidget(self.fit_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.run_label = QLabel()
-        self.run_label.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.run_label, "color: {MUTED};")
 
         # --- preview grid
         self.rows_box = QWidget()
@@ -363,7 +362,7 @@ class DataPanel(QWidget):
         self._start(self._preview_job, lambda: preview_dataset(spec, base, PER_CLASS), self._preview_done,
                     self._preview_failed)
         self.busy_bar.show()
-        self.summary_label.setText(f"<span style='color:{theme.MUTED}'>Reading the dataset…</span>")
+        theme.set_text(self.summary_label, "<span style='color:{MUTED}'>Reading the dataset…</span>")
 
     def _next_job(self) -> int:
         self._job += 1
@@ -407,10 +406,10 @@ class DataPanel(QWidget):
             row = _ClassRow()
             count = preview.counts[i]
             small = count == 0 or count * 2 <= top
-            colour = theme.WARNING_TEXT if small else theme.MUTED
+            colour = "WARNING_TEXT" if small else "MUTED"
             tests = f" · {preview.test_counts[i]:,} test" if preview.test_counts else ""
-            row.label.setText(f"<b>{name}</b> <span style='color:{colour}'>· {count:,} images</span>"
-                              f"<span style='color:{theme.MUTED}'>{tests}</span>")
+            theme.set_text(row.label, f"<b>{name}</b> <span style='color:{{{colour}}}'>· {count:,} images</span>"
+                                      f"<span style='color:{{MUTED}}'>{tests}</span>")
             samples = preview.samples[i]
             if len(samples):
                 if samples.shape[1] == 3:
@@ -480,10 +479,10 @@ class DataPanel(QWidget):
                 lines.append(problem)
                 blocking = True
         intro = "This dataset does not fit the network:" if blocking else "Note:"
-        colour, fill = (theme.ERROR, theme.ERROR_FILL) if blocking else (theme.WARNING_TEXT, theme.WARNING_FILL)
+        colour, fill = ("ERROR", "ERROR_FILL") if blocking else ("WARNING_TEXT", "WARNING_FILL")
         self.fit_label.setText(intro + "<br>" + "<br>".join(f"• {s}" for s in lines))
-        self.fit_label.setStyleSheet(f"color: {colour};")
-        self.fit_box.setStyleSheet(f"QFrame {{ background: {fill}; }}")
+        theme.style(self.fit_label, f"color: {{{colour}}};")
+        theme.style(self.fit_box, f"QFrame {{{{ background: {{{fill}}}; }}}}")
         self.fit_button.setText(f"Set the input to {_dims(p.input_shape)} and the classes to {p.num_classes}")
         self.fit_box.show()
 

@@ -101,8 +101,9 @@ class _LayerSection(QWidget):
         self.name, self.kind, self.shape = name, kind, shape
         c, h, w = shape
         # Set once: changing a label's text re-runs the layout, too slow to do a few times a second.
-        self.header = QLabel(f"<b>{name}</b> <span style='color:{theme.MUTED}'>· {kind} · {c} map"
-                             f"{'s' if c != 1 else ''} {h}×{w}</span>")
+        self.header = QLabel()
+        theme.set_text(self.header, f"<b>{name}</b> <span style='color:{{MUTED}}'>· {kind} · {c} map"
+                                    f"{'s' if c != 1 else ''} {h}×{w}</span>")
         self.grid = TileGrid(tile_size=56)
         self.grid.setObjectName(f"tiles_{name}")
         self.lows = np.zeros(shape[0])
@@ -201,10 +202,10 @@ class FeatureMapView(QWidget):
         self.splitter.setSizes([240, 600])
 
         self.message = QLabel("Train the network to see what each layer makes of a sample.")
-        self.message.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.message, "color: {MUTED};")
         self.message.setWordWrap(True)
         self.hover_label = QLabel(" ")
-        self.hover_label.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.hover_label, "color: {MUTED};")
 
         box = QVBoxLayout(self)
         box.setContentsMargins(6, 6, 6, 6)
@@ -304,9 +305,9 @@ class FeatureMapView(QWidget):
         names = self._class_names
         self.bars.set_probabilities(probe["probabilities"], names, true, predicted)
         verdict = "" if true is None else (" ✓" if predicted == true else " ✗")
-        self.prediction_label.setText(
-            f"Predicted <b>{class_name(names, predicted)}</b>{verdict}"
-            + ("" if true is None else f"<br><span style='color:{theme.MUTED}'>true class: "
+        theme.set_text(
+            self.prediction_label, f"Predicted <b>{class_name(names, predicted)}</b>{verdict}"
+            + ("" if true is None else f"<br><span style='color:{{MUTED}}'>true class: "
                                        f"{class_name(names, true)}</span>"))
         self.truth_label.setText(f"true class: <b>{class_name(names, true)}</b>")
         index = probe.get("sample_index")
@@ -337,7 +338,7 @@ class FeatureMapView(QWidget):
         else:
             self.input_grid.set_tiles(values, GREY)  # one tile per channel (usually just one)
         c, h, w = x.shape
-        self.input_caption.setText(f"<b>Input</b> <span style='color:{theme.MUTED}'>· {c}×{h}×{w}</span>")
+        theme.set_text(self.input_caption, f"<b>Input</b> <span style='color:{{MUTED}}'>· {c}×{h}×{w}</span>")
 
     def _input_text(self, index: int) -> str:
         x = self._input

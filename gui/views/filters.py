@@ -52,10 +52,10 @@ class FilterView(QWidget):
         self.grid.hover_text = self.tile_text
         self.grid.hovered.connect(lambda i: self.hover_label.setText(self.tile_text(i) if i >= 0 else " "))
         self.legend = QLabel()
-        self.legend.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.legend, "color: {MUTED};")
         self.legend.setWordWrap(True)
         self.hover_label = QLabel(" ")
-        self.hover_label.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.hover_label, "color: {MUTED};")
 
         inner = QWidget()
         ibox = QVBoxLayout(inner)
@@ -128,15 +128,15 @@ class FilterView(QWidget):
                 f"±{limit:.3g}"
                 + (f"; the {c} input channels are averaged" if c > 1 else ""))
             how = "averaged over channels" if c > 1 else ""
-        self.header.setText(
-            f"<b>{self._name}</b> <span style='color:{theme.MUTED}'>· {f} filter{'s' if f != 1 else ''} "
+        theme.set_text(
+            self.header, f"<b>{self._name}</b> <span style='color:{{MUTED}}'>· {f} filter{'s' if f != 1 else ''} "
             f"{kh}×{kw}" + (f" · {how}" if how else "") + "</span>")
 
     def _show_empty(self) -> None:
         self._weights = None
         self.grid.clear()
-        self.header.setText(f"<span style='color:{theme.MUTED}'>The first convolution's filters appear here "
-                            "once the network has one and training has begun.</span>")
+        theme.set_text(self.header, "<span style='color:{MUTED}'>The first convolution's filters appear here "
+                                    "once the network has one and training has begun.</span>")
         self.legend.setText("")
 
 

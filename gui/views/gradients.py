@@ -57,6 +57,7 @@ def _plot(title: str, left: str) -> pg.PlotWidget:
     item.setMenuEnabled(False)
     item.getViewBox().setMouseEnabled(x=False, y=False)
     item.hideButtons()
+    theme.style_plots(plot)
     return plot
 
 
@@ -96,7 +97,7 @@ class GradientView(QWidget):
         for w in (self.note, self.norm_plot, self.dead_plot):
             w.setToolTip(explanation)
         self.note.setWordWrap(True)
-        self.note.setStyleSheet(f"color: {theme.MUTED};")
+        theme.style(self.note, "color: {MUTED};")
         self.note.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
 
         box = QVBoxLayout(self)
@@ -137,7 +138,7 @@ class GradientView(QWidget):
         self._norms.clear()
         self._dead.clear()
         self._layers.clear()
-        self.legend.setText(f"<span style='color:{theme.MUTED}'>One point per layer at the end of each epoch.</span>")
+        theme.set_text(self.legend, "<span style='color:{MUTED}'>One point per layer at the end of each epoch.</span>")
         self._set_dead_title(None)
 
     # --- updates --------------------------------------------------------------------------------

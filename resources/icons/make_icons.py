@@ -1,17 +1,16 @@
 """Writes the block icons (24x24 SVG) in this folder, coloured with the kind accents of gui/theme.py.
 
-Run it after changing an accent colour or a drawing: ``python resources/icons/make_icons.py``.
-The SVGs are committed, so the app never runs this.
+Run it after changing an accent colour or a drawing: ``python resources/icons/make_icons.py``
+(with netbuilder installed). The SVGs are committed, so the app never runs this. The
+application's own icon, ``netbuilder.svg``, is drawn by hand.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+from netbuilder.gui.theme import ACCENTS, tint
 
-from netbuilder.gui.theme import ACCENTS, tint  # noqa: E402  (needs the path above)
+HERE = Path(__file__).resolve().parent
 
 # Each drawing uses {c} (the accent) and {l} (a light tint of it); strokes are 1.5 px for 16-32 px use.
 DRAWINGS = {

@@ -31,7 +31,9 @@ def _export(project, folder: Path):
 def _compare(project, folder: Path):
     net, predict = _export(project, folder)
     x = inputs(project, 6)
-    np.testing.assert_allclose(predict.predict(x), engine_outputs(net, x), rtol=1e-6, atol=1e-6)
+    # predict.py computes in float64, the engine in float32: with inputs scaled by 1/std (std 0.05
+    # makes them 20x larger) the engine's rounding reaches ~1e-6 (hypothesis found 1.4e-6).
+    np.testing.assert_allclose(predict.predict(x), engine_outputs(net, x), rtol=1e-5, atol=1e-5)
 
 
 @HYPOTHESIS

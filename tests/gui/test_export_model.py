@@ -16,7 +16,7 @@ from tests.gui.test_training import RUN, tiny, train, window  # noqa: F401 - ``w
 @pytest.fixture
 def trained(window, doc, qtbot):  # noqa: F811
     window.reports = []
-    window._show_report = lambda title, text: window.reports.append((title, text))
+    window.exports.show_report = lambda title, text: window.reports.append((title, text))
     tiny(doc, epochs=1)
     assert not window.export_model_action.isEnabled()
     assert train(qtbot, window.controller).status == "finished"
@@ -27,9 +27,9 @@ def trained(window, doc, qtbot):  # noqa: F811
 def export(window, qtbot, fmt, path, check=None):
     """Start an export and wait for its end, either way; returns ("finished", report) or ("failed", text)."""
     outcome = []
-    window.exporter.finished.connect(lambda report: outcome.append(("finished", report)))
-    window.exporter.failed.connect(lambda text: outcome.append(("failed", text)))
-    assert window.export_model(fmt, str(path))
+    window.exports.runner.finished.connect(lambda report: outcome.append(("finished", report)))
+    window.exports.runner.failed.connect(lambda text: outcome.append(("failed", text)))
+    assert window.exports.export_model(fmt, str(path))
     if check:
         check()
     qtbot.waitUntil(lambda: bool(outcome), timeout=RUN)
@@ -39,7 +39,7 @@ def export(window, qtbot, fmt, path, check=None):
 def test_onnx_export_runs_off_the_gui_thread_and_shows_the_figures(trained, qtbot, tmp_path):
     path = tmp_path / "m.onnx"
     def running():
-        assert trained.exporter.is_running and not trained.export_model_action.isEnabled()
+        assert trained.exports.runner.is_running and not trained.export_model_action.isEnabled()
         assert "Exporting… verifying with onnxruntime" in trained.statusBar().currentMessage()
 
     end, report = export(trained, qtbot, "onnx", path, running)
@@ -48,7 +48,7 @@ def test_onnx_export_runs_off_the_gui_thread_and_shows_the_figures(trained, qtbo
     [(title, text)] = trained.reports
     assert "verified" in text and "verified" in title
     assert str(path) in trained.statusBar().currentMessage()
-    assert not trained.exporter.is_running and trained.export_model_action.isEnabled()
+    assert not trained.exports.runner.is_running and trained.export_model_action.isEnabled()
     assert trained.errors == []
 
 
@@ -64,7 +64,7 @@ def test_a_failed_export_shows_the_error_and_the_app_keeps_working(trained, qtbo
     blocker.write_text("not a folder")
     assert export(trained, qtbot, "numpy", blocker / "sub")[0] == "failed"
     assert len(trained.errors) == 1 and "not exported" in trained.errors[0]
-    assert trained.reports == [] and not trained.exporter.is_running
+    assert trained.reports == [] and not trained.exports.runner.is_running
     assert trained.export_model_action.isEnabled()
     path = tmp_path / "again.onnx"  # the next export works
     assert export(trained, qtbot, "onnx", path)[0] == "finished" and path.is_file()
@@ -85,6 +85,6 @@ def test_the_dialog_chooses_format_and_destination(qtbot, tmp_path, monkeypatch)
 
 
 def test_cancelling_the_dialog_exports_nothing(trained):
-    trained.ask_export = lambda fmt=None, path=None: None
+    trained.exports.ask_export = lambda fmt=None, path=None: None
     trained.export_model_action.trigger()
-    assert not trained.exporter.is_running and trained.reports == [] and trained.errors == []
+    assert not trained.exports.runner.is_running and trained.reports == [] and trained.errors == []

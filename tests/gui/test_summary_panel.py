@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from netbuilder.core.errors import ERROR, WARNING
-from netbuilder.gui.summary_panel import BLOCK_ROLE, COLUMNS, SEVERITY_COLORS, SummaryPanel, format_bytes
+from netbuilder.gui.summary_panel import BLOCK_ROLE, COLUMNS, SummaryPanel, format_bytes, severity_colors
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_rows_follow_edits_and_undo(doc, panel):
 
 def test_error_rows_are_tinted_and_later_shapes_unknown(doc, panel):
     doc.set_block_field(2, "kernel_size", 30)
-    fill = QColor(SEVERITY_COLORS[ERROR][1])
+    fill = QColor(severity_colors(ERROR)[1])
     assert panel.table.item(2, 0).background().color() == fill
     assert "larger than its 14x14 input" in panel.table.item(2, 1).toolTip()
     assert panel.table.item(1, 0).background().color() != fill
@@ -86,9 +86,9 @@ def test_lints_are_listed_as_warnings(doc, panel, edit, words):
     found = [i for i in range(panel.problems.count()) if words in panel.problems.item(i).text()]
     assert len(found) == 1
     item = panel.problems.item(found[0])
-    assert item.foreground().color() == QColor(SEVERITY_COLORS[WARNING][0])
+    assert item.foreground().color() == QColor(severity_colors(WARNING)[0])
     row = item.data(BLOCK_ROLE)
-    assert panel.table.item(row, 0).background().color() == QColor(SEVERITY_COLORS[WARNING][1])
+    assert panel.table.item(row, 0).background().color() == QColor(severity_colors(WARNING)[1])
 
 
 def test_clicking_a_row_or_a_problem_selects_the_block(qtbot, doc, panel):

@@ -277,7 +277,7 @@ def test_export_writes_weights_that_load_back_with_the_same_predictions(window, 
     assert train(qtbot, window.controller).status == "finished"
     assert window.export_action.isEnabled()
     path = tmp_path / "lenet.npz"
-    assert window.export_weights(str(path))
+    assert window.exports.export_weights(str(path))
     assert str(path) in window.statusBar().currentMessage()
 
     project, state = load_weights(path)
@@ -301,7 +301,7 @@ def test_another_project_forgets_the_trained_weights(window, doc, qtbot):
 
 
 def test_export_before_training_is_refused_with_a_reason(window, tmp_path):
-    assert not window.export_weights(str(tmp_path / "w.npz"))
+    assert not window.exports.export_weights(str(tmp_path / "w.npz"))
     assert "no trained weights" in window.errors[0] and not (tmp_path / "w.npz").exists()
 
 
