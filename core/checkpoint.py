@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from netbuilder.core.errors import ProjectError
 from netbuilder.core.atomic import write_atomically
+from netbuilder.core.errors import ProjectError
 from netbuilder.core.project import Project, parse_project
 from netbuilder.core.weights import PROJECT_KEY, WeightsError, read_npz
 

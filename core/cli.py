@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from netbuilder.core import cli_train
-from netbuilder.core.cli_common import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, error,
-                                        load_valid_project, report_problems, resolve_project)
+from netbuilder.core.cli_common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    ReaderMayLeave,
+    error,
+    load_valid_project,
+    report_problems,
+    resolve_project,
+)
 from netbuilder.core.errors import ProjectError
 
 DESCRIPTION = """\
@@ -45,11 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error (2), already printed by argparse
         return exc.code if isinstance(exc.code, int) else EXIT_INVALID
+    stdout, sys.stdout = sys.stdout, ReaderMayLeave(sys.stdout)
     try:
         return args.run(args)
     except KeyboardInterrupt:  # Ctrl+C outside training (e.g. while the dataset loads)
         error("interrupted")
         return EXIT_INTERRUPTED
+    finally:
+        sys.stdout = stdout
 
 
 def prepare_process() -> None:
@@ -163,7 +175,7 @@ def _summary(args) -> int:
 def _examples(args) -> int:
     from netbuilder.core.inference import infer
     from netbuilder.core.project import load_project
-    from netbuilder.core.resources import example_path, example_names
+    from netbuilder.core.resources import example_names, example_path
 
     rows = []
     for name in example_names():
@@ -174,7 +186,8 @@ def _examples(args) -> int:
         inference = infer(project)
         params = f"{inference.total_params:,} parameters" if inference.ok else "invalid"
         shape = "x".join(map(str, project.input_shape))
-        rows.append((name, f"{project.name}: {shape} input, {project.num_classes} classes, {params}"))
+        classes = "1 binary output" if project.num_classes == 1 else f"{project.num_classes} classes"
+        rows.append((name, f"{project.name}: {shape} input, {classes}, {params}"))
     width = max(len(n) for n, _ in rows)
     for name, text in rows:
         print(f"{name:<{width}}  {text}")
@@ -213,8 +226,8 @@ def _diagram(args) -> int:
 
 # --- export -----------------------------------------------------------------------------------
 def _export(args) -> int:
-    from netbuilder.core.export import ExportError, export, load_state, read_weights_file
     from netbuilder.core.datasets import load_project_dataset
+    from netbuilder.core.export import ExportError, export, load_state, read_weights_file
     from netbuilder.core.network import Network
     from netbuilder.core.weights import WeightsError
 

@@ -2,6 +2,7 @@
 (a file, or a bundled example by name)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -55,3 +56,38 @@ def report_problems(exc: ProjectError, path: str) -> None:
     print(f"netbuilder: {path}: {errors} error{'s' if errors != 1 else ''}:", file=sys.stderr)
     for p in problems:
         print(f"  {p.severity}: {p.message}", file=sys.stderr)
+
+
+class ReaderMayLeave:
+    """stdout for the commands: when its reader goes away (``netbuilder train ... | head -1``),
+    the output stops quietly and the command goes on (training still saves its weights)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.reader_left = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_left:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_left:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._left()
+
+    def _left(self) -> None:
+        self.reader_left = True
+        try:  # the interpreter flushes stdout once more at exit: let that go nowhere (Python's docs)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from netbuilder.core.cli_common import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, error, load_valid_project,
-                                        resolve_project)
+from netbuilder.core.cli_common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, error, load_valid_project, resolve_project
 from netbuilder.core.errors import ProjectError, TrainingError
 
 

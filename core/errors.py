@@ -1,8 +1,9 @@
 """Problems found in a project, and the one exception type that carries them."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 ERROR = "error"
 WARNING = "warning"

@@ -11,7 +11,7 @@ temporaries live in a few flat work buffers shared by all parameters.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -103,7 +103,7 @@ class Project:
             raise ProjectError(f"project {self.name!r} cannot be written as JSON: {exc}") from None
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | None = None) -> "Project":
+    def from_dict(cls, data: Any, source: str | None = None) -> Project:
         """Build a project from a parsed document, reporting every structural problem at once."""
         try:
             return cls._from_dict(data, source)
@@ -111,7 +111,7 @@ class Project:
             raise ProjectError("the document is nested too deeply", source) from None
 
     @classmethod
-    def _from_dict(cls, data: Any, source: str | None) -> "Project":
+    def _from_dict(cls, data: Any, source: str | None) -> Project:
         problems: list[Problem] = []
         if not isinstance(data, dict):
             raise ProjectError(
@@ -213,7 +213,7 @@ class Project:
             raise ProjectError(problems, source)
         return project
 
-    def copy(self) -> "Project":
+    def copy(self) -> Project:
         """A deep copy: editing it never touches this project."""
         return copy.deepcopy(self)
 

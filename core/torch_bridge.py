@@ -94,7 +94,7 @@ def _copy(module, layer) -> None:
         module.bias.copy_(torch.from_numpy(np.ascontiguousarray(layer.params["bias"], np.float32)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scaled_avg_pool_class():
     torch = _torch()
 

@@ -14,8 +14,8 @@ import copy
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -348,7 +348,7 @@ class Trainer:
         return optimizer
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, dataset, project=None, dtype=None) -> "Trainer":
+    def from_checkpoint(cls, checkpoint, dataset, project=None, dtype=None) -> Trainer:
         """A trainer that continues ``checkpoint`` (a Checkpoint or a path) on ``dataset``.
 
         ``project`` defaults to the checkpoint's own; ``dtype`` to its weights' dtype.

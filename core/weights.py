@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 

@@ -8,15 +8,47 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import (QAction, QColor, QContextMenuEvent, QDrag, QDragEnterEvent, QDragLeaveEvent,
-                           QDragMoveEvent, QDropEvent, QGuiApplication, QKeyEvent, QKeySequence, QMouseEvent,
-                           QPainter, QPixmap, QTransform, QWheelEvent)
-from PySide6.QtWidgets import (QApplication, QFrame, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView,
-                               QLabel, QMenu, QStyleOptionGraphicsItem, QWidget)
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QContextMenuEvent,
+    QDrag,
+    QDragEnterEvent,
+    QDragLeaveEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPixmap,
+    QTransform,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+    QGraphicsView,
+    QLabel,
+    QMenu,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from netbuilder.gui import theme
-from netbuilder.gui.canvas_items import (CARD_WIDTH, ArrowsItem, CardItem, InsertionMarker, PlaceholderItem, block_content,
-                              input_content, output_content)
+from netbuilder.gui.canvas_items import (
+    CARD_WIDTH,
+    ArrowsItem,
+    CardItem,
+    InsertionMarker,
+    PlaceholderItem,
+    block_content,
+    input_content,
+    output_content,
+)
 from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.mime import MIME_BLOCKS, blocks_mime, read_blocks_mime
 from netbuilder.gui.palette import PALETTE_ENTRIES
@@ -78,8 +110,8 @@ class PipelineCanvas(QGraphicsView):
         self.banner = QLabel(self)
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.banner.setWordWrap(True)
-        theme.style(self.banner, "background: {BANNER}; color: {BANNER_TEXT}; border-bottom: 1px solid {BANNER_BORDER}; "
-                                 "padding: 7px; font-weight: bold;")
+        theme.style(self.banner, "background: {BANNER}; color: {BANNER_TEXT}; "
+                                 "border-bottom: 1px solid {BANNER_BORDER}; padding: 7px; font-weight: bold;")
         self.banner.hide()
 
         self._make_actions()

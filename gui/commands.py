@@ -22,12 +22,12 @@ class _DocumentCommand(QUndoCommand):
     commands under the stack (a crash). With a weak one the document dies first, as in C++.
     """
 
-    def __init__(self, doc: "ProjectDocument", text: str):
+    def __init__(self, doc: ProjectDocument, text: str):
         super().__init__(text)
         self._doc = weakref.ref(doc)
 
     @property
-    def doc(self) -> "ProjectDocument":
+    def doc(self) -> ProjectDocument:
         return self._doc()
 
 
@@ -38,8 +38,9 @@ def _describe(block: dict) -> str:
 class InsertBlocks(_DocumentCommand):
     """Insert blocks at ``index`` (add, paste, duplicate)."""
 
-    def __init__(self, doc: "ProjectDocument", index: int, blocks: list[dict], text: str | None = None):
-        super().__init__(doc, text or (f"Add {_describe(blocks[0])}" if len(blocks) == 1 else f"Add {len(blocks)} blocks"))
+    def __init__(self, doc: ProjectDocument, index: int, blocks: list[dict], text: str | None = None):
+        default = f"Add {_describe(blocks[0])}" if len(blocks) == 1 else f"Add {len(blocks)} blocks"
+        super().__init__(doc, text or default)
         self.index, self.blocks = index, copy.deepcopy(blocks)
 
     def redo(self) -> None:
@@ -52,7 +53,7 @@ class InsertBlocks(_DocumentCommand):
 class RemoveBlocks(_DocumentCommand):
     """Remove blocks; remembers where each was, so undo puts every one back in its place."""
 
-    def __init__(self, doc: "ProjectDocument", indices: list[int]):
+    def __init__(self, doc: ProjectDocument, indices: list[int]):
         indices = sorted(set(indices))
         blocks = [doc.project.blocks[i] for i in indices]
         super().__init__(doc, f"Delete {_describe(blocks[0])}" if len(blocks) == 1 else f"Delete {len(blocks)} blocks")
@@ -69,7 +70,7 @@ class RemoveBlocks(_DocumentCommand):
 class MoveBlock(_DocumentCommand):
     """Move the block at ``source`` so that it ends up at index ``target``."""
 
-    def __init__(self, doc: "ProjectDocument", source: int, target: int):
+    def __init__(self, doc: ProjectDocument, source: int, target: int):
         super().__init__(doc, f"Move {_describe(doc.project.blocks[source])}")
         self.source, self.target = source, target
 
@@ -83,7 +84,7 @@ class MoveBlock(_DocumentCommand):
 class SetBlockField(_DocumentCommand):
     """Set one field of one block, or with ``remove`` take the key out (e.g. back to an automatic name)."""
 
-    def __init__(self, doc: "ProjectDocument", index: int, field: str, value: Any, remove: bool = False):
+    def __init__(self, doc: ProjectDocument, index: int, field: str, value: Any, remove: bool = False):
         block = doc.project.blocks[index]
         super().__init__(doc, f"{'Reset' if remove else 'Change'} {_describe(block)} {field}")
         self.index, self.field = index, field
@@ -112,7 +113,7 @@ class SetProjectValue(_DocumentCommand):
     """Set a project-level value: ``name``, ``input_shape``, ``num_classes``, ``dataset`` or
     ``training.<field>``."""
 
-    def __init__(self, doc: "ProjectDocument", key: str, value: Any, text: str | None = None):
+    def __init__(self, doc: ProjectDocument, key: str, value: Any, text: str | None = None):
         super().__init__(doc, text or f"Change {key.replace('training.', '').replace('_', ' ')}")
         self.key = key
         self.old = copy.deepcopy(doc.get_value(key))

@@ -15,8 +15,8 @@ from PySide6.QtGui import QUndoStack
 
 from netbuilder.core.blocks import KINDS, default_block
 from netbuilder.core.inference import Inference, infer
-from netbuilder.core.resources import resource_path
 from netbuilder.core.project import Project, TrainingSettings, load_project, save_project
+from netbuilder.core.resources import resource_path
 from netbuilder.gui import commands
 
 EXAMPLES_DIR = resource_path("examples")

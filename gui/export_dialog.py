@@ -3,8 +3,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QRadioButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 FORMATS = (
     ("onnx", "ONNX", "One .onnx file for onnxruntime, OpenCV, TensorRT and most inference tools."),
@@ -93,7 +105,8 @@ class ExportDialog(QDialog):
     def ask_destination(self, fmt: str, start: str) -> str | None:
         """A file (ONNX) or folder (PyTorch, numpy) chosen in a dialog; None if cancelled. Tests replace it."""
         if fmt == "onnx":
-            path, _ = QFileDialog.getSaveFileName(self, "Export ONNX Model", start, "ONNX models (*.onnx);;All files (*)")
+            path, _ = QFileDialog.getSaveFileName(self, "Export ONNX Model", start,
+                                                  "ONNX models (*.onnx);;All files (*)")
         else:
             path = QFileDialog.getExistingDirectory(self, "Export Into Folder", str(Path(start).parent))
         return path or None

@@ -12,12 +12,25 @@ import copy
 import html
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-    QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from netbuilder.core.blocks import KINDS, Field
@@ -507,8 +520,9 @@ class Inspector(QWidget):
             kind = KINDS.get(key[2])
             fields = kind.fields if kind else ()
             for f in fields:
-                self._add_row(form, f.name, f.name.replace("_", " "), f.help, make_editor(f, self._block_commit(f.name)),
-                              f.default, self._block_commit(f.name))
+                editor = make_editor(f, self._block_commit(f.name))
+                self._add_row(form, f.name, f.name.replace("_", " "), f.help, editor, f.default,
+                              self._block_commit(f.name))
             commit = self._block_commit("name")
             self._add_row(form, "name", "name", "a unique name for exports (letters, digits, _); empty: automatic",
                           NameEditor(commit, tip="a unique name for exports; empty: automatic"), None, commit)

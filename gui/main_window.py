@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QShowEvent
-from PySide6.QtWidgets import (QApplication, QDockWidget, QMainWindow, QMessageBox, QScrollArea,
-                               QSplitter, QStackedWidget, QTabWidget, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QWidget,
+)
 
 from netbuilder.core.inference import Inference
-from netbuilder.gui.canvas import PipelineCanvas
 from netbuilder.gui import theme, window_actions
+from netbuilder.gui.canvas import PipelineCanvas
 from netbuilder.gui.curves import CurvesView
 from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.export_controller import ExportController

@@ -9,8 +9,17 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QMimeData, QModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QDrag, QFontMetrics, QKeyEvent, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QLabel, QListWidget, QListWidgetItem, QStyle,
-                               QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from netbuilder.core.blocks import KINDS, default_block
 from netbuilder.gui import theme
@@ -46,17 +55,20 @@ def _sentence(text: str) -> str:
 
 _HALVES = "halving width and height with size 2 and stride 2"
 PALETTE_ENTRIES: tuple[PaletteEntry, ...] = (
-    PaletteEntry("conv", "Convolution", "filters → feature maps", "Slides small learned kernels over the image; each kernel produces one feature map."),
+    PaletteEntry("conv", "Convolution", "filters → feature maps",
+                 "Slides small learned kernels over the image; each kernel produces one feature map."),
     PaletteEntry("pool", "Max pooling", "largest of each window",
                  _sentence(f"keeps the largest value of each window, {_HALVES}"), "max"),
     PaletteEntry("pool", "Average pooling", "mean of each window",
                  _sentence(f"keeps the mean of each window, {_HALVES}"), "average"),
     PaletteEntry("pool", "Sum pooling", "total of each window",
                  _sentence(f"adds up each window, {_HALVES}"), "sum"),
-    PaletteEntry("dense", "Dense", "fully connected", "Connects every input value to each of its outputs (a fully connected layer)."),
+    PaletteEntry("dense", "Dense", "fully connected",
+                 "Connects every input value to each of its outputs (a fully connected layer)."),
     PaletteEntry("flatten", "Flatten", "maps → one vector", _sentence(KINDS["flatten"].help)),
     PaletteEntry("activation", "Activation", "relu, tanh, softmax…", _sentence(KINDS["activation"].help)),
-    PaletteEntry("dropout", "Dropout", "drops values in training", "While training, zeroes each value with probability rate to fight overfitting."),
+    PaletteEntry("dropout", "Dropout", "drops values in training",
+                 "While training, zeroes each value with probability rate to fight overfitting."),
 )
 
 
@@ -118,7 +130,7 @@ class _EntryDelegate(QStyledItemDelegate):
 class PaletteList(QListWidget):
     """The entries; a drag carries the entry's block in the app's mime type."""
 
-    def __init__(self, palette: "Palette"):
+    def __init__(self, palette: Palette):
         super().__init__(palette)
         self._palette = palette
         self.setDragEnabled(True)

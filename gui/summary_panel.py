@@ -9,8 +9,15 @@ from __future__ import annotations
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLabel, QListWidget, QListWidgetItem, QTableWidget,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from netbuilder.core.errors import ERROR, NOTE, WARNING
@@ -154,10 +161,9 @@ class SummaryPanel(QWidget):
         counts = {s: sum(p.severity == s for p in result.problems) for s in (ERROR, WARNING, NOTE)}
         words = {ERROR: "error", WARNING: "warning", NOTE: "note"}
         found = [f"{n} {words[s]}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
-        status = ("<span style='color:%s'>%s</span>" % (severity_colors(ERROR)[0] if counts[ERROR] else
-                                                          severity_colors(WARNING)[0] if counts[WARNING] else
-                                                          theme.MUTED, ", ".join(found))
-                  if found else "no problems found")
+        colour = (severity_colors(ERROR)[0] if counts[ERROR] else
+                  severity_colors(WARNING)[0] if counts[WARNING] else theme.MUTED)
+        status = f"<span style='color:{colour}'>{', '.join(found)}</span>" if found else "no problems found"
         self.totals.setText(self.totals.text() + " · " + status)
         self._fit_problems()
 

@@ -1,13 +1,13 @@
 """The look of the app in one place: light and dark palettes, kind accent colours, fonts and icons.
 
 Views import colours from here instead of writing hex values of their own; the icon generator
-(resources/icons/make_icons.py) reads the accent colours too, so icons and cards always match.
+(gui/icon_drawings.py) reads the accent colours too, so icons and cards always match.
 """
 from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPalette
@@ -135,7 +135,7 @@ def icon_name(block: dict | str) -> str:
     return kind if isinstance(kind, str) else "unknown"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _icon(stem: str) -> QIcon:
     path = ICONS_DIR / f"{stem}.svg"
     return QIcon(str(path)) if path.exists() else QIcon()

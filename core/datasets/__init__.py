@@ -5,13 +5,14 @@ to the loader registered for its kind. Without a "kind" the built-in shapes set 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from netbuilder.core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.registry import FILE_LOADERS, load_project_dataset
 from netbuilder.core.datasets.shapes import load_shapes
 from netbuilder.core.datasets.split import train_val_split
-from netbuilder.core.datasets.registry import FILE_LOADERS, load_project_dataset
 from netbuilder.core.datasets.xor import load_xor
 
 # kind -> loader(spec, base_dir) -> Dataset; base_dir resolves relative file paths in a spec

@@ -11,9 +11,9 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from netbuilder.core.datasets.base import DatasetError
 

@@ -11,8 +11,8 @@ import gzip
 import re
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -231,7 +231,7 @@ def find_idx_files(folder: str | Path) -> dict[str, Path]:
         )
     prefix = prefixes[0]
     files = {}
-    for (p, role), copies in found.items():
+    for (_prefix, role), copies in found.items():
         files[role] = (copies.get("raw") or copies["gz"])[0]
     for need in ("train_images", "train_labels"):
         if need not in files:

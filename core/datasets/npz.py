@@ -12,8 +12,8 @@ import math
 import re
 import zipfile
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -9,9 +9,10 @@ file order, so the same source always previews the same.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -227,7 +228,7 @@ def _preview_npz(spec, base, per_class) -> Preview:
     except (OSError, zipfile.BadZipFile):
         # Not a zip (or unreadable): the full reader gives the precise message.
         _load_npz(path)
-        raise DatasetError(f"{path}: not a readable .npz file")
+        raise DatasetError(f"{path}: not a readable .npz file") from None
     with zf:
         members = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
         xkey, ykey = next(((x, y) for x, y in _TRAIN_KEYS if x in members and y in members), (None, None))

@@ -5,8 +5,9 @@ rows repeat ``repeat`` times so a batch can hold them all.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -12,8 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from netbuilder.core.export.verify import (DEFAULT_SAMPLES, ExportError, VerificationReport, class_names_of,
-                                engine_outputs, verification_samples)
+from netbuilder.core.export.verify import (
+    DEFAULT_SAMPLES,
+    ExportError,
+    VerificationReport,
+    class_names_of,
+    engine_outputs,
+    verification_samples,
+)
 
 FORMATS = ("onnx", "torch", "numpy")
 TORCH_SUFFIXES = (".pt", ".pth")

@@ -17,8 +17,16 @@ import os
 import numpy as np
 
 from netbuilder.core.blocks import LEAKY_RELU_SLOPE
-from netbuilder.core.export.verify import (ExportError, Staging, class_names_of, compare, normalization_constants,
-                                normalization_of, not_checked, verification_samples)
+from netbuilder.core.export.verify import (
+    ExportError,
+    Staging,
+    class_names_of,
+    compare,
+    normalization_constants,
+    normalization_of,
+    not_checked,
+    verification_samples,
+)
 
 OPSET = 17
 IR_VERSION = 8  # what opset 17 shipped with: readable by onnxruntime >= 1.13 and older tools

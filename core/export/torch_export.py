@@ -15,8 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from netbuilder.core.blocks import LEAKY_RELU_SLOPE
-from netbuilder.core.export.verify import (ExportError, Staging, bundle_paths, class_names_of, compare, load_module,
-                                normalization_of, remove_if_empty, verification_samples)
+from netbuilder.core.export.verify import (
+    ExportError,
+    Staging,
+    bundle_paths,
+    class_names_of,
+    compare,
+    load_module,
+    normalization_of,
+    remove_if_empty,
+    verification_samples,
+)
 
 MODULE_FILE, WEIGHTS_FILE = "model.py", "weights.pt"
 # Names a block cannot have as an nn.Module attribute: nn.Module's own, and the normalisation buffers.

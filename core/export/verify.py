@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class ExportError(RuntimeError):
     ``report`` is the failed ``VerificationReport`` when the exported model gave other answers.
     """
 
-    def __init__(self, message: str, report: "VerificationReport | None" = None):
+    def __init__(self, message: str, report: VerificationReport | None = None):
         super().__init__(message)
         self.report = report
 
@@ -234,7 +234,7 @@ class Staging:
             _unlink(tmp)
         self._files = []
 
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Staging:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -12,8 +12,8 @@ import itertools
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 # A job is shared only if each thread gets at least this many array elements to touch.
 MIN_ELEMENTS = 1 << 19

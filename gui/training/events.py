@@ -157,7 +157,7 @@ class ValidationRecorder:
         self.predicted: list[np.ndarray] = []
 
     @classmethod
-    def install(cls, network) -> "ValidationRecorder":
+    def install(cls, network) -> ValidationRecorder:
         current = network.__dict__.get("evaluate")
         if isinstance(current, cls):
             return current

@@ -28,8 +28,16 @@ from netbuilder.core.datasets import DatasetError, load_project_dataset
 from netbuilder.core.errors import ProjectError, TrainingError
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
 from netbuilder.core.weights import WeightsError
-from netbuilder.gui.training.events import (GradNorms, RunRequest, ValidationRecorder, class_probabilities,
-                                 dataset_source, dead_relu_fractions, same_training_setup, x_in_epochs)
+from netbuilder.gui.training.events import (
+    GradNorms,
+    RunRequest,
+    ValidationRecorder,
+    class_probabilities,
+    dataset_source,
+    dead_relu_fractions,
+    same_training_setup,
+    x_in_epochs,
+)
 
 # Seconds between sends of the batches and epochs gathered (lists: none is lost). Tiny datasets
 # end hundreds of epochs a second; each signal also costs the training thread a GIL hand-over.

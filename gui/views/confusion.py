@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidge
 from netbuilder.gui import theme
 
 
-
 def _names(names: list[str] | None, k: int) -> list[str]:
     names = list(names or [])
     return names if len(names) == k else [str(i) for i in range(k)]

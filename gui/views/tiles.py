@@ -9,7 +9,7 @@ its index. A 32-channel layer costs one numpy pass and one paint call, not 32 wi
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg

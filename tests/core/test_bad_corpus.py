@@ -166,7 +166,7 @@ PREVIEW_UNREAD = {"idx/test_size_differs", "npz/test_shape_differs.npz"}
 
 
 def test_previews_of_bad_files_fail_the_same_clear_way():
-    for spec, expected in CASES:
+    for spec, _expected in CASES:
         if spec["kind"] == "csv" or "on_bad_file" in spec or spec.get("path") in PREVIEW_UNREAD:
             continue  # CSV previews load the file whole (same path as above); skipping is only at load time
         if spec.get("path") in PREVIEW_NOTES:

@@ -2,15 +2,12 @@
 import io
 import json
 import signal
-import sys
-import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from netbuilder.core.resources import resource_path
 from netbuilder.core import cli, cli_train
+from netbuilder.core.resources import resource_path
 from netbuilder.core.weights import load_weights
 
 EXAMPLES = resource_path("examples")

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netbuilder.core.datasets import load_dataset
-from netbuilder.core.datasets import download
+from netbuilder.core.datasets import download, load_dataset
 from netbuilder.core.datasets.download import DownloadError, Source, download_file, download_files, fetch
 from tests.core.test_idx import idx_bytes
 

@@ -1,13 +1,11 @@
 """The example projects shipped in resources/examples: valid, canonical, and what they claim to be."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from netbuilder.core.resources import resource_path
 from netbuilder.core.inference import validate
 from netbuilder.core.project import load_project
+from netbuilder.core.resources import resource_path
 
 EXAMPLES = resource_path("examples")
 NAMES = ["lenet5", "mlp", "small_vgg", "xor"]

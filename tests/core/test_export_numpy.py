@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from netbuilder.core.export import ExportError, export
-from netbuilder.core.export import numpy_export
+from netbuilder.core.export import ExportError, export, numpy_export
 from netbuilder.core.export.numpy_export import export_numpy
 from netbuilder.core.export.verify import engine_outputs, load_module
 from netbuilder.core.network import Network

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 from netbuilder.core.datasets.base import Dataset
 from netbuilder.core.datasets.normalize import apply_normalization
-from netbuilder.core.export import ExportError, export
-from netbuilder.core.export import onnx_export
+from netbuilder.core.export import ExportError, export, onnx_export
 from netbuilder.core.export.onnx_export import export_onnx, run_onnx
 from netbuilder.core.export.verify import engine_outputs
 from netbuilder.core.inference import infer

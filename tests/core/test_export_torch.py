@@ -12,13 +12,11 @@ import pytest
 import torch
 from hypothesis import given
 
-from netbuilder.core.export import ExportError, export
-from netbuilder.core.export import torch_export
+from netbuilder.core.export import ExportError, export, torch_export
 from netbuilder.core.export.torch_export import export_torch, load_net, module_source
 from netbuilder.core.export.verify import engine_outputs, load_module
 from netbuilder.core.network import Network
-from tests.core.test_export_onnx import (CASES, HYPOTHESIS, NORM, _conv, _pool, architectures, case,
-                                         case_project, inputs)
+from tests.core.test_export_onnx import CASES, HYPOTHESIS, NORM, _conv, _pool, architectures, case, case_project, inputs
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,8 +91,9 @@ def test_a_name_nn_module_owns_is_refused_naming_the_block(tmp_path):
 
 
 def test_torch_and_onnx_are_imported_only_when_an_export_runs():
-    code = ("import sys, netbuilder.core.export, netbuilder.core.export.torch_export, netbuilder.core.export.onnx_export, "
-            "netbuilder.core.export.numpy_export, netbuilder.core.checkpoint, netbuilder.core.cli; "
+    code = ("import sys, netbuilder.core.export, netbuilder.core.export.torch_export, "
+            "netbuilder.core.export.onnx_export, netbuilder.core.export.numpy_export, netbuilder.core.checkpoint, "
+            "netbuilder.core.cli; "
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

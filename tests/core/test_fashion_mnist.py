@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netbuilder.core.resources import resource_path
 from netbuilder.core.datasets import download, load_dataset
 from netbuilder.core.datasets.idx import FASHION_MNIST_CLASSES
 from netbuilder.core.datasets.normalize import compute_normalization
 from netbuilder.core.datasets.preview import first_per_class, preview_dataset
 from netbuilder.core.datasets.registry import load_project_dataset
 from netbuilder.core.project import load_project
+from netbuilder.core.resources import resource_path
 from netbuilder.core.trainer import Trainer
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")

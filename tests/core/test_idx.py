@@ -7,8 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from netbuilder.core.datasets import DatasetError, load_dataset
-from netbuilder.core.datasets import download
+from netbuilder.core.datasets import DatasetError, download, load_dataset
 from netbuilder.core.datasets.idx import find_idx_files, load_idx, parse_idx, read_idx, read_idx_rows
 from netbuilder.core.datasets.preview import preview_dataset
 

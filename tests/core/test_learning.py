@@ -2,13 +2,12 @@
 LeNet-5 reaches 95% validation accuracy within three epochs, and an MLP of the same epochs does
 worse (the set needs convolutions), with a fixed seed."""
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-from netbuilder.core.resources import resource_path
 from netbuilder.core.datasets import load_project_dataset
 from netbuilder.core.project import load_project
+from netbuilder.core.resources import resource_path
 from netbuilder.core.trainer import Trainer
 
 EXAMPLES_DIR = resource_path("examples")

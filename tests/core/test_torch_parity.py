@@ -140,7 +140,8 @@ def test_optimizer_steps_match_torch(name, overrides, project):
                 assume(False)
         assume(all(np.isfinite(p).all() and np.abs(p).max() < 1e6 for p in net.parameters().values()))
         topt.zero_grad()
-        _torch_loss(project.training.loss, model(torch.from_numpy(x)), torch.from_numpy(y), project.num_classes).backward()
+        loss = _torch_loss(project.training.loss, model(torch.from_numpy(x)), torch.from_numpy(y), project.num_classes)
+        loss.backward()
         topt.step()
     tparams = dict(model.named_parameters())
     for pname, p in net.parameters().items():

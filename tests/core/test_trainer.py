@@ -5,10 +5,10 @@ import threading
 import numpy as np
 import pytest
 
-from netbuilder.core.resources import resource_path
 from netbuilder.core.datasets.base import Dataset
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.project import Project, TrainingSettings
+from netbuilder.core.resources import resource_path
 from netbuilder.core.trainer import BatchEnd, EpochEnd, History, RunEnded, RunStarted, Trainer
 
 TIMEOUT = 20  # seconds; only reached if something is broken
@@ -406,7 +406,6 @@ def test_mlp_learns_xor_with_squared_error_and_sigmoid():
 
 
 def test_the_xor_example_project_learns():
-    from pathlib import Path
 
     from netbuilder.core.project import load_project
 

@@ -105,3 +105,11 @@ def test_the_app_has_its_own_icon_and_every_block_icon_loads():
     for name in ("conv", "pool_max", "pool_average", "pool_sum", "dense", "flatten", "activation", "dropout",
                  "input", "output"):
         assert not theme.block_icon(name).isNull(), name
+
+
+def test_the_committed_block_icons_are_what_the_drawings_and_accents_make():
+    from netbuilder.core.resources import resource_path
+    from netbuilder.gui.icon_drawings import DRAWINGS, svg
+
+    for stem in DRAWINGS:
+        assert resource_path("icons", f"{stem}.svg").read_text(encoding="utf-8") == svg(stem), stem

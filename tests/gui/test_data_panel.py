@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from netbuilder.core.datasets import download
 from netbuilder.core.datasets.download import Source
-from netbuilder.gui.views.data_panel import DataPanel, SOURCES
+from netbuilder.gui.views.data_panel import SOURCES, DataPanel
 from tests.core.test_download import FILES, Server, generated_files, md5
 from tests.gui.test_feature_maps import FakeController
 

@@ -5,8 +5,6 @@ ends on a signal.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from netbuilder.gui.export_dialog import ExportDialog
@@ -24,7 +22,7 @@ def trained(window, doc, qtbot):  # noqa: F811
     return window
 
 
-def export(window, qtbot, fmt, path, check=None):
+def export(window, qtbot, fmt, path, check=None):  # noqa: F811 - a window, not the fixture
     """Start an export and wait for its end, either way; returns ("finished", report) or ("failed", text)."""
     outcome = []
     window.exports.runner.finished.connect(lambda report: outcome.append(("finished", report)))

@@ -19,8 +19,14 @@ from netbuilder.gui.document import EXAMPLES_DIR, ProjectDocument
 from netbuilder.gui.main_window import BUILD, TRAIN, MainWindow
 from netbuilder.gui.project_files import DISCARD
 from netbuilder.gui.training import TrainingController
-from netbuilder.gui.training.events import (ValidationRecorder, class_probabilities, confusion_matrix, dead_relu_fractions,
-                                 run_label, same_training_setup)
+from netbuilder.gui.training.events import (
+    ValidationRecorder,
+    class_probabilities,
+    confusion_matrix,
+    dead_relu_fractions,
+    run_label,
+    same_training_setup,
+)
 
 RUN = 30_000  # ms: generous, the machine may be busy; every wait ends on a signal long before
 

@@ -1,16 +1,16 @@
-"""Writes the block icons (24x24 SVG) in this folder, coloured with the kind accents of gui/theme.py.
+"""The drawings of the block icons (24x24 SVG), coloured with the kind accents of theme.py.
 
-Run it after changing an accent colour or a drawing: ``python resources/icons/make_icons.py``
-(with netbuilder installed). The SVGs are committed, so the app never runs this. The
-application's own icon, ``netbuilder.svg``, is drawn by hand.
+The SVGs in resources/icons are written from these and committed, so the app only reads them; a
+test checks they still match. After changing an accent or a drawing, from a checkout:
+``python -m netbuilder.gui.icon_drawings resources/icons``. The application's own icon,
+``netbuilder.svg``, is drawn by hand.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from netbuilder.gui.theme import ACCENTS, tint
-
-HERE = Path(__file__).resolve().parent
 
 # Each drawing uses {c} (the accent) and {l} (a light tint of it); strokes are 1.5 px for 16-32 px use.
 DRAWINGS = {
@@ -94,11 +94,12 @@ def svg(stem: str) -> str:
             f"{body}\n</svg>\n")
 
 
-def main() -> None:
+def main(folder: str) -> None:
+    out = Path(folder)
     for stem in DRAWINGS:
-        (HERE / f"{stem}.svg").write_text(svg(stem), encoding="utf-8")
-    print(f"wrote {len(DRAWINGS)} icons to {HERE}")
+        (out / f"{stem}.svg").write_text(svg(stem), encoding="utf-8")
+    print(f"wrote {len(DRAWINGS)} icons to {out}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else "resources/icons")
