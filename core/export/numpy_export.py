@@ -130,6 +130,7 @@ import numpy as np
 
 INPUT_SHAPE = __INPUT_SHAPE__
 CLASS_NAMES = __CLASS_NAMES__
+CLASS_TO_INDEX = {name: index for index, name in enumerate(CLASS_NAMES)}  # the output each class is
 NORMALIZATION = __NORMALIZATION__  # per channel: (x - mean) / std, or None
 LEAKY_RELU_SLOPE = __SLOPE__
 # One entry per block, in order (dropout is left out: it does nothing at inference).

@@ -139,12 +139,15 @@ def build_onnx(network, class_names: list[str] | None = None):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="netbuilder",
                               ir_version=IR_VERSION, doc_string=graph.doc_string)
     names = class_names if class_names is not None else class_names_of(project)
-    meta = {"netbuilder.project": project.to_json(), "netbuilder.class_names": json.dumps(names)}
+    meta = {"netbuilder.project": project.to_json(), "netbuilder.class_names": json.dumps(names),
+            "netbuilder.class_to_index": json.dumps({name: i for i, name in enumerate(names)})}
     if stats is not None:
         meta["netbuilder.normalization"] = json.dumps({"mean": list(map(float, stats[0])),
                                                        "std": list(map(float, stats[1]))})
     helper.set_model_props(model, meta)
     try:
+        # Every intermediate tensor gets its shape, so viewers such as Netron show them.
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001 - onnx raises several types; any is our bug, shown as such
         raise ExportError(f"the ONNX graph built for {project.name!r} failed onnx's checker: {exc}") from None

@@ -154,6 +154,7 @@ from torch import nn
 
 INPUT_SHAPE = ({c}, {h}, {w})  # channels, height, width
 CLASS_NAMES = {names!r}
+CLASS_TO_INDEX = {{name: index for index, name in enumerate(CLASS_NAMES)}}  # the output each class is
 
 
 class Net(nn.Module):

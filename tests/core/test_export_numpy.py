@@ -24,7 +24,9 @@ def _export(project, folder: Path):
     net = Network(project)
     report = export_numpy(net, folder)
     assert report.passed
-    return net, load_module(folder / "predict.py", "check")
+    module = load_module(folder / "predict.py", "check")
+    assert module.CLASS_TO_INDEX == {name: i for i, name in enumerate(module.CLASS_NAMES)}
+    return net, module
 
 
 def _compare(project, folder: Path):

@@ -21,7 +21,7 @@ from netbuilder.core.datasets.normalize import apply_normalization
 from netbuilder.core.export import ExportError, export, onnx_export
 from netbuilder.core.export.onnx_export import export_onnx, run_onnx
 from netbuilder.core.export.verify import engine_outputs
-from netbuilder.core.inference import infer
+from netbuilder.core.inference import infer, validate
 from netbuilder.core.network import Network
 from netbuilder.core.project import Project, TrainingSettings, parse_project
 
@@ -192,8 +192,25 @@ def test_graph_interface_operators_and_metadata(tmp_path):
     assert set(net.parameters()) <= inits
     meta = {p.key: p.value for p in model.metadata_props}
     assert json.loads(meta["netbuilder.class_names"]) == ["cat", "dog", "emu"]
+    assert json.loads(meta["netbuilder.class_to_index"]) == {"cat": 0, "dog": 1, "emu": 2}
     assert parse_project(meta["netbuilder.project"]).to_dict() == project.to_dict()
     assert json.loads(meta["netbuilder.normalization"]) == NORM
+
+
+def test_every_intermediate_tensor_carries_its_shape(tmp_path):
+    """Shape inference has run: viewers such as Netron show each tensor's shape."""
+    project = case_project([_conv(padding="same", stride=2), _pool("max", size=2), {"kind": "flatten"}],
+                           normalization=NORM)
+    net = Network(project)
+    path = tmp_path / "m.onnx"
+    export(net, path, "onnx")
+    graph = onnx.load(str(path)).graph
+    shapes = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
+    inits = {i.name for i in graph.initializer}
+    produced = [o for n in graph.node for o in n.output if o != "probabilities" and o not in inits]
+    assert produced and set(produced) <= set(shapes)
+    conv_out = next(n.output[0] for n in graph.node if n.op_type == "Conv")
+    assert shapes[conv_out] == ["N", *validate(project).blocks[0].output_shape]
 
 
 def test_normalisation_is_inside_the_graph(tmp_path):

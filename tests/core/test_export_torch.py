@@ -74,6 +74,10 @@ def test_generated_source_is_plain_readable_python(tmp_path):
     assert "self.pool1 = nn.MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))" in source
     assert "x = (x - self.input_mean) * self.input_scale" in source
     assert "CLASS_NAMES = ['cat', 'dog', 'emu']" in source
+    scope = {}
+    exec("\n".join(line for line in source.splitlines() if line.startswith(("CLASS_NAMES =", "CLASS_TO_INDEX ="))),
+         scope)
+    assert scope["CLASS_TO_INDEX"] == {"cat": 0, "dog": 1, "emu": 2}
     assert 'torch.load("weights.pt", weights_only=True)' in source
 
 
