@@ -66,16 +66,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def prepare_process() -> None:
     """What the entry points (this CLI and the app) set up for the whole process, once; importing
-    ``netbuilder.core`` changes nothing process-wide."""
+    ``netbuilder.core`` changes nothing process-wide.
+
+    BLAS goes to one thread for the process's life, as the engine wants it whenever it runs: the
+    window and the CLI run little else, and OpenBLAS does not reliably take a thread count back
+    from a thread other than the one that set it, so limits set and undone per run by worker
+    threads could leave a run on two BLAS threads, whose sums differ in the last bits."""
     global _process_ready
     if _process_ready:
         return
     _process_ready = True
+    from threadpoolctl import threadpool_limits
+
     from netbuilder.core.crash import enable_faulthandler
     from netbuilder.core.layers.heap import keep_freed_memory
 
     keep_freed_memory()
     enable_faulthandler()
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from netbuilder.core.datasets.normalize import check_normalization
 from netbuilder.core.inference import BlockInfo, validate
 from netbuilder.core.init import scheme_for
 from netbuilder.core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
-from netbuilder.core.layers.parallel import blas_single_threaded
+from netbuilder.core.layers.parallel import holds_blas_single_threaded
 from netbuilder.core.losses import make_loss
 from netbuilder.core.project import Project
 
@@ -140,27 +140,29 @@ class Network:
         return sum(p.size for p in self.parameters().values())
 
     # --- running ----------------------------------------------------------------------------
+    # The public calls hold BLAS to one thread while they run: the layers split the work themselves.
+    @holds_blas_single_threaded
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare(x)
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
 
+    @holds_blas_single_threaded
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Outputs for a whole array, in batches, without touching training state."""
-        with blas_single_threaded():
-            outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.output_features), self.dtype)
 
+    @holds_blas_single_threaded
     def forward_blocks(self, x: np.ndarray) -> list[tuple[BlockInfo, np.ndarray]]:
         """Every block's output for ``x`` (inference mode, nothing cached): what the probe shows."""
         x = self._prepare(x)
         out = []
-        with blas_single_threaded():
-            for stage in self.stages:
-                for layer in stage.layers:
-                    x = layer.forward(x, False)
-                out.append((stage.info, x))
+        for stage in self.stages:
+            for layer in stage.layers:
+                x = layer.forward(x, False)
+            out.append((stage.info, x))
         return out
 
     def targets(self, labels: np.ndarray) -> np.ndarray:
@@ -178,6 +180,7 @@ class Network:
             return (outputs[:, 0] >= 0.5).astype(np.int64)
         return outputs.argmax(axis=1)
 
+    @holds_blas_single_threaded
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss and outputs in inference mode (no dropout, nothing cached): validation's step."""
         x = self._prepare(x)
@@ -189,6 +192,7 @@ class Network:
         outputs = self.layers[-1].forward(pred, False) if self._fused else pred
         return float(loss), outputs
 
+    @holds_blas_single_threaded
     def train_step(self, x: np.ndarray, labels: np.ndarray, input_grad: bool = False) -> tuple[float, np.ndarray]:
         """Forward in training mode, loss, backward: fills every layer's grads.
 

@@ -123,8 +123,9 @@ class Trainer:
     """Trains ``network`` (built from ``project`` if not given) on ``dataset``'s training images.
 
     ``dataset`` needs ``x_train`` (N, C, H, W) and ``y_train`` (N,) int labels, as
-    ``netbuilder.core.datasets.Dataset`` has. A stratified ``validation_fraction`` of it is held out, chosen
-    by the project's seed. One ``np.random.default_rng(seed)`` drives weight initialisation (when
+    ``netbuilder.core.datasets.Dataset`` has. A stratified ``validation_fraction`` of it is held out,
+    chosen by the project's seed, unless the dataset brings its own validation split (``x_val``,
+    ``y_val``). One ``np.random.default_rng(seed)`` drives weight initialisation (when
     the trainer builds the network), dropout (idem) and the per-epoch shuffling, so the same
     project and data give the same weights bit for bit.
 
@@ -162,9 +163,17 @@ class Trainer:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise TrainingError(f"batch size must be a whole number >= 1, got {batch_size!r}")
 
+        x_val = getattr(dataset, "x_val", None)
+        if x_val is not None:  # the source's own validation split: after the training images
+            n = len(x)
+            x = np.concatenate([x, np.asarray(x_val)])
+            y = np.concatenate([y, np.asarray(dataset.y_val)])
         self._x = np.asarray(x, dtype=net.dtype)  # no copy for the usual float32 data
         self._y = y.astype(np.int64, copy=False)
-        self.train_idx, self.val_idx = train_val_split(self._y, self.settings.validation_fraction, seed)
+        if x_val is not None:
+            self.train_idx, self.val_idx = np.arange(n, dtype=np.int64), np.arange(n, len(y), dtype=np.int64)
+        else:
+            self.train_idx, self.val_idx = train_val_split(self._y, self.settings.validation_fraction, seed)
         # Input normalisation: statistics of the training split alone, stored in the project so
         # that the saved weights, the views and every export apply the same transform. A project
         # that says "normalization": null trains on the raw [0, 1] pixels.

@@ -9,6 +9,7 @@ import re
 from contextlib import contextmanager
 from functools import cache
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
@@ -227,7 +228,11 @@ def apply_scheme(name: str, app: QApplication | None = None) -> None:
     import pyqtgraph as pg
 
     pg.setConfigOptions(background=SURFACE, foreground=TEXT)
-    for widget in app.allWidgets():
+    # The widgets of the open windows, listed first: restyling one may delete or add others.
+    widgets = [w for top in app.topLevelWidgets() for w in (top, *top.findChildren(QWidget))]
+    for widget in widgets:
+        if not shiboken6.isValid(widget):
+            continue
         template = widget.property(STYLE_PROPERTY)
         if template:
             widget.setStyleSheet(template.format(**SCHEMES[name]))

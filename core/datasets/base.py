@@ -21,7 +21,9 @@ class Dataset:
     """Labelled images for classification.
 
     ``x_*`` are (N, C, H, W) float32 in [0, 1]; ``y_*`` are (N,) int64 in [0, num_classes).
-    ``class_names[k]`` names label k. The test split is optional (both arrays or neither).
+    ``class_names[k]`` names label k. The test split is optional (both arrays or neither), and so
+    is a validation split of the source's own (an image folder's ``val/``): without one, the
+    trainer holds out a share of the training images.
     Loaders may hand out read-only arrays (the shapes loader does, since they are cached and
     shared); copy before modifying.
     """
@@ -32,6 +34,8 @@ class Dataset:
     class_names: list[str]
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -51,12 +55,14 @@ class Dataset:
 
         _check_images(self.name, "x_train", self.x_train, None)
         _check_labels(self.name, "y_train", self.y_train, len(self.x_train), len(names))
-        if (self.x_test is None) != (self.y_test is None):
-            given, missing = ("x_test", "y_test") if self.y_test is None else ("y_test", "x_test")
-            raise DatasetError(f"{self.name}: {given} was given without {missing}; give both or neither")
-        if self.x_test is not None:
-            _check_images(self.name, "x_test", self.x_test, self.x_train.shape[1:])
-            _check_labels(self.name, "y_test", self.y_test, len(self.x_test), len(names))
+        for split in ("test", "val"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if (x is None) != (y is None):
+                given, missing = (f"x_{split}", f"y_{split}") if y is None else (f"y_{split}", f"x_{split}")
+                raise DatasetError(f"{self.name}: {given} was given without {missing}; give both or neither")
+            if x is not None:
+                _check_images(self.name, f"x_{split}", x, self.x_train.shape[1:])
+                _check_labels(self.name, f"y_{split}", y, len(x), len(names))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -69,9 +75,10 @@ class Dataset:
         return len(self.class_names)
 
     def __repr__(self) -> str:
+        val = f", val={len(self.x_val)}" if self.x_val is not None else ""
         test = f", test={len(self.x_test)}" if self.x_test is not None else ""
         return (
-            f"Dataset({self.name!r}, train={len(self.x_train)}{test}, "
+            f"Dataset({self.name!r}, train={len(self.x_train)}{val}{test}, "
             f"input_shape={self.input_shape}, classes={self.num_classes})"
         )
 

@@ -1,7 +1,10 @@
 """A folder of images with one sub-folder per class, read with Pillow (PNG, JPEG, BMP, GIF, TIFF, WebP).
 
-Layout: ``root/<class>/**/<image>``; class names are the sub-folder names in natural order.
-If ``root`` holds just ``train/`` and ``test/`` (each with class sub-folders) they are the splits.
+Layout: ``root/<class>/**/<image>``. Class names are the sub-folder names, and their order gives
+the label indices: ``class_order="sorted"`` sorts them plainly, as torchvision's ImageFolder and
+Keras do (``class10`` before ``class2``); ``"natural"`` sorts numbers by value (``class2`` before
+``class10``). If ``root`` holds ``train/`` with ``val/`` (or ``valid/``, ``validation/``) and/or
+``test/``, each with class sub-folders, they are the splits.
 
 Resizing to the target (C, H, W), by ``resize``:
   "fit" (default): scaled with its proportions kept so the whole image fits, the rest padded black.
@@ -39,6 +42,8 @@ IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
 )
 RESIZE_MODES = ("fit", "crop", "pad", "stretch")
+CLASS_ORDERS = ("sorted", "natural")
+VAL_NAMES = ("val", "valid", "validation")
 BAD_FILE_POLICIES = ("skip", "error")
 MAX_BYTES = 4 << 30  # a larger float32 array is almost surely a too-large input shape
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -93,19 +98,31 @@ class FolderReport:
         return out
 
 
-def split_roots(root: str | Path) -> tuple[Path, Path | None]:
-    """(train folder, test folder or None): ``root/train`` and ``root/test`` when both exist."""
+@dataclass
+class SplitRoots:
+    """The folders of an image dataset's splits: ``train`` always, ``val`` and ``test`` if given."""
+
+    train: Path
+    val: Path | None = None
+    test: Path | None = None
+
+
+def split_roots(root: str | Path) -> SplitRoots:
+    """``root/train`` with ``root/val`` (``valid``, ``validation``) and/or ``root/test`` when
+    ``train`` and one of them exist (names in any case); otherwise ``root`` is the training set."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: image folder {'not found' if not root.exists() else 'is not a folder'}")
     subdirs = {d.name.lower(): d for d in root.iterdir() if d.is_dir() and not _hidden(d.name)}
-    if "train" in subdirs and "test" in subdirs:
-        return subdirs["train"], subdirs["test"]
-    return root, None
+    val = next((subdirs[n] for n in VAL_NAMES if n in subdirs), None)
+    test = subdirs.get("test")
+    if "train" in subdirs and (val is not None or test is not None):
+        return SplitRoots(subdirs["train"], val, test)
+    return SplitRoots(root)
 
 
-def scan_folder(root: str | Path, require_classes: bool = True) -> FolderScan:
-    """The class sub-folders of ``root`` and their image files; no image is opened.
+def scan_folder(root: str | Path, require_classes: bool = True, class_order: str = "sorted") -> FolderScan:
+    """The class sub-folders of ``root`` in ``class_order`` and their image files; no image is opened.
 
     With ``require_classes`` (training data) at least two classes, each with an image file,
     are required.
@@ -113,7 +130,10 @@ def scan_folder(root: str | Path, require_classes: bool = True) -> FolderScan:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: image folder {'not found' if not root.exists() else 'is not a folder'}")
-    classes = natural_sorted([d.name for d in root.iterdir() if d.is_dir() and not _hidden(d.name)])
+    if class_order not in CLASS_ORDERS:
+        raise DatasetError(f"image folder: class_order must be 'sorted' or 'natural', got {class_order!r}")
+    found_classes = [d.name for d in root.iterdir() if d.is_dir() and not _hidden(d.name)]
+    classes = sorted(found_classes) if class_order == "sorted" else natural_sorted(found_classes)
     files, ignored = [], [p for p in root.iterdir() if p.is_file() and not _hidden(p.name)]
     for name in classes:
         found = []
@@ -146,6 +166,8 @@ def read_image_folder(
     resize: str = "fit",
     test_root: str | Path | None = None,
     on_bad_file: str = "skip",
+    class_order: str = "sorted",
+    val_root: str | Path | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
     name: str | None = None,
@@ -155,30 +177,34 @@ def read_image_folder(
 
     ``input_shape`` (C, H, W) with C 1 or 3 is the target; without it the most common image
     size is used, grey if every image is grey, else RGB. ``notes`` receives the report's notes.
+    Without ``test_root`` and ``val_root``, ``root``'s own train/val/test sub-folders are used
+    when it has them (``split_roots``).
     """
     if resize not in RESIZE_MODES:
         raise DatasetError(f"image folder: resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     if on_bad_file not in BAD_FILE_POLICIES:
         raise DatasetError(f"image folder: on_bad_file must be 'skip' or 'error', got {on_bad_file!r}")
     given = Path(root)
-    if test_root is None:
-        root, test_root = split_roots(root)
-    train = scan_folder(root)
-    test = scan_folder(test_root, require_classes=False) if test_root is not None else None
-    test_labels: list[int] = []
-    if test is not None:
-        unknown = [c for c in test.class_names if c not in train.class_names]
-        if unknown:
-            raise DatasetError(
-                f"{test.root / unknown[0]}: test class {unknown[0]!r} is not among the training classes "
-                f"{train.class_names}"
-            )
-        test_labels = [train.class_names.index(c) for c in test.class_names]
-
+    if test_root is None and val_root is None:
+        roots = split_roots(root)
+        root, val_root, test_root = roots.train, roots.val, roots.test
+    train = scan_folder(root, class_order=class_order)
+    extra = {"val": val_root, "test": test_root}  # the held-out splits, scanned against train's classes
+    scans = {k: scan_folder(r, require_classes=False, class_order=class_order) for k, r in extra.items()
+             if r is not None}
     items = [(p, k) for k, fs in enumerate(train.files) for p in fs]
     n_train = len(items)
-    if test is not None:
-        items += [(p, test_labels[k]) for k, fs in enumerate(test.files) for p in fs]
+    spans = {}  # split -> (start, stop) in items
+    for split, scan in scans.items():
+        unknown = [c for c in scan.class_names if c not in train.class_names]
+        if unknown:
+            raise DatasetError(
+                f"{scan.root / unknown[0]}: {split} class {unknown[0]!r} is not among the training classes "
+                f"{train.class_names}"
+            )
+        start = len(items)
+        items += [(p, train.class_names.index(scan.class_names[k])) for k, fs in enumerate(scan.files) for p in fs]
+        spans[split] = (start, len(items))
 
     skipped: dict[int, str] = {}
     if input_shape is None:
@@ -190,7 +216,7 @@ def read_image_folder(
             f"{root}: {len(items)} images at {c}x{h}x{w} would take {len(items) * c * h * w * 4 / 2**30:.1f} GB "
             "of memory; choose a smaller input shape"
         )
-    report = FolderReport(shape, resize, ignored=len(train.ignored) + (len(test.ignored) if test else 0))
+    report = FolderReport(shape, resize, ignored=len(train.ignored) + sum(len(s.ignored) for s in scans.values()))
     x, modes, resized = _decode_all(items, shape, resize, on_bad_file, skipped, progress, workers)
 
     ok = np.ones(len(items), bool)
@@ -214,14 +240,14 @@ def read_image_folder(
             )
     x_train = x[:n_train] if train_ok.all() else x[:n_train][train_ok]
     y_train = labels[:n_train][train_ok]
-    x_test = y_test = None
-    if test is not None and ok[n_train:].any():
-        test_ok = ok[n_train:]
-        x_test = x[n_train:] if test_ok.all() else x[n_train:][test_ok]
-        y_test = labels[n_train:][test_ok]
+    held = {"val": (None, None), "test": (None, None)}
+    for split, (start, stop) in spans.items():
+        keep = ok[start:stop]
+        if keep.any():
+            held[split] = (x[start:stop] if keep.all() else x[start:stop][keep], labels[start:stop][keep])
     if notes is not None:
         notes.extend(report.notes())
-    ds = Dataset(name or given.resolve().name, x_train, y_train, train.class_names, x_test, y_test)
+    ds = Dataset(name or given.resolve().name, x_train, y_train, train.class_names, *held["test"], *held["val"])
     return ds, report
 
 

@@ -167,15 +167,18 @@ def _preview_idx(spec, base, per_class) -> Preview:
 
 def _preview_folder(spec, base, per_class) -> Preview:
     from netbuilder.core.datasets import folder
-    from netbuilder.core.datasets.registry import check_spec, resolve_path
+    from netbuilder.core.datasets.registry import FOLDER_ORDER_WHEN_UNSET, check_spec, resolve_path
 
     check_spec(spec)
     root = resolve_path(spec["path"], base)
     test_root = resolve_path(spec["test_path"], base) if "test_path" in spec else None
-    if test_root is None:
-        root, test_root = folder.split_roots(root)
-    scan = folder.scan_folder(root)
-    test = folder.scan_folder(test_root, require_classes=False) if test_root is not None else None
+    val_root = resolve_path(spec["val_path"], base) if "val_path" in spec else None
+    if test_root is None and val_root is None:
+        roots = folder.split_roots(root)
+        root, val_root, test_root = roots.train, roots.val, roots.test
+    order = spec.get("class_order", FOLDER_ORDER_WHEN_UNSET)
+    scan = folder.scan_folder(root, class_order=order)
+    test = folder.scan_folder(test_root, require_classes=False, class_order=order) if test_root is not None else None
     unknown = [c for c in (test.class_names if test else []) if c not in scan.class_names]
     if unknown:
         raise DatasetError(
@@ -212,6 +215,10 @@ def _preview_folder(spec, base, per_class) -> Preview:
         test_counts = [by_name.get(n, 0) for n in scan.class_names]
     if scan.ignored:
         notes.append(f"{len(scan.ignored)} file(s) without an image extension will be ignored")
+    if val_root is not None:
+        val = folder.scan_folder(val_root, require_classes=False, class_order=order)
+        notes.append(f"validation: the {sum(val.counts):,} images of {val_root.name}/ (instead of a share of "
+                     "the training images)")
     name = spec.get("name") or resolve_path(spec["path"], base).resolve().name
     return Preview(name, scan.class_names, scan.counts, test_counts, samples, tuple(shape),
                    imbalance_notes(scan.counts, scan.class_names) + notes)

@@ -7,8 +7,9 @@ file's folder, ``base_dir``; every kind also takes "name" and "normalization"):
   {"kind": "idx", "path": folder}                    the standard MNIST file names in a folder
   {"kind": "idx", "train_images": f, "train_labels": f, "test_images": f, "test_labels": f}
                                                      + "class_names": [...], "transpose": bool
-  {"kind": "folder", "path": folder}                 + "test_path", "input_shape": [C, H, W],
-                                                       "resize": fit|crop|pad|stretch, "on_bad_file": skip|error
+  {"kind": "folder", "path": folder}                 + "test_path", "val_path", "input_shape": [C, H, W],
+                                                       "resize": fit|crop|pad|stretch, "on_bad_file": skip|error,
+                                                       "class_order": sorted|natural
   {"kind": "npz", "path": file}                      + "test_path", "layout", "image_shape", "class_names"
   {"kind": "csv", "path": file}                      + "test_path", "label_column", "image_shape", "layout",
                                                        "class_names"
@@ -33,11 +34,16 @@ SPEC_KEYS: dict[str, tuple[str, ...]] = {
     "fashion-mnist": ("download",),
     "mnist": ("download",),
     "idx": ("path", "train_images", "train_labels", "test_images", "test_labels", "class_names", "transpose"),
-    "folder": ("path", "test_path", "input_shape", "resize", "on_bad_file"),
+    "folder": ("path", "test_path", "val_path", "input_shape", "resize", "on_bad_file", "class_order"),
     "npz": ("path", "test_path", "layout", "image_shape", "class_names"),
     "csv": ("path", "test_path", "label_column", "image_shape", "layout", "class_names"),
 }
-_PATH_KEYS = ("path", "test_path", "train_images", "train_labels", "test_images", "test_labels")
+_PATH_KEYS = ("path", "test_path", "val_path", "train_images", "train_labels", "test_images", "test_labels")
+# An image folder's classes are numbered in plain sorted order, as torchvision and Keras do; the app
+# writes "class_order" into every folder spec it makes. A spec without the key was written before
+# the choice existed, when the order was natural (class2 before class10): it keeps that order, so
+# weights trained on it still name the right classes.
+FOLDER_ORDER_WHEN_UNSET = "natural"
 _MAX_UP = 2  # spec_path keeps a path relative while it climbs at most this many folders
 
 
@@ -70,7 +76,7 @@ def check_spec(spec: Mapping[str, Any]) -> str:
                     f"{kind} dataset: {key} must be [channels, height, width] (3 positive whole numbers), got "
                     f"{value!r}"
                 )
-        elif key in ("resize", "on_bad_file", "layout"):
+        elif key in ("resize", "on_bad_file", "layout", "class_order"):
             if not isinstance(value, str):
                 raise DatasetError(f"{kind} dataset: {key} must be a string, got {value!r}")
         elif key == "label_column":
@@ -119,10 +125,13 @@ def spec_path(path: str | Path, base_dir: str | Path | None) -> str:
 
 
 def make_spec(kind: str, path: str | Path | None, base_dir: str | Path | None = None, **options: Any) -> dict:
-    """A checked spec for ``kind`` reading ``path`` (stored relative to ``base_dir`` where it can be)."""
+    """A checked spec for ``kind`` reading ``path`` (stored relative to ``base_dir`` where it can be).
+    A new image-folder spec numbers its classes in sorted order unless ``class_order`` says otherwise."""
     spec: dict[str, Any] = {"kind": kind}
     if path is not None:
         spec["path"] = spec_path(path, base_dir)
+    if kind == "folder":
+        options.setdefault("class_order", "sorted")
     for key, value in options.items():
         if key in _PATH_KEYS and value is not None:
             value = spec_path(value, base_dir)
@@ -193,7 +202,9 @@ def load_folder_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> D
         input_shape=spec.get("input_shape"),
         resize=spec.get("resize", "fit"),
         test_root=resolve_path(spec["test_path"], base_dir) if "test_path" in spec else None,
+        val_root=resolve_path(spec["val_path"], base_dir) if "val_path" in spec else None,
         on_bad_file=spec.get("on_bad_file", "skip"),
+        class_order=spec.get("class_order", FOLDER_ORDER_WHEN_UNSET),
         name=spec.get("name"),
         notes=notes,
     )

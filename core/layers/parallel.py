@@ -8,6 +8,7 @@ nothing outside it: the BLAS setting is the caller's again when the engine is do
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import queue
@@ -109,6 +110,15 @@ def blas_single_threaded() -> Iterator[None]:
             if _blas_users == 0:
                 _blas_limiter.restore_original_limits()
                 _blas_limiter = None
+
+
+def holds_blas_single_threaded(method: Callable) -> Callable:
+    """Decorator: ``method`` runs inside ``blas_single_threaded`` (the engine's public calls)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with blas_single_threaded():
+            return method(*args, **kwargs)
+    return wrapper
 
 
 def threads() -> int:

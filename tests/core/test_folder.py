@@ -31,7 +31,7 @@ def grey_set(root, classes=("a", "b"), n=3, size=(6, 5), seed=0):
     return out
 
 
-def test_classes_are_sub_folders_in_natural_order_and_pixels_are_exact(tmp_path):
+def test_a_spec_from_before_class_order_keeps_natural_order_and_pixels_are_exact(tmp_path):
     images = grey_set(tmp_path / "set", classes=("class10", "class2", "Class3"))
     (tmp_path / "set" / ".hidden").mkdir()
     (tmp_path / "set" / "class2" / ".DS_Store").write_bytes(b"\0\1")
@@ -166,9 +166,52 @@ def test_preview_lists_counts_and_points_out_imbalance(tmp_path):
     assert any("imbalanced" in n and "'a' (1)" in n and "'b' (6)" in n for n in p.notes)
 
 
+def test_class_order_sorted_as_torchvision_does_or_natural(tmp_path):
+    grey_set(tmp_path / "set", classes=("class10", "class2", "Class3"), n=1)
+    spec = {"kind": "folder", "path": "set", "input_shape": [1, 6, 5]}
+    plain = load_dataset({**spec, "class_order": "sorted"}, base_dir=tmp_path)
+    assert plain.class_names == sorted(["class10", "class2", "Class3"]) == ["Class3", "class10", "class2"]
+    natural = load_dataset({**spec, "class_order": "natural"}, base_dir=tmp_path)
+    assert natural.class_names == ["class2", "Class3", "class10"]
+    new = make_spec("folder", tmp_path / "set", base_dir=tmp_path)
+    assert new["class_order"] == "sorted"  # what the app writes for a newly chosen folder
+    with pytest.raises(DatasetError, match="class_order must be 'sorted' or 'natural', got 'random'"):
+        load_dataset({**spec, "class_order": "random"}, base_dir=tmp_path)
+
+
+def test_train_val_and_test_sub_folders_are_the_splits(tmp_path):
+    for split, n in (("train", 4), ("Val", 2), ("test", 3)):
+        grey_set(tmp_path / "set" / split, classes=("b", "a"), n=n)
+    ds = load_dataset({"kind": "folder", "path": "set", "input_shape": [1, 6, 5], "class_order": "sorted"},
+                      base_dir=tmp_path)
+    assert ds.class_names == ["a", "b"]
+    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (8, 4, 6)
+    np.testing.assert_array_equal(ds.y_val, [0, 0, 1, 1])
+    only_val = tmp_path / "two"
+    for split in ("train", "validation"):
+        grey_set(only_val / split, classes=("a", "b"), n=2)
+    ds = load_dataset({"kind": "folder", "path": "two", "input_shape": [1, 6, 5]}, base_dir=tmp_path)
+    assert ds.x_test is None and len(ds.x_val) == 4
+
+
+def test_a_validation_folder_is_the_validation_split_of_training(tmp_path):
+    for split, n in (("train", 6), ("val", 3)):
+        grey_set(tmp_path / "set" / split, classes=("a", "b"), n=n)
+    ds = load_dataset({"kind": "folder", "path": "set", "input_shape": [1, 6, 5]}, base_dir=tmp_path)
+    project = Project.from_dict({
+        "format": 1, "name": "t", "input_shape": [1, 6, 5], "num_classes": 2,
+        "blocks": [{"kind": "flatten"}, {"kind": "dense", "units": 2, "activation": "softmax"}],
+        "training": {"validation_fraction": 0.5, "epochs": 1, "batch_size": 4}, "dataset": {"kind": "shapes"}})
+    trainer = Trainer(project, ds)
+    assert len(trainer.train_idx) == 12 and len(trainer.val_idx) == 6  # the folder's, not half of training
+    x_val, y_val = trainer.validation_data()
+    np.testing.assert_array_equal(x_val, ds.x_val)
+    np.testing.assert_array_equal(y_val, ds.y_val)
+
+
 def test_spec_paths_are_stored_relative_to_the_project(tmp_path):
     spec = make_spec("folder", tmp_path / "proj" / "data" / "imgs", base_dir=tmp_path / "proj", resize="crop")
-    assert spec == {"kind": "folder", "path": "data/imgs", "resize": "crop"}
+    assert spec == {"kind": "folder", "path": "data/imgs", "resize": "crop", "class_order": "sorted"}
     far = make_spec("folder", "/usr/share/images", base_dir=tmp_path / "a" / "b" / "c")
     assert far["path"] == "/usr/share/images"
 

@@ -13,6 +13,15 @@ def doc(qtbot):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _set_up_as_the_app_does():
+    """The process as ``netbuilder`` and ``netbuilder-gui`` prepare it (BLAS on one thread, malloc
+    keeping freed memory): the window's tests run where the window runs."""
+    from netbuilder.core.cli import prepare_process
+
+    prepare_process()
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _release_qt_objects_before_exit(qapp):
     """Free every Qt object while Python is alive: Qt's own exit handlers would otherwise delete
     clipboard data and undo commands that Python already finalised (a crash at interpreter exit)."""

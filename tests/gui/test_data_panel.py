@@ -128,7 +128,7 @@ def test_an_image_folder_previews_and_its_resize_is_a_warning(qtbot, saved_doc, 
     panel = make_panel(qtbot, saved_doc, fake)
     panel.choose_folder = lambda title: str(tmp_path / "pets")
     choose(panel, "folder")
-    assert saved_doc.project.dataset == {"kind": "folder", "path": "pets"}
+    assert saved_doc.project.dataset == {"kind": "folder", "path": "pets", "class_order": "sorted"}
     qtbot.waitUntil(loaded(panel, "pets"), timeout=10000)
     assert panel.class_rows() == ["cats · 3 images", "dogs · 5 images"]
     assert [panel.sample_count(k) for k in (0, 1)] == [3, 5]
