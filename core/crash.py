@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import datetime
 import faulthandler
-import os
 import platform
 import sys
 import traceback
 from pathlib import Path
 
+from netbuilder.core.userdirs import user_dir
+
 
 def user_state_dir() -> Path:
     """Where netbuilder keeps crash reports: $NETBUILDER_STATE_DIR, else the platform's per-user
     state folder (XDG_STATE_HOME on Linux)."""
-    override = os.environ.get("NETBUILDER_STATE_DIR")
-    if override:
-        return Path(override).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "netbuilder"
+    return user_dir("state", "NETBUILDER_STATE_DIR")
 
 
 _fault_file = None  # kept open: faulthandler writes to it from a signal handler

@@ -40,28 +40,27 @@ class ExportController(QObject):
     # --- weights and checkpoints ---------------------------------------------------------------
     def export_weights(self, path: str | None = None) -> bool:
         """Write the trained weights (.npz, with the project inside); the status bar says where."""
-        path = path or self.ask_path("Export Weights", "weights.npz", save=True)
-        if not path:
-            return False
-        try:
-            written = self.controller.export_weights(path)
-        except (ValueError, RuntimeError, OSError) as exc:  # WeightsError, TrainingError
-            self.files.show_error("Export Weights", f"The weights were not exported: {exc}")
-            return False
-        self._status(f"Weights saved to {written}", 10000)
-        return True
+        return self._write("Export Weights", "weights.npz", path, self.controller.export_weights,
+                           "The weights were not exported", lambda written, _path: f"Weights saved to {written}")
 
     def save_checkpoint(self, path: str | None = None) -> bool:
         """Write the training state at the last completed epoch, to continue from later."""
-        path = path or self.ask_path("Save Checkpoint", "checkpoint.npz", save=True)
+        return self._write("Save Checkpoint", "checkpoint.npz", path, self.controller.save_checkpoint,
+                           "The checkpoint was not saved",
+                           lambda epoch, where: f"Checkpoint after epoch {epoch} saved to {where}")
+
+    def _write(self, title: str, suffix: str, path: str | None, write, failed: str, done) -> bool:
+        """Ask for ``path`` if not given, ``write(path)``, and say how it went: ``done(result, path)``
+        in the status bar, or the error in a box."""
+        path = path or self.ask_path(title, suffix, save=True)
         if not path:
             return False
         try:
-            epoch = self.controller.save_checkpoint(path)
-        except (ValueError, RuntimeError, OSError) as exc:  # CheckpointError, TrainingError
-            self.files.show_error("Save Checkpoint", f"The checkpoint was not saved: {exc}")
+            result = write(path)
+        except (ValueError, RuntimeError, OSError) as exc:  # WeightsError, CheckpointError, TrainingError
+            self.files.show_error(title, f"{failed}: {exc}")
             return False
-        self._status(f"Checkpoint after epoch {epoch} saved to {path}", 10000)
+        self._status(done(result, path), 10000)
         return True
 
     # --- the model ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -21,7 +22,15 @@ def installed(tmp_path_factory):
     """(python, bin folder, a working folder outside the checkout, the wheel's file names)."""
     base = tmp_path_factory.mktemp("wheel")
     wheels = base / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+    # From a copy of the tracked sources: setuptools would build in the checkout's own build/,
+    # whose leftovers (a deleted module) could end up in the wheel and hide a missing file.
+    source = base / "source"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
                    check=True, cwd=base, capture_output=True, text=True)
     [wheel] = wheels.glob("netbuilder-*.whl")
     env_dir = base / "venv"

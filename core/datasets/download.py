@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netbuilder.core.datasets.base import DatasetError
+from netbuilder.core.userdirs import user_dir
 
 # progress(done, total or None, what): bytes of the file being fetched, and its name.
 Progress = Callable[[int, "int | None", str], None]
@@ -64,16 +64,8 @@ SOURCES: dict[str, Source] = {
 
 def user_cache_dir() -> Path:
     """Where downloaded datasets live: $NETBUILDER_DATA_DIR, else the platform's per-user cache."""
-    override = os.environ.get("NETBUILDER_DATA_DIR")
-    if override:
-        return Path(override).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "netbuilder" / "datasets"
+    folder = user_dir("cache", "NETBUILDER_DATA_DIR")
+    return folder if os.environ.get("NETBUILDER_DATA_DIR") else folder / "datasets"
 
 
 def locate(name: str, cache_dir: str | Path | None = None) -> Path | None:
