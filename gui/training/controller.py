@@ -35,10 +35,10 @@ Signals
   trainedChanged(bool) extension: ``has_trained`` changed (enables exporting)
 
 The document is locked ("Training") from ``start`` until ``runEnded``; the learning rate follows
-the document's ``training.learning_rate`` live. When a run ends, the input normalisation it
-computed is copied into the document's dataset spec (one undo step), so that saving the project
-keeps the statistics the trained weights expect. Opening or creating another project forgets
-the trained weights (the curves of earlier runs stay).
+the document's ``training.learning_rate`` live. Training never edits the project: the input
+normalisation a run computes stays with its trainer's copy of the project, so it travels with
+the trained weights, checkpoints and exports. Opening or creating another project forgets the
+trained weights (the curves of earlier runs stay).
 
 Beyond the views' interface: ``start(mode="new" | "continue" | "checkpoint", checkpoint=None)``,
 ``set_learning_rate``, ``save_checkpoint(path)``, ``checkpoint_epoch``, ``continue_problem()``,
@@ -47,7 +47,6 @@ calls it when it closes).
 """
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
@@ -58,7 +57,7 @@ from netbuilder.core.errors import TrainingError
 from netbuilder.core.network import Network
 from netbuilder.core.weights import save_weights
 from netbuilder.gui.document import ProjectDocument
-from netbuilder.gui.training.events import RunRequest, dataset_source, run_label, same_training_setup
+from netbuilder.gui.training.events import RunRequest, run_label, same_training_setup
 from netbuilder.gui.training.worker import TrainingSession, WorkerSignals
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
@@ -312,7 +311,6 @@ class TrainingController(QObject):
         self._last_started = False
         if self.doc.lock_reason == LOCK_REASON:
             self.doc.set_locked("")
-        self._keep_normalization()
         self._set_state(IDLE)
         self.runEnded.emit(event)
         self.trainedChanged.emit(self._session.trained)
@@ -331,14 +329,3 @@ class TrainingController(QObject):
             self._session.forget()
             self._class_names = []
             self.trainedChanged.emit(False)
-
-    def _keep_normalization(self) -> None:
-        """Copy the statistics the run trained with into the document, if it is still on that data."""
-        trainer = self._session.trainer
-        if trainer is None or self._closed or not isinstance(self.doc.project.dataset, dict):
-            return
-        stats = trainer.project.dataset.get("normalization") if isinstance(trainer.project.dataset, dict) else None
-        current = self.doc.project.dataset
-        if stats and current.get("normalization") != stats and \
-                dataset_source(current) == dataset_source(trainer.project.dataset):
-            self.doc.set_value("dataset", {**current, "normalization": copy.deepcopy(stats)})

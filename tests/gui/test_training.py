@@ -292,7 +292,9 @@ def test_export_writes_weights_that_load_back_with_the_same_predictions(window, 
     x = np.random.default_rng(1).random((8, 1, 28, 28), dtype=np.float32)
     trained = window.controller.trained_network()
     assert np.array_equal(loaded.predict(x), trained.predict(x))
-    assert project.dataset["normalization"] == doc.project.dataset["normalization"]  # kept in the document too
+    # The statistics travel with the weights, not as an edit of the project behind the user's back.
+    assert project.dataset["normalization"] == trained.project.dataset["normalization"]
+    assert "normalization" not in doc.project.dataset
 
 
 def test_another_project_forgets_the_trained_weights(window, doc, qtbot):
@@ -311,14 +313,14 @@ def test_export_before_training_is_refused_with_a_reason(window, tmp_path):
     assert "no trained weights" in window.errors[0] and not (tmp_path / "w.npz").exists()
 
 
-def test_normalisation_goes_back_to_the_document_as_one_undo_step(controller, doc, qtbot):
+def test_training_never_edits_the_project(controller, doc, qtbot):
+    """No undo step, no modified flag: opening an example and training leaves it as shipped."""
     tiny(doc, epochs=1)
-    steps = doc.undo_stack.count()
+    doc.undo_stack.setClean()
+    before, steps = doc.project.to_dict(), doc.undo_stack.count()
     train(qtbot, controller)
-    assert doc.project.dataset["normalization"] == controller._session.trainer.project.dataset["normalization"]
-    assert doc.undo_stack.count() == steps + 1
-    train(qtbot, controller)  # same data, same statistics: nothing more to undo
-    assert doc.undo_stack.count() == steps + 1
+    assert controller._session.trainer.project.dataset["normalization"]  # the run has its statistics
+    assert doc.project.to_dict() == before and doc.undo_stack.count() == steps and not doc.modified
 
 
 def test_continue_training_goes_on_from_the_last_epoch(window, doc, qtbot):
