@@ -83,6 +83,7 @@ class RunCurves:
         self.visible = True
         self.current = True
         self.dirty = False  # batches were added since the last redraw
+        self.log_loss = False  # the loss axis is logarithmic: the bare curves get log10 values
         self.epochs_dirty = False
         c = QColor(color)
         # The curves redrawn with every batch are bare PlotCurveItems: PlotDataItem's extra
@@ -155,8 +156,8 @@ class RunCurves:
             b = self.batches
             x = b.column(0)
             if self.current:
-                self.raw_loss.setData(x, b.column(1))
-            self.smooth_loss.setData(x, b.column(3))
+                self.raw_loss.setData(x, self._loss_values(b.column(1)))
+            self.smooth_loss.setData(x, self._loss_values(b.column(3)))
             self.smooth_acc.setData(x, b.column(4))
         if not self.epochs_dirty:
             return
@@ -167,6 +168,19 @@ class RunCurves:
         self.val_loss.setData(ex, e.column(2))
         self.epoch_acc.setData(ex, e.column(3))
         self.val_acc.setData(ex, e.column(4))
+
+    def set_log_loss(self, on: bool) -> None:
+        """Follow the loss axis into or out of log mode. PlotDataItems (the epoch points) do that
+        themselves; the bare PlotCurveItems draw what they are given, so they get log10 values."""
+        if on != self.log_loss:
+            self.log_loss = on
+            self.dirty = True
+
+    def _loss_values(self, y: np.ndarray) -> np.ndarray:
+        if not self.log_loss:
+            return y
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(y > 0, np.log10(y), np.nan)  # a loss of 0 has no place on a log axis
 
     def fade(self) -> None:
         """Become an earlier run: lighter colours, no per-batch losses."""
@@ -237,6 +251,8 @@ class CurvesView(QWidget):
         self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._x_end = self._loss_top = None
         self.acc_plot.setXLink(self.loss_plot)
+        for plot in (self.loss_plot, self.acc_plot):  # "epoch (x0.001)" helps nobody reading epochs
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.acc_plot.getAxis("left").setWidth(self.loss_plot.getAxis("left").width())
         self.placeholder = pg.TextItem("Press Train (F5): the loss and accuracy appear here", color=theme.MUTED,
                                        anchor=(0.5, 0.5))
@@ -303,6 +319,7 @@ class CurvesView(QWidget):
                     old.fade()
             color = RUN_COLORS[(payload["run"] - 1) % len(RUN_COLORS)]
             run = RunCurves(payload["run"], payload["label"], color, self.loss_plot, self.acc_plot, end_epoch)
+            run.set_log_loss(self.log_box.isChecked())
             self.runs.append(run)
             if payload.get("history"):
                 run.add_history(payload["history"], payload.get("batch_losses", []))
@@ -352,12 +369,14 @@ class CurvesView(QWidget):
 
     def _log_toggled(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=on)
-        if on:
-            self.loss_plot.enableAutoRange(y=True)
-        else:
-            self.loss_plot.disableAutoRange()
-            self._loss_top = None
-            self._fit_ranges()
+        for run in self.runs:
+            run.set_log_loss(on)
+            run.redraw()
+        self.loss_plot.disableAutoRange()
+        if on:  # only y follows the data; x stays the planned epochs (fixed in _fit_ranges)
+            self.loss_plot.enableAutoRange(axis=pg.ViewBox.YAxis)
+        self._x_end = self._loss_top = None
+        self._fit_ranges()
 
     def clear_earlier(self) -> None:
         """Forget every run but the latest."""

@@ -105,10 +105,13 @@ class MainWindow(QMainWindow):
         window_actions.create_menus(self)
         window_actions.create_toolbar(self)
         window_actions.create_status_bar(self)
+        self._undo_router = window_actions.UndoRouter(self)
+        QApplication.instance().installEventFilter(self._undo_router)
         self._show_appearance()
 
         doc.pathChanged.connect(self._update_title)
         doc.projectReplaced.connect(self._update_title)
+        doc.valueChanged.connect(lambda key: self._update_title() if key == "name" else None)
         doc.modifiedChanged.connect(self.setWindowModified)
         doc.inferenceChanged.connect(self._update_status)
         doc.lockChanged.connect(self._update_lock)
@@ -358,7 +361,24 @@ class MainWindow(QMainWindow):
                           "live, and export what they learned.</p>")
 
     # --- closing ----------------------------------------------------------------------------
+    def ask_stop_training(self) -> bool:
+        """Whether to stop the run in progress and close (tests replace it)."""
+        batch = self.controller.last_batch
+        where = f" (epoch {batch.epoch}, batch {batch.batch} of {batch.batches_per_epoch})" if batch else ""
+        box = QMessageBox(QMessageBox.Icon.Question, "Training in progress",
+                          f"A training run is in progress{where}. Stop it and close netbuilder?\n\n"
+                          "The weights trained so far are lost unless you export them or save a checkpoint "
+                          "first (Train > Save Checkpoint keeps the last completed epoch).",
+                          QMessageBox.StandardButton.Cancel, self)
+        stop = box.addButton("Stop Training and Close", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is stop
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.controller.is_running and not self.ask_stop_training():
+            event.ignore()  # the run goes on
+            return
         if self.files.maybe_save():
             self.controller.shutdown()  # stops a run within a batch and waits for the worker
             self.exports.runner.wait()  # an export in progress finishes (seconds at most); nothing half-written
@@ -370,6 +390,7 @@ class MainWindow(QMainWindow):
                 self._tips_connected = False
                 self.doc.undo_stack.undoTextChanged.disconnect(self._set_undo_tip)
                 self.doc.undo_stack.redoTextChanged.disconnect(self._set_redo_tip)
+            QApplication.instance().removeEventFilter(self._undo_router)
             event.accept()
         else:
             event.ignore()

@@ -50,8 +50,10 @@ class ProjectFiles(QObject):
 
     # --- naming -------------------------------------------------------------------------------
     def display_name(self) -> str:
-        """The file name of the project, or "Untitled" before its first save."""
-        return self.doc.path.name if self.doc.path is not None else "Untitled"
+        """The file name of the project, or before its first save the project's name."""
+        if self.doc.path is not None:
+            return self.doc.path.name
+        return self.doc.project.name.strip() or "Untitled"
 
     # --- operations -------------------------------------------------------------------------
     def new(self, template: str | None = None) -> bool:

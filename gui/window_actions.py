@@ -2,9 +2,9 @@
 that do the work (the document, the files, the export controller, the training controller)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
-from PySide6.QtWidgets import QLabel, QStyle, QToolBar, QToolButton, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QStyle, QToolBar, QToolButton, QWidget
 
 from netbuilder.gui import theme
 from netbuilder.gui.curves import curve_icon
@@ -232,3 +232,25 @@ def _icon(widget: QWidget, theme_name: str, fallback: QStyle.StandardPixmap) -> 
 
 def edit_tip(word: str, text: str, keys: str) -> str:
     return f"{word} {text} ({keys})" if text else f"Nothing to {word.lower()}"
+
+
+class UndoRouter(QObject):
+    """Ctrl+Z / Ctrl+Shift+Z in a number box undo the document's last edit, as the Edit menu says,
+    instead of the box's own typing history (which a committed value has already left behind).
+
+    A spin box's line edit claims those keys (ShortcutOverride); swallowing that claim lets the
+    window's Undo and Redo actions have them."""
+
+    def __init__(self, window: QWidget):
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
+            return False
+        if not (event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo)
+                or (event.key() == Qt.Key.Key_Z and event.modifiers() == (Qt.KeyboardModifier.ControlModifier
+                                                                          | Qt.KeyboardModifier.ShiftModifier))):
+            return False
+        box = obj if isinstance(obj, QAbstractSpinBox) else obj.parent() if isinstance(obj, QWidget) else None
+        return isinstance(box, QAbstractSpinBox) and box.window() is self._window

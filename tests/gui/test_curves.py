@@ -126,3 +126,27 @@ def test_no_plot_items_are_created_per_point(setup):
         controller.epochEnded.emit({"event": epoch_end(e), "epochs": [epoch_end(e)]})
         view.redraw()
     assert len(view.loss_plot.listDataItems()) == count
+
+
+def test_log_loss_draws_every_curve_at_the_height_of_its_data_and_keeps_the_epoch_axis(setup, qtbot):
+    controller, view = setup
+    start(controller)
+    batches(controller, 1, [4.6, 2.0])  # half of epoch 1: the x data ends at 0.5
+    view.redraw()
+    view.log_box.setChecked(True)  # toggled during epoch 1
+    run = view.runs[0]
+    _, raw = run.raw_loss.getData()
+    np.testing.assert_allclose(raw, np.log10([4.6, 2.0]))  # the loss axis is in log10 units
+    controller.epochEnded.emit({"epochs": [EpochEnd(1, 3.0, 0.5, 2.5, 0.5, 1.0, 100.0)]})
+    batches(controller, 2, [1.0])
+    view.redraw()
+    _, epoch_y = run.epoch_loss.curve.getData()
+    np.testing.assert_allclose(epoch_y, np.log10([3.0]))  # the same scale as the batch curves
+    _, val_y = run.val_loss.curve.getData()
+    np.testing.assert_allclose(val_y, np.log10([2.5]))
+    (x0, x1), _ = view.loss_plot.getViewBox().viewRange()
+    assert x0 <= 0 and x1 >= 2  # the planned two epochs, not the data so far
+    assert not view.loss_plot.getAxis("bottom").autoSIPrefix
+    view.log_box.setChecked(False)
+    _, raw = run.raw_loss.getData()
+    np.testing.assert_allclose(raw, [4.6, 2.0, 1.0])

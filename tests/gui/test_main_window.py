@@ -58,7 +58,10 @@ def test_window_builds_with_lenet5_and_every_panel(window, doc):
                      Inspector: Qt.DockWidgetArea.RightDockWidgetArea,
                      SummaryPanel: Qt.DockWidgetArea.BottomDockWidgetArea}
     assert doc.project.name == "LeNet-5"
-    assert window.windowTitle() == "Untitled[*] — netbuilder"
+    assert window.windowTitle() == "LeNet-5[*] — netbuilder"  # not saved yet: the project's name
+    doc.set_value("name", "My LeNet")
+    assert window.windowTitle() == "My LeNet[*] — netbuilder"
+    doc.undo_stack.undo()
     assert window.params_label.text() == f"{doc.inference.total_params:,} parameters"
     assert window.validity_label.text().startswith("✓")
 
@@ -75,9 +78,9 @@ def test_menus_hold_the_actions(window):
 
 
 def test_title_shows_the_file_and_the_modified_mark(shown, doc, tmp_path):
-    assert shown_title(shown) == "Untitled — netbuilder"
+    assert shown_title(shown) == "LeNet-5 — netbuilder"
     doc.add_block("dropout")
-    assert shown.isWindowModified() and shown_title(shown) == "Untitled* — netbuilder"
+    assert shown.isWindowModified() and shown_title(shown) == "LeNet-5* — netbuilder"
     shown.files.save_as(tmp_path / "net.json")
     assert shown_title(shown) == "net.json — netbuilder"
     doc.undo_stack.undo()  # back before the save: modified again
@@ -132,7 +135,7 @@ def test_close_with_unsaved_changes_cancel_keeps_the_window(shown, doc, qtbot):
     doc.add_block("dropout")
     shown.dialogs.answer = CANCEL
     assert not shown.close()
-    assert shown.isVisible() and shown.dialogs.asked == ["Untitled"]
+    assert shown.isVisible() and shown.dialogs.asked == ["LeNet-5"]
     assert doc.modified
 
 
@@ -223,3 +226,30 @@ def test_recent_menu_drops_a_deleted_file_once(window, tmp_path):
     window.recent_menu.aboutToShow.emit()
     texts = [a.text() for a in window.recent_menu.actions() if not a.isSeparator()]
     assert texts == [f"&1  {tmp_path / 'b.json'}", "Clear Menu"]
+
+
+def test_ctrl_z_in_a_focused_number_box_undoes_the_document_edit(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QSpinBox
+
+    from netbuilder.gui.document import ProjectDocument
+
+    doc = ProjectDocument()
+    doc.new_project("lenet5")
+    w = MainWindow(doc, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.files.ask_save_changes = lambda name: "discard"
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    doc.select(0)
+    doc.set_block_field(0, "filters", 12)
+    box = w.inspector.findChild(QSpinBox, "filters")
+    assert box is not None and box.value() == 12
+    box.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() in (box, box.lineEdit()))
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert doc.project.blocks[0]["filters"] == 6 and box.value() == 6
+    redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Z, redo)
+    assert doc.project.blocks[0]["filters"] == 12

@@ -140,7 +140,7 @@ def test_maybe_save_follows_the_answer(doc, files, dialogs, answer, proceeds):
     doc.add_block("flatten")
     dialogs.answer = answer
     assert files.maybe_save() is proceeds
-    assert dialogs.asked == ["Untitled"]
+    assert dialogs.asked == ["LeNet-5"]
     assert doc.modified  # neither answer saves
 
 
@@ -234,7 +234,7 @@ def test_clear_recent(doc, files, tmp_path):
 
 
 def test_display_name(doc, files, tmp_path):
-    assert files.display_name() == "Untitled"
+    assert files.display_name() == "LeNet-5"  # the project's name until it has a file
     files.save_as(tmp_path / "lenet.json")
     assert files.display_name() == "lenet.json"
 

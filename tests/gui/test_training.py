@@ -68,6 +68,7 @@ def window(doc, qtbot, tmp_path):
     qtbot.addWidget(w)
     w.errors = []
     w.files.ask_save_changes = lambda name: DISCARD  # closing never waits for a person
+    w.ask_stop_training = lambda: True
     w.files.show_error = lambda title, text, details="": w.errors.append(text)
     yield w
     w.controller.shutdown()
@@ -230,6 +231,18 @@ def test_closing_the_window_while_training_stops_and_joins_the_worker(window, do
     assert window.controller.state == "idle" and not doc.locked
     assert window.mode == BUILD  # the layout saved is the builder's
     assert not [r for r in qtlog.records if "QThread" in r.message or "Destroyed" in r.message]
+
+
+def test_closing_while_training_asks_first_and_no_keeps_the_run(window, doc, qtbot):
+    tiny(doc, epochs=200, batch_size=16)
+    with qtbot.waitSignal(window.controller.batchEnded, timeout=RUN):
+        window.start_training()
+    asked = []
+    window.ask_stop_training = lambda: asked.append(True) or False
+    assert not window.close()
+    assert asked == [True] and window.controller.is_running and doc.locked
+    window.ask_stop_training = lambda: True
+    assert window.close() and not window.controller.is_running
 
 
 def test_a_diverging_run_says_so_keeps_good_weights_and_the_app_keeps_working(window, doc, qtbot):
