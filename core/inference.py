@@ -172,7 +172,7 @@ def infer(project: Project) -> Inference:
         add(Problem(f"blocks must be a list, got {_show(blocks)}", field="blocks", value=blocks))
         blocks = []
     infos: list[BlockInfo] = []
-    counters: dict[str, int] = {}
+    auto_names = automatic_names(blocks)
     shape = input_shape
     from_spatial = False  # the current flat vector came from flattening a feature map
     conv_seen = False
@@ -181,14 +181,11 @@ def infer(project: Project) -> Inference:
         if not isinstance(block, dict):
             add(Problem(f"block {i + 1}: a block must be an object like {{\"kind\": \"conv\", ...}}, "
                         f"got {_show(block)}", block=i, value=block))
-            count = counters["block"] = counters.get("block", 0) + 1
-            infos.append(_block_info(i, "?", f"block{count}", shape, None, 0, 0, 0, {}, False, {}))
+            infos.append(_block_info(i, "?", auto_names[i], shape, None, 0, 0, 0, {}, False, {}))
             shape = None
             continue
         kind = block.get("kind")
-        prefix = kind if type(kind) is str else "block"
-        count = counters[prefix] = counters.get(prefix, 0) + 1
-        auto_name = prefix + str(count)
+        auto_name = auto_names[i]
         if kind not in _FILLED if type(kind) is str else True:
             _unknown_kind(i, kind, add)
             infos.append(_block_info(i, kind if isinstance(kind, str) else "?", _name(block, auto_name),
@@ -406,6 +403,24 @@ def _unknown_kind(i: int, kind: Any, add) -> None:
     hint = f' (did you mean "{guess}"?)' if guess else ""
     add(Problem(f"block {i + 1} ({kind}): unknown kind {_show(kind)}{hint}; known kinds: {_KIND_LIST}",
                 block=i, kind=kind, field="kind", value=kind))
+
+
+def automatic_names(blocks: list) -> list[str]:
+    """The name each block goes by when it has none of its own: its kind and a per-kind counter
+    ("conv1", "pool1", "conv2"); "block<n>" for anything without a kind."""
+    counters: dict[str, int] = {}
+    names = []
+    for block in blocks:
+        kind = block.get("kind") if isinstance(block, dict) else None
+        prefix = kind if type(kind) is str else "block"
+        counters[prefix] = counters.get(prefix, 0) + 1
+        names.append(f"{prefix}{counters[prefix]}")
+    return names
+
+
+def effective_name(block: Any, auto: str) -> str:
+    """The name a block goes by: its own if it has a valid one, else ``auto``."""
+    return _name(block, auto) if isinstance(block, dict) else auto
 
 
 def _name(block: dict, auto: str) -> str:

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from netbuilder.core.blocks import KINDS, default_block
-from netbuilder.core.inference import Inference, infer
+from netbuilder.core.inference import Inference, automatic_names, effective_name, infer
 from netbuilder.core.project import Project, TrainingSettings, load_project, save_project
 from netbuilder.core.resources import resource_path
 from netbuilder.gui import commands
@@ -103,15 +103,19 @@ class ProjectDocument(QObject):
             return -1
         n = len(self._project.blocks)
         index = n if index is None else max(0, min(index, n))
-        blocks = [self._unnamed(b) for b in blocks]
-        self.undo_stack.push(commands.InsertBlocks(self, index, blocks, text))
+        new = [self._unnamed(b) for b in blocks]
+        after = [*range(index), *new, *range(index, n)]
+        pins, named = self._names_kept(after)
+        self._push_keeping_names(pins, commands.InsertBlocks(self, index, named, text))
         self.select(index + len(blocks) - 1)
         return index
 
     def remove_blocks(self, indices: list[int]) -> None:
         indices = [i for i in indices if 0 <= i < len(self._project.blocks)]
         if indices and self._can_edit():
-            self.undo_stack.push(commands.RemoveBlocks(self, indices))
+            gone = set(indices)
+            pins, _ = self._names_kept([i for i in range(len(self._project.blocks)) if i not in gone])
+            self._push_keeping_names(pins, commands.RemoveBlocks(self, indices))
 
     def duplicate_block(self, index: int) -> int:
         if not 0 <= index < len(self._project.blocks):
@@ -123,7 +127,10 @@ class ProjectDocument(QObject):
         n = len(self._project.blocks)
         if not (0 <= source < n and 0 <= target < n) or source == target or not self._can_edit():
             return
-        self.undo_stack.push(commands.MoveBlock(self, source, target))
+        after = [i for i in range(n) if i != source]
+        after.insert(target, source)
+        pins, _ = self._names_kept(after)
+        self._push_keeping_names(pins, commands.MoveBlock(self, source, target))
         self.select(target)
 
     def set_block_field(self, index: int, field: str, value: Any) -> None:
@@ -238,10 +245,49 @@ class ProjectDocument(QObject):
 
     @staticmethod
     def _unnamed(block: dict) -> dict:
-        """A copy without a "name": pasted and duplicated blocks get fresh automatic names."""
+        """A copy without a "name": pasted and duplicated blocks get fresh names."""
         block = copy.deepcopy(block)
         block.pop("name", None)
         return block
+
+    # --- names that stay --------------------------------------------------------------------
+    # A block's name is what its weights are saved under. Automatic names follow positions
+    # ("the second conv"), so an insert, removal or move would rename the blocks after it and
+    # earlier weights would no longer fit: each such edit first pins, as the block's own name,
+    # the name any existing block is about to lose, and a new block gets its name when created.
+    def _names_kept(self, after: list) -> tuple[list[tuple[int, str]], list[dict]]:
+        """For the block list ``after`` (each entry an existing block's index or a new block):
+        (index, name) of the existing blocks whose name would change, and the new blocks, each
+        with a name of its own that no other block has."""
+        blocks = self._project.blocks
+        current = [info.name for info in self._inference.blocks]
+        result = [blocks[e] if isinstance(e, int) else e for e in after]
+        autos = automatic_names(result)
+        pins = [(e, current[e]) for e, block, auto in zip(after, result, autos)
+                if isinstance(e, int) and effective_name(block, auto) != current[e]]
+        taken = {current[e] for e in after if isinstance(e, int)}
+        named = []
+        for e, block, auto in zip(after, result, autos):
+            if isinstance(e, int):
+                continue
+            name, k = auto, 1
+            while name in taken:
+                k += 1
+                name = f"{block.get('kind', 'block')}{k}"
+            taken.add(name)
+            named.append({**block, "name": name})
+        return pins, named
+
+    def _push_keeping_names(self, pins: list[tuple[int, str]], command) -> None:
+        """Push ``command`` after pinning ``pins``, all as one undo step named like the command."""
+        if not pins:
+            self.undo_stack.push(command)
+            return
+        self.undo_stack.beginMacro(command.text())
+        for index, name in pins:
+            self.undo_stack.push(commands.SetBlockField(self, index, "name", name))
+        self.undo_stack.push(command)
+        self.undo_stack.endMacro()
 
     def _replace(self, project: Project, path: Path | None) -> None:
         self._project = project

@@ -117,6 +117,14 @@ def test_cards_show_the_pipeline_from_input_to_output(canvas, doc):
     assert canvas.mapFromScene(canvas.output_card.scenePos()).y() > canvas.card_rect(7).bottom()
 
 
+def without_names(blocks):
+    return [{k: v for k, v in b.items() if k != "name"} for b in blocks]
+
+
+def names(doc):
+    return [info.name for info in doc.inference.blocks]
+
+
 def test_drop_from_palette_lands_where_the_marker_showed(qtbot, canvas, doc):
     palette = Palette(doc)
     qtbot.addWidget(palette)
@@ -125,8 +133,10 @@ def test_drop_from_palette_lands_where_the_marker_showed(qtbot, canvas, doc):
     accepted, marker = drag(canvas, palette.mime_for_row(row), gap_pos(canvas, 2))
     assert accepted and marker == 2
     assert len(doc.project.blocks) == 9
-    assert doc.project.blocks[2] == {"kind": "pool", "mode": "average", "size": 2, "stride": None, "padding": 0}
-    assert doc.project.blocks[:2] + doc.project.blocks[3:] == before
+    assert doc.project.blocks[2] == {"kind": "pool", "mode": "average", "size": 2, "stride": None, "padding": 0,
+                                     "name": "pool3"}  # named when created, with a name nobody has
+    assert without_names(doc.project.blocks[:2] + doc.project.blocks[3:]) == before
+    assert names(doc) == ["conv1", "pool1", "pool3", "conv2", "pool2", "flatten1", "dense1", "dense2", "dense3"]
     assert doc.selected == 2 and canvas.cards[2].selected
     assert canvas.cards[2].shape_text == "6 x 7 x 7"  # a second halving after pool1
     assert canvas.marker_index is None and not canvas.marker.isVisible()
@@ -152,11 +162,13 @@ def test_drag_started_on_the_palette_drops_into_the_pipeline(qtbot, canvas, doc,
 
 def test_drag_started_on_a_card_reorders(qtbot, canvas, doc, drags):
     before = copy.deepcopy(doc.project.blocks)
+    old = names(doc)
     press_and_pull(qtbot, canvas.viewport(), canvas.card_rect(1).center())
     assert doc.selected == 1 and len(drags) == 1
     accepted, marker = drag(canvas, drags[0], gap_pos(canvas, 4), MOVE)
     assert accepted and marker == 4
-    assert doc.project.blocks == before[:1] + before[2:4] + [before[1]] + before[4:]
+    assert without_names(doc.project.blocks) == before[:1] + before[2:4] + [before[1]] + before[4:]
+    assert names(doc) == old[:1] + old[2:4] + [old[1]] + old[4:]  # every block keeps its name
     assert not canvas.cards[1].dimmed  # the dragged card is drawn normally again
 
 
@@ -196,17 +208,20 @@ def test_marker_follows_the_pointer_between_cards(canvas, doc):
 @pytest.mark.parametrize("source,gap", [(0, 3), (5, 0), (2, 8), (7, 6), (3, 3), (3, 4)])
 def test_reorder_by_dragging_a_card(canvas, doc, source, gap):
     before = copy.deepcopy(doc.project.blocks)
+    old = names(doc)
     depth = doc.undo_stack.count()
     accepted, marker = drag(canvas, canvas.mime_for_card(source), gap_pos(canvas, gap), MOVE)
     assert accepted and marker == gap
-    expected = copy.deepcopy(before)
-    block = expected.pop(source)
-    expected.insert(gap - 1 if gap > source else gap, block)  # the gap counts the moved card above it
-    assert doc.project.blocks == expected
+    expected, expected_names = copy.deepcopy(before), list(old)
+    to = gap - 1 if gap > source else gap  # the gap counts the moved card above it
+    expected.insert(to, expected.pop(source))
+    expected_names.insert(to, expected_names.pop(source))
+    assert without_names(doc.project.blocks) == expected
+    assert names(doc) == expected_names  # a move renames nothing: earlier weights still fit
     assert doc.undo_stack.count() == depth + (expected != before)  # a drop in place is no edit
     assert_cards_match_model(canvas, doc)
     if expected != before:
-        assert doc.project.blocks[doc.selected] == before[source]
+        assert without_names([doc.project.blocks[doc.selected]]) == [before[source]]
         doc.undo_stack.undo()
         assert doc.project.blocks == before
 
@@ -253,12 +268,14 @@ def test_delete_duplicate_copy_paste_by_keyboard(qtbot, focused, doc):
     original = copy.deepcopy(doc.project.blocks)
     doc.select(2)
     qtbot.keyClick(canvas, Qt.Key.Key_Delete)
-    assert doc.project.blocks == original[:2] + original[3:]
+    assert without_names(doc.project.blocks) == original[:2] + original[3:]
+    assert names(doc)[2] == "pool2"  # the block after the deleted conv2 keeps its name
     assert doc.selected == 2  # the next block, so Delete again goes on removing
 
     doc.select(0)
     qtbot.keyClick(canvas, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
-    assert kinds(doc)[:3] == ["conv", "conv", "pool"] and doc.project.blocks[1] == original[0]
+    assert kinds(doc)[:3] == ["conv", "conv", "pool"] and without_names(doc.project.blocks[1:2]) == original[:1]
+    assert names(doc)[:2] == ["conv1", "conv2"]  # the copy gets a name of its own (conv2 was deleted)
     assert doc.selected == 1
 
     doc.select(5)  # dense 120
@@ -267,10 +284,10 @@ def test_delete_duplicate_copy_paste_by_keyboard(qtbot, focused, doc):
     doc.select(1)
     before_paste = copy.deepcopy(doc.project.blocks)
     qtbot.keyClick(canvas, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
-    assert doc.project.blocks == before_paste[:2] + [original[5]] + before_paste[2:]  # after the selection
+    assert without_names(doc.project.blocks) == without_names(before_paste[:2] + [original[5]] + before_paste[2:])
     doc.select(-1)
     qtbot.keyClick(canvas, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
-    assert doc.project.blocks[-1] == original[5]  # nothing selected: at the end
+    assert without_names(doc.project.blocks[-1:]) == original[5:6]  # nothing selected: at the end
     assert_cards_match_model(canvas, doc)
 
 

@@ -65,10 +65,25 @@ def test_consecutive_edits_of_one_field_merge(doc):
     assert doc.project.blocks[0]["filters"] == 6
 
 
-def test_pasted_blocks_lose_their_names(doc):
+def test_pasted_blocks_get_fresh_names_and_the_others_keep_theirs(doc):
     doc.insert_blocks([{"kind": "dense", "units": 5, "name": "dense1"}], 0)
-    assert "name" not in doc.project.blocks[0]
-    assert doc.inference.ok or all("name" not in p.message for p in doc.inference.errors)
+    assert doc.project.blocks[0]["name"] == "dense4"  # dense1..3 are taken
+    assert [i.name for i in doc.inference.blocks if i.kind == "dense"] == ["dense4", "dense1", "dense2", "dense3"]
+    assert not [p for p in doc.inference.errors if p.field == "name"]
+
+
+def test_a_move_keeps_every_name_and_undo_restores_the_file_exactly(doc):
+    """After a reorder the 84-unit layer is still dense2, so weights trained before still fit."""
+    before = doc.project.to_dict()
+    doc.move_block(6, 5)  # dense2 (84 units) above dense1 (120 units)
+    dense = [(i.name, b["units"]) for i, b in zip(doc.inference.blocks, doc.project.blocks) if i.kind == "dense"]
+    assert dense == [("dense2", 84), ("dense1", 120), ("dense3", 10)]
+    assert doc.undo_stack.count() == 1 and doc.undo_stack.undoText() == "Move dense"
+    doc.undo_stack.undo()
+    assert doc.project.to_dict() == before  # no name left behind
+    doc.undo_stack.redo()
+    doc.remove_blocks([0])  # removing conv1 does not make conv2 the new conv1
+    assert [i.name for i in doc.inference.blocks][:2] == ["pool1", "conv2"]
 
 
 def test_remove_then_undo_restores_positions_and_selection_is_cleared(doc):

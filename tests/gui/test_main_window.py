@@ -91,11 +91,11 @@ def test_undo_and_redo_by_keyboard(shown, doc, qtbot):
     before = doc.project.to_dict()
     doc.add_block("dropout")
     after = doc.project.to_dict()
-    assert shown.undo_action.text() == "Undo Add dropout"
+    assert shown.undo_action.text() == "Undo Add dropout1"
 
     qtbot.keyClick(shown, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert doc.project.to_dict() == before
-    assert shown.redo_action.text() == "Redo Add dropout"
+    assert shown.redo_action.text() == "Redo Add dropout1"
 
     qtbot.keyClick(shown, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert doc.project.to_dict() == after

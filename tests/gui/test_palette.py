@@ -63,7 +63,7 @@ def test_double_click_appends_the_block(qtbot, palette, doc):
     with qtbot.waitSignal(doc.blocksChanged):
         qtbot.mouseDClick(palette.list.viewport(), Qt.MouseButton.LeftButton, pos=centre)
     assert doc.project.blocks[:-1] == before
-    assert doc.project.blocks[-1] == {"kind": "dropout", "rate": 0.5}
+    assert doc.project.blocks[-1] == {"kind": "dropout", "rate": 0.5, "name": "dropout1"}
     assert doc.selected == len(before)
     doc.undo_stack.undo()
     assert doc.project.blocks == before
