@@ -24,7 +24,7 @@ import numpy as np
 from netbuilder.core.atomic import write_atomically
 from netbuilder.core.errors import ProjectError
 from netbuilder.core.project import Project, parse_project
-from netbuilder.core.weights import PROJECT_KEY, WeightsError, read_npz
+from netbuilder.core.weights import PROJECT_KEY, WeightsError, read_npz, value_problem
 
 FORMAT = 1
 META_KEY = "__checkpoint__"
@@ -102,6 +102,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             version = meta.get("format") if isinstance(meta, dict) else meta
             raise ValueError(f"unsupported checkpoint format {version!r} (this netbuilder reads format {FORMAT})")
+        _check_meta(meta)
         losses = arrays.pop("batch_losses")
         counts = [int(n) for n in meta["batches"]]
         if sum(counts) != losses.size:
@@ -122,11 +123,57 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         )
     except (WeightsError, ProjectError):
         raise
+    except _BadMeta as exc:
+        raise CheckpointError(f"{path}: the checkpoint is damaged: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a damaged checkpoint can fail in many ways; name the file
         raise CheckpointError(f"{path}: the checkpoint is damaged: {type(exc).__name__}: {exc}") from None
     if "steps" not in checkpoint.optimizer_state:
         raise CheckpointError(f"{path}: the checkpoint is damaged: no optimizer step count")
+    problems = [p for p in (value_problem(f"weights {n}", a) for n, a in checkpoint.weights.items()) if p]
+    problems += [p for p in (value_problem(f"optimizer {n}", a) for n, a in checkpoint.optimizer_state.items())
+                 if p]
+    if problems:
+        raise CheckpointError(f"{path}: refused: " + "; ".join(problems))
     return checkpoint
+
+
+class _BadMeta(ValueError):
+    """A field of a checkpoint's metadata that cannot be right (the message names it)."""
+
+
+def _check_meta(meta: dict) -> None:
+    """Every field of a checkpoint's metadata, checked; _BadMeta names the first bad one."""
+    def whole(key: str, value) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _BadMeta(f"{key} must be a whole number >= 0, got {value!r}")
+        return value
+
+    for key in ("epoch", "batches", "optimizer", "learning_rate", "rng_state", "dropout_rng_states", "history"):
+        if key not in meta:
+            raise _BadMeta(f"{key!r} is missing")
+    whole("epoch", meta["epoch"])
+    if not isinstance(meta["batches"], list):
+        raise _BadMeta(f"batches must be a list of batch counts, got {meta['batches']!r}")
+    for n in meta["batches"]:
+        whole("each of batches", n)
+    if len(meta["batches"]) != meta["epoch"]:
+        raise _BadMeta(f"batches has {len(meta['batches'])} epochs' counts but epoch is {meta['epoch']}")
+    if not isinstance(meta["optimizer"], str):
+        raise _BadMeta(f"optimizer must be a name, got {meta['optimizer']!r}")
+    lr = meta["learning_rate"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
+        raise _BadMeta(f"learning_rate must be a positive number, got {lr!r}")
+    states = meta["dropout_rng_states"]
+    if not isinstance(states, dict):
+        raise _BadMeta(f"dropout_rng_states must be an object, got {states!r}")
+    named = [("rng_state", meta["rng_state"])] + [(f"dropout_rng_states[{k!r}]", v) for k, v in states.items()]
+    for key, state in named:
+        try:
+            np.random.default_rng().bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise _BadMeta(f"{key} is not a random generator's state ({exc})") from None
+    if not isinstance(meta["history"], list) or not all(isinstance(h, dict) for h in meta["history"]):
+        raise _BadMeta("history must be a list of per-epoch objects")
 
 
 def _text_array(text: str) -> np.ndarray:

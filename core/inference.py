@@ -423,19 +423,26 @@ def effective_name(block: Any, auto: str) -> str:
     return _name(block, auto) if isinstance(block, dict) else auto
 
 
+def _valid_name(name: Any) -> bool:
+    """ASCII identifiers only: every runtime spells them alike. Python folds "ﬁ" (a ligature) and
+    fullwidth letters to plain ones (NFKC), so such a name would become another in a PyTorch
+    module and no longer match its weights."""
+    return isinstance(name, str) and name.isascii() and name.isidentifier()
+
+
 def _name(block: dict, auto: str) -> str:
     name = block.get("name")
-    return name if isinstance(name, str) and name.isidentifier() else auto
+    return name if _valid_name(name) else auto
 
 
 def _check_name(i: int, kind: str, block: dict, auto: str, add) -> str:
     name = block.get("name")
     if name is None:
         return auto
-    if isinstance(name, str) and name.isidentifier():
+    if _valid_name(name):
         return name
-    add(Problem(f"block {i + 1} ({kind}): name {_show(name)} must be a single word of letters, digits and "
-                f"underscores, not starting with a digit (e.g. \"{kind}_1\"), or left empty",
+    add(Problem(f"block {i + 1} ({kind}): name {_show(name)} must be a single word of ASCII letters, digits "
+                f"and underscores, not starting with a digit (e.g. \"{kind}_1\"), or left empty",
                 block=i, kind=kind, field="name", value=name))
     return auto
 

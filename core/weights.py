@@ -24,6 +24,19 @@ class WeightsError(ValueError):
     """A weights file cannot be read, written or used; the message names the file and the reason."""
 
 
+def value_problem(name: str, value) -> str | None:
+    """What is wrong with a parameter's values, or None: weights must be real, finite numbers."""
+    a = np.asarray(value)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        what = "complex numbers" if np.issubdtype(a.dtype, np.complexfloating) else f"{a.dtype} values"
+        return f"{name} holds {what}, not real numbers"
+    if np.issubdtype(a.dtype, np.floating):
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            return f"{name} has {bad:,} NaN or infinite value{'s' if bad != 1 else ''} (of {a.size:,})"
+    return None
+
+
 def save_weights(path: str | os.PathLike, network_or_state, project: Project) -> None:
     """Write the parameters and ``project`` to ``path`` (exactly that name) atomically.
 
@@ -36,12 +49,10 @@ def save_weights(path: str | os.PathLike, network_or_state, project: Project) ->
         raise TypeError(f"expected a Network or a dict of arrays, got {type(network_or_state).__name__}")
     if PROJECT_KEY in state:
         raise WeightsError(f"{path}: {PROJECT_KEY!r} is reserved and cannot be a parameter name")
-    arrays = {}
-    for name, value in state.items():
-        a = np.asarray(value)
-        if a.dtype == object:
-            raise WeightsError(f"{path}: parameter {name} is not numeric (dtype object)")
-        arrays[name] = a
+    problems = [p for p in (value_problem(name, value) for name, value in state.items()) if p]
+    if problems:
+        raise WeightsError(f"{path}: not written: " + "; ".join(problems))
+    arrays = {name: np.asarray(value) for name, value in state.items()}
     arrays[PROJECT_KEY] = np.frombuffer(project.to_json().encode("utf-8"), dtype=np.uint8)
 
     try:
@@ -92,6 +103,9 @@ def load_weights(path: str | os.PathLike) -> tuple[Project, dict[str, np.ndarray
     except UnicodeDecodeError as exc:
         raise WeightsError(f"{path}: the embedded project is not UTF-8 text ({exc.reason})") from None
     project = parse_project(text, source=f"{path} (embedded project)")
+    problems = [p for p in (value_problem(name, a) for name, a in arrays.items()) if p]
+    if problems:
+        raise WeightsError(f"{path}: refused: " + "; ".join(problems))
     return project, arrays
 
 
@@ -107,8 +121,6 @@ def load_into(network, path: str | os.PathLike) -> Project:
     for name, p in params.items():
         if name not in state:
             problems.append(f"{name} {_shape(p.shape)} is missing from the file")
-        elif not np.issubdtype(state[name].dtype, np.number):
-            problems.append(f"{name} holds {state[name].dtype} values, not numbers")
         elif state[name].shape != p.shape:
             problems.append(f"{name}: the file has {_shape(state[name].shape)}, the network needs {_shape(p.shape)}")
     problems += [f"the file has {name} {_shape(state[name].shape)}, which the network does not"

@@ -105,7 +105,9 @@ def load_state(network, state: dict[str, np.ndarray], source: str | os.PathLike)
 
 
 def weight_mismatches(network, state: dict[str, np.ndarray]) -> list[str]:
-    """One message per parameter that is missing, extra, non-numeric or of another shape."""
+    """One message per parameter that is missing, extra, not real and finite, or of another shape."""
+    from netbuilder.core.weights import value_problem
+
     params = network.parameters()
     blocks = {s.info.name: s.info for s in network.stages}
     problems = []
@@ -114,8 +116,8 @@ def weight_mismatches(network, state: dict[str, np.ndarray]) -> list[str]:
         where = f"block {block.index + 1} ({block.kind} {block.name!r})"
         if name not in state:
             problems.append(f"{where}: {name} {_shape(p.shape)} is missing from the file")
-        elif not np.issubdtype(np.asarray(state[name]).dtype, np.number):
-            problems.append(f"{where}: {name} holds {np.asarray(state[name]).dtype} values, not numbers")
+        elif value_problem(name, state[name]):
+            problems.append(f"{where}: {value_problem(name, state[name])}")
         elif tuple(np.shape(state[name])) != p.shape:
             problems.append(f"{where}: {name} is {_shape(np.shape(state[name]))} in the file, "
                             f"the network needs {_shape(p.shape)}")

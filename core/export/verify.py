@@ -158,11 +158,16 @@ def compare(fmt: str, network, x: np.ndarray, run: Callable[[np.ndarray], np.nda
         raise ExportError(f"{FORMAT_TITLES[fmt]} export: the exported model returned shape {got.shape}, "
                           f"the engine {expected.shape}")
     fin = np.isfinite(expected)
-    # Equal non-finite values (e.g. inf from an overflowing sum in both) count as agreeing.
-    if np.array_equal(fin, np.isfinite(got)) and np.array_equal(got[~fin], expected[~fin], equal_nan=True):
-        diff = float(np.abs(got[fin] - expected[fin]).max()) if fin.any() else 0.0
-    else:
+    # A NaN or infinite output verifies nothing, even when both sides agree on it (NaN weights
+    # give NaN everywhere): the export fails and says which side went wrong.
+    bad = [f"{side} gave {int((~np.isfinite(out)).any(axis=1).sum())} of {len(out)} samples NaN or "
+           "infinite outputs" for side, out in (("the engine", expected), ("the export", got))
+           if not np.isfinite(out).all()]
+    if bad:
         diff = math.inf
+        note = "; ".join(filter(None, [note, " and ".join(bad) + " (are the weights finite?)"]))
+    else:
+        diff = float(np.abs(got - expected).max()) if got.size else 0.0
     scale = float(np.abs(expected[fin]).max()) if fin.any() else 1.0
     same = network.classify(got) == network.classify(expected)
     return VerificationReport(

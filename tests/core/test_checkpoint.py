@@ -154,8 +154,36 @@ def test_damaged_metadata_is_named(tmp_path):
         arrays = {k: data[k] for k in data.files}
     arrays["__checkpoint__"] = np.frombuffer(b'{"format": 1, "epoch": 0}', np.uint8)
     np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(CheckpointError, match="the checkpoint is damaged: KeyError"):
+    with pytest.raises(CheckpointError, match="the checkpoint is damaged: 'batches' is missing"):
         load_checkpoint(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"epoch": -1}, "epoch must be a whole number >= 0, got -1"),
+    ({"epoch": 1.5}, "epoch must be a whole number >= 0, got 1.5"),
+    ({"epoch": True}, "epoch must be a whole number >= 0, got True"),
+    ({"epoch": 3}, "batches has 1 epochs' counts but epoch is 3"),
+    ({"batches": [-4]}, "each of batches must be a whole number >= 0, got -4"),
+    ({"learning_rate": 0}, "learning_rate must be a positive number, got 0"),
+    ({"learning_rate": "fast"}, "learning_rate must be a positive number, got 'fast'"),
+    ({"rng_state": {"bit_generator": "PCG64", "state": "garbage"}}, "rng_state is not a random generator's state"),
+    ({"rng_state": 7}, "rng_state is not a random generator's state"),
+    ({"dropout_rng_states": []}, "dropout_rng_states must be an object, got []"),
+    ({"history": "x"}, "history must be a list of per-epoch objects"),
+])
+def test_every_metadata_field_is_checked_and_named(tmp_path, change, message):
+    trainer = Trainer(mlp_project(epochs=1), blobs())
+    trainer.fit()
+    save_checkpoint(tmp_path / "ck.npz", trainer.checkpoint())
+    with np.load(tmp_path / "ck.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(arrays["__checkpoint__"].tobytes())
+    meta.update(change)
+    arrays["__checkpoint__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(tmp_path / "bad.npz")
+    assert str(caught.value).startswith(f"{tmp_path / 'bad.npz'}: the checkpoint is damaged: {message}")
 
 
 def test_unwritable_destination_leaves_nothing(tmp_path):
