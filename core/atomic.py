@@ -7,10 +7,42 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+# Our temporary files: ".<name>.<8 hex digits>.tmp" beside the destination.
+_TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+_STARTED = time.time()  # a temporary file older than this belongs to a process that is gone
+
+
+def temp_path(dest: Path) -> Path:
+    """A fresh temporary name beside ``dest``, after removing stale ones left in that folder."""
+    clean_stale_temps(dest.parent)
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+
+
+def clean_stale_temps(folder: Path) -> list[Path]:
+    """Remove temporary files of our own naming that a killed process left in ``folder``: only
+    those named as ours and older than this process (a write going on elsewhere is younger)."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _TEMP.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < _STARTED:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
@@ -21,7 +53,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
     I/O problems) propagates for the caller to phrase.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = temp_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -206,8 +206,9 @@ def export_torch(network, path: str | os.PathLike, *, samples: np.ndarray | None
             try:
                 tmp_py.write_text(source, encoding="utf-8")
                 torch.save(state, str(tmp_pt))
-            except OSError as exc:
-                raise ExportError(f"cannot write the PyTorch export to {folder}: {exc.strerror or exc}") from None
+            except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc).strip().splitlines()[-1]
+                raise ExportError(f"cannot write the PyTorch export to {folder}: {reason or exc}") from None
             net = load_net(tmp_py, tmp_pt)
 
             def run(x):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from netbuilder.core.atomic import temp_path
 from netbuilder.core.datasets.normalize import check_normalization
 from netbuilder.core.datasets.split import train_val_split
 
@@ -202,7 +203,7 @@ class Staging:
             raise ExportError(f"cannot write the {self.what} to {dest}: the folder {folder} does not exist")
         if dest.is_dir():
             raise ExportError(f"cannot write the {self.what} to {dest}: it is a folder")
-        tmp = folder / f".{dest.name}.{secrets.token_hex(4)}.tmp"
+        tmp = temp_path(dest)
         try:
             with open(tmp, "xb"):
                 pass  # claims the name and proves the folder is writable before any work is done
