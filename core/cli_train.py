@@ -154,6 +154,8 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
                     what = (f"training {project.name!r} on {event.train_size} images{val}: {event.epochs} "
                             f"epoch{'s' if event.epochs != 1 else ''}")
                 print(f"{what} of {event.batches_per_epoch} batches", flush=True)
+                for note in trainer.notes:
+                    progress.note(f"netbuilder: note: {note}")
             elif isinstance(event, BatchEnd):
                 progress.batch(event, total_epochs)
             elif isinstance(event, EpochEnd):

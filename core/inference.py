@@ -34,6 +34,7 @@ from typing import Any
 
 from netbuilder.core.blocks import ACTIVATIONS, KINDS, PADDING_MODES
 from netbuilder.core.errors import ERROR, NOTE, WARNING, Problem, ProjectError
+from netbuilder.core.memory import machine_memory, memory_problems
 from netbuilder.core.project import LOSSES, OPTIMIZERS, Project, _show, _suggest
 
 Shape = tuple[int, ...]
@@ -71,6 +72,7 @@ _SCALARS = (int, float, str, bool, type(None))
 _NUMBERS = (int, float)
 _BAD = object()
 _DENSE_WARN_PARAMS = 1_000_000
+MAX_INT = 2**31 - 1  # no size, count or setting may be larger: numpy and every runtime take it
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ def infer(project: Project) -> Inference:
     add = problems.append
     input_shape = _check_input_shape(getattr(project, "input_shape", None), add)
     num_classes = getattr(project, "num_classes", None)
-    if num_classes is not None and not (type(num_classes) is int and num_classes >= 1):
+    if num_classes is not None and not (type(num_classes) is int and 1 <= num_classes <= MAX_INT):
         add(Problem(f"num_classes must be a whole number of at least 1 (or empty: take it from the dataset), "
                     f"got {_show(num_classes)}", field="num_classes", value=num_classes))
         num_classes = None
@@ -263,8 +265,23 @@ def infer(project: Project) -> Inference:
     loss = _check_training(training, add)
     if infos and loss is not None:
         _check_loss(infos[-1], loss, num_classes, add)
+    if blocks and input_shape is not None and all(info.output_shape is not None for info in infos):
+        _check_memory(infos, blocks, input_shape, training, add)
 
     return Inference(tuple(infos), tuple(problems), input_shape, shape if blocks else None)
+
+
+def _check_memory(infos, blocks, input_shape, training, add) -> None:
+    """Refuse what cannot fit in this machine's memory (warn past half of it), before allocating."""
+    batch, optimizer = getattr(training, "batch_size", None), getattr(training, "optimizer", None)
+    if not (type(batch) is int and 1 <= batch <= MAX_INT):
+        return
+    for severity, message, index, name in memory_problems(infos, blocks, input_shape, batch, optimizer,
+                                                           machine_memory()):
+        kind = infos[index].kind if index is not None else None
+        if name == "training.batch_size" and severity == ERROR:  # the data may be smaller than the batch
+            severity, message = WARNING, message + " (if the training split has fewer images, the batch is smaller)"
+        add(Problem(message, severity=severity, block=index, kind=kind, field=name))
 
 
 # -- fields -------------------------------------------------------------------------------------
@@ -272,10 +289,10 @@ def infer(project: Project) -> Inference:
 def _pair(v: Any, minimum: int) -> Any:
     t = type(v)
     if t is int:
-        return (v, v) if v >= minimum else _BAD
+        return (v, v) if minimum <= v <= MAX_INT else _BAD
     if (t is list or t is tuple) and len(v) == 2:
         a, b = v
-        if type(a) is int and type(b) is int and a >= minimum and b >= minimum:
+        if type(a) is int and type(b) is int and minimum <= a <= MAX_INT and minimum <= b <= MAX_INT:
             return (a, b)
     return _BAD
 
@@ -284,7 +301,7 @@ def _check_value(ftype: str, v: Any, fmin: Any, fmax: Any, choices: tuple) -> An
     """The value resolved for use (pairs as tuples), or _BAD."""
     t = type(v)
     if ftype == "int":
-        return v if t is int and v >= fmin else _BAD
+        return v if t is int and fmin <= v <= min(fmax, MAX_INT) else _BAD
     if ftype == "pair":
         return _pair(v, 1)
     if ftype == "choice":
@@ -332,9 +349,9 @@ def _check_fields(i: int, kind: str, block: dict, add) -> tuple[dict, dict]:
         # The common cases inline (this runs on every keystroke); the rest in _check_value.
         if t is int:
             if ftype == "int":
-                r = v if v >= fmin else _BAD
+                r = v if fmin <= v <= MAX_INT else _BAD
             elif ftype == "pair" or ftype == "optional_pair":
-                r = (v, v) if v >= 1 else _BAD
+                r = (v, v) if 1 <= v <= MAX_INT else _BAD
             else:
                 r = _check_value(ftype, v, fmin, fmax, choices)
         elif t is str:
@@ -371,6 +388,8 @@ def _field_problem(i: int, kind: str, name: str, ftype: str, v: Any, fmin, fmax,
     hint = ""
     if isinstance(v, bool):
         hint = " (true/false is not a number)"
+    elif any(type(n) is int and n > MAX_INT for n in (v if isinstance(v, (list, tuple)) else [v])):
+        hint = f" (more than {MAX_INT:,}, the most any size may be)"
     elif isinstance(v, str) and ftype in ("choice", "padding"):
         hint = _suggest(v, choices or PADDING_MODES)
     return Problem(f"{head}{name} must be {what}, got {_show(v)}{hint}",
@@ -474,9 +493,9 @@ def _check_names_unique(infos: list[BlockInfo], blocks: list, add) -> None:
 
 def _check_input_shape(shape: Any, add) -> Shape | None:
     if (isinstance(shape, (tuple, list)) and len(shape) == 3
-            and all(type(v) is int and v >= 1 for v in shape)):
+            and all(type(v) is int and 1 <= v <= MAX_INT for v in shape)):
         return tuple(shape)
-    add(Problem(f"input_shape must be [channels, height, width], three whole numbers of at least 1, "
+    add(Problem(f"input_shape must be [channels, height, width], three whole numbers from 1 to {MAX_INT:,}, "
                 f"got {_show(list(shape) if isinstance(shape, tuple) else shape)}",
                 field="input_shape", value=shape))
     return None
@@ -675,11 +694,11 @@ def _check_training(t: Any, add) -> str | None:
     if not (_number(v) and v >= 0):
         bad("weight_decay", "a number of at least 0")
     v = getattr(t, "batch_size", None)
-    if not (type(v) is int and v >= 1):
-        bad("batch_size", "a whole number of at least 1")
+    if not (type(v) is int and 1 <= v <= MAX_INT):
+        bad("batch_size", f"a whole number from 1 to {MAX_INT:,}")
     v = getattr(t, "epochs", None)
-    if not (type(v) is int and v >= 1):
-        bad("epochs", "a whole number of at least 1")
+    if not (type(v) is int and 1 <= v <= MAX_INT):
+        bad("epochs", f"a whole number from 1 to {MAX_INT:,}")
     v = getattr(t, "validation_fraction", None)
     if not (_number(v) and 0 <= v < 1):
         bad("validation_fraction", "a number from 0 up to (not including) 1, e.g. 0.1 to keep 10% aside")

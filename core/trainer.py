@@ -24,6 +24,7 @@ from netbuilder.core.datasets.split import train_val_split
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.layers import Dropout
 from netbuilder.core.layers.parallel import blas_single_threaded
+from netbuilder.core.memory import machine_memory, memory_problems
 from netbuilder.core.network import Network
 from netbuilder.core.optimizers import Optimizer, make_optimizer
 
@@ -180,6 +181,17 @@ class Trainer:
         if isinstance(project.dataset, dict) and "normalization" not in project.dataset and len(self.train_idx):
             project.dataset["normalization"] = compute_normalization(self._x, self.train_idx)
         net.set_normalization(project.dataset.get("normalization") if isinstance(project.dataset, dict) else None)
+        self.notes: list[str] = []  # what the trainer decided for the user to know, one line each
+        n_train = len(self.train_idx)
+        if batch_size > n_train > 0:  # the same batches as before, without a buffer of the size asked
+            self.notes.append(f"batch size {batch_size:,} is more than the {n_train:,} training images: "
+                              "each batch is the whole training split")
+            batch_size = n_train
+        for severity, message, _, _ in memory_problems([s.info for s in net.stages], project.blocks,
+                                                       project.input_shape, batch_size,
+                                                       self.settings.optimizer, machine_memory()):
+            if severity == "error":
+                raise TrainingError(message)
         self.batch_size = batch_size
         self._order = self.train_idx.copy()  # shuffled in place each epoch
         self._xbuf = np.empty((batch_size,) + self._x.shape[1:], net.dtype)
