@@ -21,7 +21,7 @@ def resolve_project(name: str) -> tuple[Path, bool] | None:
     from netbuilder.core.resources import example_path
 
     p = Path(name)
-    if p.is_file():
+    if p.exists() and not p.is_dir():  # a FIFO or a device too: the reader says what is wrong with it
         return p, False
     if p.is_dir():
         error(f"{p}: is a folder, not a project file")

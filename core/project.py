@@ -262,6 +262,11 @@ def load_project(path: str | os.PathLike) -> Project:
     """Read a project file; a missing, unreadable or non-UTF-8 file raises ProjectError naming it."""
     path = Path(path)
     source = str(path)
+    if path.exists() and not path.is_dir():  # a FIFO or /dev/zero would hang or fill the memory
+        from netbuilder.core.untrusted import PROJECT_FILE_LIMIT, check_regular_file
+
+        check_regular_file(path, lambda message: ProjectError(message.split(": ", 1)[1], source),
+                           "project file", PROJECT_FILE_LIMIT)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

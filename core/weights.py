@@ -16,6 +16,7 @@ import numpy as np
 
 from netbuilder.core.atomic import write_atomically
 from netbuilder.core.project import Project, parse_project
+from netbuilder.core.untrusted import check_npz, check_regular_file
 
 PROJECT_KEY = "__project__"
 
@@ -68,6 +69,9 @@ def read_npz(path: Path, what: str, error: type[Exception], required: str,
     ``what`` names the kind of file in messages ("weights file"); ``required`` is the array
     that marks the kind, and ``missing(names in the file)`` the sentence said when it is absent.
     """
+    if path.exists() and not path.is_dir():
+        check_regular_file(path, error, what)
+        check_npz(path, error)
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):

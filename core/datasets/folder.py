@@ -143,7 +143,9 @@ def scan_folder(root: str | Path, require_classes: bool = True, class_order: str
                 if _hidden(f):
                     continue
                 p = Path(dirpath) / f
-                (found if p.suffix.lower() in IMAGE_EXTENSIONS else ignored).append(p)
+                # Only regular files: a FIFO named like an image would hang the reader.
+                regular = p.suffix.lower() in IMAGE_EXTENSIONS and os.path.isfile(p)
+                (found if regular else ignored).append(p)
         files.append(sorted(found, key=lambda p: _natural_key(str(p.relative_to(root)))))
     if require_classes:
         if len(classes) < 2:

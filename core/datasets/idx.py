@@ -45,7 +45,11 @@ _NAME = re.compile(
 
 def read_file_bytes(path: Path) -> bytes:
     """The file's bytes, gunzipped when they start with the gzip magic (whatever the extension)."""
+    from netbuilder.core.untrusted import check_regular_file, memory_cap, size_text
+
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        check_regular_file(path, DatasetError, "data file")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -56,8 +60,16 @@ def read_file_bytes(path: Path) -> bytes:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if data[:2] != b"\x1f\x8b":
         return data
-    try:
-        return gzip.decompress(data)
+    cap = memory_cap()
+    try:  # streamed with a limit: a small file may inflate to gigabytes (a zip bomb)
+        inflater = zlib.decompressobj(wbits=31)
+        out = inflater.decompress(data, cap + 1)
+        if len(out) > cap:
+            raise DatasetError(f"{path}: gzip data unpacks to more than {size_text(cap)} (half this machine's "
+                               f"memory) from {size_text(len(data))}; refused")
+        if not inflater.eof:
+            raise EOFError
+        return out
     except EOFError:
         raise DatasetError(f"{path}: gzip data ends early: the file is truncated (an incomplete download?)") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:

@@ -72,6 +72,11 @@ def read_npz(
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    from netbuilder.core.untrusted import check_npz, check_regular_file
+
+    if path.exists() and not path.is_dir():
+        check_regular_file(path, DatasetError, "dataset file")
+        check_npz(path, DatasetError)
     try:
         with open(path, "rb") as f:
             head = f.read(6)

@@ -250,3 +250,24 @@ def test_a_locked_project_is_not_replaced(doc, files, dialogs, tmp_path, qtbot):
     assert not files.open(other)
     assert snapshot(doc) == before
     assert files.save()  # saving stays possible
+
+
+@pytest.mark.parametrize("make", ["fifo", "device", "huge"])
+def test_a_pipe_a_device_or_a_huge_file_is_refused_and_the_project_stays(doc, files, dialogs, tmp_path, make):
+    import os
+
+    if make == "fifo":
+        path = tmp_path / "pipe.json"
+        os.mkfifo(path)
+        expected = "named pipe"
+    elif make == "device":
+        path, expected = "/dev/zero", "is a device"
+    else:
+        path = tmp_path / "huge.json"
+        with open(path, "wb") as f:
+            f.truncate(100 << 20)
+        expected = "too large for a project file"
+    before = snapshot(doc)
+    assert not files.open(path)  # returns at once: nothing waits on the pipe or reads the device
+    assert snapshot(doc) == before
+    assert len(dialogs.errors) == 1 and expected in dialogs.errors[0][1]
