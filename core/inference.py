@@ -73,6 +73,7 @@ _NUMBERS = (int, float)
 _BAD = object()
 _DENSE_WARN_PARAMS = 1_000_000
 MAX_INT = 2**31 - 1  # no size, count or setting may be larger: numpy and every runtime take it
+MAX_NAME = 64  # characters in a block name: a label on a card, not a document
 
 
 @dataclass(frozen=True)
@@ -446,7 +447,7 @@ def _valid_name(name: Any) -> bool:
     """ASCII identifiers only: every runtime spells them alike. Python folds "ﬁ" (a ligature) and
     fullwidth letters to plain ones (NFKC), so such a name would become another in a PyTorch
     module and no longer match its weights."""
-    return isinstance(name, str) and name.isascii() and name.isidentifier()
+    return isinstance(name, str) and len(name) <= MAX_NAME and name.isascii() and name.isidentifier()
 
 
 def _name(block: dict, auto: str) -> str:
@@ -460,8 +461,9 @@ def _check_name(i: int, kind: str, block: dict, auto: str, add) -> str:
         return auto
     if _valid_name(name):
         return name
-    add(Problem(f"block {i + 1} ({kind}): name {_show(name)} must be a single word of ASCII letters, digits "
-                f"and underscores, not starting with a digit (e.g. \"{kind}_1\"), or left empty",
+    shown = _show(name) if not isinstance(name, str) or len(name) <= MAX_NAME else f"of {len(name):,} characters"
+    add(Problem(f"block {i + 1} ({kind}): name {shown} must be a single word of at most {MAX_NAME} ASCII "
+                f"letters, digits and underscores, not starting with a digit (e.g. \"{kind}_1\"), or left empty",
                 block=i, kind=kind, field="name", value=name))
     return auto
 

@@ -283,6 +283,9 @@ def _scale(x: np.ndarray, source: str, notes: list[str], where: Callable[[int], 
     )
 
 
+MAX_CLASSES = 100_000  # labels index classes: a larger label is a mistake (or a value), not a class
+
+
 def encode_labels(
     labels: list[tuple],
     class_names: Sequence[str] | None = None,
@@ -328,6 +331,10 @@ def encode_labels(
                     f"{src}: label {y[i].item()!r} at {where(i)} is not a whole number; labels must be class "
                     "indices"
                 )
+        if y.dtype.kind in "fiu" and len(y) and (np.abs(y.astype(np.float64)) > MAX_CLASSES).any():
+            i = int(np.argmax(np.abs(y.astype(np.float64)) > MAX_CLASSES))
+            raise DatasetError(f"{src}: label {y[i].item():g} at {where(i)} is not a class index: labels must be "
+                               f"0 to {MAX_CLASSES - 1:,}")
         yi = y.astype(np.int64)
         k = len(class_names) if class_names is not None else None
         bad = (yi < 0) if k is None else (yi < 0) | (yi >= k)

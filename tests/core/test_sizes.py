@@ -123,3 +123,21 @@ def test_a_memory_error_that_still_happens_is_one_line(machine, tmp_path, capsys
     err = capsys.readouterr().err
     assert "Unable to allocate 2.85 TiB" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("netbuilder:")]) == 2  # the example note
+
+
+def test_a_huge_csv_label_is_reported_as_written(tmp_path):
+    from netbuilder.core.datasets import DatasetError, load_dataset
+
+    path = tmp_path / "big.csv"
+    path.write_text("label,a,b\n1e30,0,1\n0,1,0\n")
+    with pytest.raises(DatasetError, match="label 1e\\+30 at line 2 is not a class index: labels must be 0 to 99,999"):
+        load_dataset({"kind": "csv", "path": str(path), "image_shape": [1, 1, 2]})
+
+
+def test_a_20_mb_block_name_is_refused_without_repeating_it():
+    d = lenet(lambda d: d["blocks"][0].update(name="n" * 20_000_000))
+    result = infer(parse_project(json.dumps(d)))
+    assert result.blocks[0].name == "conv1"  # the card shows the automatic name, not 20 MB of text
+    [problem] = result.errors
+    assert problem.field == "name" and "name of 20,000,000 characters must be a single word of at most 64" \
+        in problem.message and len(problem.message) < 300
