@@ -106,7 +106,9 @@ class MainWindow(QMainWindow):
         window_actions.create_toolbar(self)
         window_actions.create_status_bar(self)
         self._undo_router = window_actions.UndoRouter(self)
-        QApplication.instance().installEventFilter(self._undo_router)
+        self._clamp_notice = window_actions.ClampNotice(self)
+        for helper in (self._undo_router, self._clamp_notice):
+            QApplication.instance().installEventFilter(helper)
         self._show_appearance()
 
         doc.pathChanged.connect(self._update_title)
@@ -390,7 +392,8 @@ class MainWindow(QMainWindow):
                 self._tips_connected = False
                 self.doc.undo_stack.undoTextChanged.disconnect(self._set_undo_tip)
                 self.doc.undo_stack.redoTextChanged.disconnect(self._set_redo_tip)
-            QApplication.instance().removeEventFilter(self._undo_router)
+            for helper in (self._undo_router, self._clamp_notice):
+                QApplication.instance().removeEventFilter(helper)
             event.accept()
         else:
             event.ignore()

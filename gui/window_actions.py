@@ -2,9 +2,9 @@
 that do the work (the document, the files, the export controller, the training controller)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QLocale, QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeyEvent, QKeySequence
-from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QStyle, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QLabel, QStyle, QToolBar, QToolButton, QToolTip, QWidget
 
 from netbuilder.gui import theme
 from netbuilder.gui.curves import curve_icon
@@ -254,3 +254,50 @@ class UndoRouter(QObject):
             return False
         box = obj if isinstance(obj, QAbstractSpinBox) else obj.parent() if isinstance(obj, QWidget) else None
         return isinstance(box, QAbstractSpinBox) and box.window() is self._window
+
+
+class ClampNotice(QObject):
+    """A number box refuses a digit that would take it beyond its range, and clamps a value left
+    out of range; both silently. This says so at the field ("10000 would be more than 4096, the
+    most filters can be here") instead of leaving the user to notice."""
+
+    NOTICE_PROPERTY = "clampNotice"  # the last notice, on the box (tests and screen readers)
+
+    def __init__(self, window: QWidget):
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        box = obj if isinstance(obj, QAbstractSpinBox) else obj.parent() if isinstance(obj, QWidget) else None
+        if not isinstance(box, QAbstractSpinBox) or box.window() is not self._window:
+            return False
+        if kind == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) and event.text().isdigit():
+            # The box refuses a digit that would take it out of range, without a word: say why.
+            edit = box.lineEdit()
+            start, end = (edit.selectionStart(), edit.selectionEnd()) if edit.hasSelectedText() else \
+                (edit.cursorPosition(), edit.cursorPosition())
+            self._check(box, edit.text()[:start] + event.text() + edit.text()[end:], refused=True)
+        elif kind == QEvent.Type.FocusOut or (kind == QEvent.Type.KeyPress and isinstance(event, QKeyEvent)
+                                              and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)):
+            self._check(box, box.cleanText())
+        return False
+
+    def _check(self, box, text: str, refused: bool = False) -> None:
+        text = text.strip()
+        for affix in (box.prefix(), box.suffix()) if hasattr(box, "prefix") else ():
+            text = text.replace(affix, "") if affix else text
+        typed, ok = QLocale().toDouble(text)
+        if not ok or not hasattr(box, "maximum"):
+            return
+        low, high = box.minimum(), box.maximum()
+        if low <= typed <= high:
+            return
+        limit = high if typed > high else low
+        shown = f"{limit:g}" if isinstance(box, QDoubleSpinBox) else f"{int(limit)}"
+        field = (box.objectName() or "this field").replace("_", " ")
+        notice = (f"{text} {'would be' if refused else 'is'} {'more' if typed > high else 'less'} than {shown}, "
+                  f"the {'most' if typed > high else 'least'} {field} can be here"
+                  + ("" if refused else f": set to {shown}"))
+        box.setProperty(self.NOTICE_PROPERTY, notice)
+        QToolTip.showText(box.mapToGlobal(box.rect().bottomLeft()), notice, box)

@@ -253,3 +253,29 @@ def test_ctrl_z_in_a_focused_number_box_undoes_the_document_edit(qtbot, tmp_path
     redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
     qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Z, redo)
     assert doc.project.blocks[0]["filters"] == 12
+
+
+def test_a_number_box_says_so_when_it_clamps_a_value(qtbot, tmp_path):
+    from PySide6.QtWidgets import QSpinBox
+
+    from netbuilder.gui.document import ProjectDocument
+
+    doc = ProjectDocument()
+    doc.new_project("lenet5")
+    w = MainWindow(doc, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.files.ask_save_changes = lambda name: "discard"
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    doc.select(0)
+    box = w.inspector.findChild(QSpinBox, "filters")
+    box.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() in (box, box.lineEdit()))
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "100000")
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    notice = box.property("clampNotice")
+    assert notice == f"10000 would be more than {box.maximum()}, the most filters can be here"
+    assert doc.project.blocks[0]["filters"] == 1000  # what the box took: the digit after was refused
+    doc.undo_stack.undo()
