@@ -641,10 +641,19 @@ def _check_loss(info: BlockInfo, loss: str, num_classes: int | None, add) -> Non
     else:
         ends = f"the last block, block {i + 1}, is a {kind} block"
         field_name = None
+    classes = num_classes if num_classes is not None else 10
+
+    def fix(activation: str) -> str:
+        """The fix that fits the block: its own activation where it has one, else a block to end with."""
+        if kind in _HAS_ACTIVATION:
+            return f"set its activation to {activation}"
+        units = 1 if activation == "sigmoid" else classes
+        return f"end with a dense block of {units} unit{'s' if units != 1 else ''} and {activation}"
+
     if loss == "cross_entropy":
         if act != "softmax":
             add(Problem(f"block {i + 1} ({kind}): the loss cross_entropy needs softmax on the last block, but "
-                        f"{ends}; set its activation to softmax, or choose the squared_error loss",
+                        f"{ends}; {fix('softmax')}, or choose the squared_error loss",
                         block=i, kind=kind, field=field_name, value=act))
         elif num_classes == 1:
             add(Problem(f"block {i + 1} ({kind}): softmax over a single output is always 1, so nothing can be "
@@ -653,7 +662,7 @@ def _check_loss(info: BlockInfo, loss: str, num_classes: int | None, add) -> Non
     elif loss == "binary_cross_entropy":
         if act != "sigmoid":
             add(Problem(f"block {i + 1} ({kind}): the loss binary_cross_entropy needs sigmoid on the last block, "
-                        f"but {ends}; set its activation to sigmoid",
+                        f"but {ends}; {fix('sigmoid')}",
                         block=i, kind=kind, field=field_name, value=act))
     elif act == "softmax":
         add(Problem(f"block {i + 1} ({kind}): softmax is usually trained with cross_entropy, not {loss}; "

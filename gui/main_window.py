@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.controller.epochEnded.connect(lambda *_: self._update_training_actions())
         self.controller.error.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.exports.busyChanged.connect(self._update_training_actions)
+        self.controller.cannotTrain.connect(self.show_why_not_trainable)
         QApplication.styleHints().colorSchemeChanged.connect(self.desktop_scheme_changed)
 
         self._update_title()
@@ -307,6 +308,24 @@ class MainWindow(QMainWindow):
         """Switch to the training views and start a run from fresh weights."""
         self.set_mode(TRAIN)
         return self.controller.start()
+
+    def show_why_not_trainable(self, problems: list) -> None:
+        """Train on a network with errors: back to the pipeline, the first red card selected and in
+        view, and every problem in full (the status bar would clip it)."""
+        self.set_mode(BUILD)
+        first = next((p.block for p in problems if p.block is not None), None)
+        if first is not None:
+            self.doc.select(first)  # the canvas scrolls the card into view
+        n = len(problems)
+        text = "\n".join(f"• {p.message}" for p in problems)
+        self.tell(f"Cannot train yet: {n} problem{'s' if n != 1 else ''}",
+                  f"Fix {'this' if n == 1 else 'these'} first (the red cards show where):\n\n{text}")
+
+    def tell(self, title: str, text: str) -> None:
+        """A message that does not block the window (tests replace it)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
 
     def train_from_checkpoint(self, path: str | None = None) -> bool:
         """Continue the run saved in a checkpoint file, on the project's data and settings."""

@@ -392,6 +392,11 @@ class TrainPanel(QWidget):
         state = self.controller.state
         idle = state == IDLE
         self.train_action.setEnabled(idle)
+        errors = self.doc.inference.errors
+        self.train_action.setToolTip(
+            f"Train the network from fresh weights ({SHORTCUTS['train']})" if not errors else
+            f"Cannot train yet: {errors[0].message}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+            + f"; {SHORTCUTS['train']} shows where")
         self.continue_action.setEnabled(idle and self.controller.has_trained)
         self.pause_action.setEnabled(state in (LOADING, RUNNING))
         self.resume_action.setEnabled(state == PAUSED)

@@ -69,6 +69,8 @@ class TrainingController(QObject):
 
     stateChanged = Signal(str)
     datasetReady = Signal(object)
+    # Train was pressed on a network with errors: the list of error Problems (the window shows where).
+    cannotTrain = Signal(object)
     runStarted = Signal(object)
     batchEnded = Signal(object)
     epochEnded = Signal(object)
@@ -172,6 +174,7 @@ class TrainingController(QObject):
         problems = [p for p in doc.inference.problems if p.severity == "error"]
         if problems:
             self.error.emit(f"The network cannot be trained: {problems[0].message}")
+            self.cannotTrain.emit(problems)
             return False
         if mode == "continue":
             why = self.continue_problem()

@@ -470,3 +470,17 @@ def test_run_label_names_the_settings():
     settings.weight_decay, settings.loss = 1e-4, "squared_error"
     assert run_label(1, settings, "continued") == \
         "run 1 · adam lr 0.001 · batch 64 · wd 0.0001 · squared error · continued"
+
+
+def test_train_on_an_invalid_network_shows_the_first_red_card_and_every_problem(window, doc, qtbot):
+    told = []
+    window.tell = lambda title, text: told.append((title, text))
+    doc.set_block_field(2, "kernel_size", 99)
+    assert "Cannot train yet: block 3 (conv): kernel 99x99" in window.train_panel.train_action.toolTip()
+    window.set_mode(TRAIN)
+    window.train_panel.train_action.trigger()
+    assert window.mode == BUILD and doc.selected == 2 and window.canvas.cards[2].selected
+    [(title, text)] = told
+    assert title.startswith("Cannot train yet") and doc.inference.errors[0].message in text
+    doc.undo_stack.undo()
+    assert window.train_panel.train_action.toolTip() == "Train the network from fresh weights (F5)"
