@@ -182,7 +182,7 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
         _restore_sigint(previous)
 
     if ended.status in ("diverged", "failed"):
-        error(f"{ended.message}; no weights written")
+        error(f"{ended.message.rstrip('.')}; no weights written")
         if metrics is not None:
             metrics.end(ended.status, ended.message)
         return EXIT_ERROR

@@ -69,6 +69,8 @@ class PipelineCanvas(QGraphicsView):
 
     # A block card was double-clicked (index): the window may bring the inspector forward.
     blockActivated = Signal(int)
+    # The input card was double-clicked: the user wants to choose the data.
+    dataRequested = Signal()
 
     def __init__(self, doc: ProjectDocument, parent: QWidget | None = None):
         super().__init__(parent)
@@ -357,6 +359,9 @@ class PipelineCanvas(QGraphicsView):
         card = self.card_at(event.position().toPoint())
         if card is not None and event.button() == Qt.MouseButton.LeftButton:
             self.blockActivated.emit(card.index)
+        elif (event.button() == Qt.MouseButton.LeftButton
+              and self.input_card.sceneBoundingRect().contains(self.mapToScene(event.position().toPoint()))):
+            self.dataRequested.emit()
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:

@@ -427,7 +427,8 @@ def input_content(project: Project, inference: Inference) -> CardContent:
         settings=_dataset_label(project.dataset),
         shape_text=format_shape(shape) if shape else "shape unknown", params_text="",
         errors=errors, warnings=warnings,
-        help="What the network receives: channels x height x width of each image.")
+        help="What the network receives: channels x height x width of each image. "
+             "Double-click to choose the data.")
 
 
 def output_content(project: Project, inference: Inference) -> CardContent:

@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.controller.error.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.exports.busyChanged.connect(self._update_training_actions)
         self.controller.cannotTrain.connect(self.show_why_not_trainable)
+        self.canvas.dataRequested.connect(self.show_data)
         QApplication.styleHints().colorSchemeChanged.connect(self.desktop_scheme_changed)
 
         self._update_title()
@@ -308,6 +309,11 @@ class MainWindow(QMainWindow):
         """Switch to the training views and start a run from fresh weights."""
         self.set_mode(TRAIN)
         return self.controller.start()
+
+    def show_data(self) -> None:
+        """The Data tab, where the dataset is chosen (from the input card or View > Data)."""
+        self.set_mode(TRAIN)
+        self.setup_tabs.setCurrentIndex(1)
 
     def show_why_not_trainable(self, problems: list) -> None:
         """Train on a network with errors: back to the pipeline, the first red card selected and in

@@ -112,6 +112,8 @@ def create_actions(w) -> None:
         w.mode_group.addAction(action)
     w.build_mode_action.setChecked(True)
 
+    w.data_action = add_action(w, "Choose Data…", w.show_data, "Ctrl+3",
+                               tip="The Data tab: choose the dataset, preview it, fit the network to it (Ctrl+3)")
     w.reset_layout_action = add_action(w, "Reset Layout", w.reset_layout,
                                        tip="Put the panels back where they started")
     w.how_to_action = add_action(w, "How to Build a Network", w.show_how_to,
@@ -149,7 +151,7 @@ def create_menus(w) -> None:
     edit_menu.addActions(w.edit_actions[4:])
 
     view_menu = bar.addMenu("&View")
-    view_menu.addActions([w.build_mode_action, w.train_mode_action])
+    view_menu.addActions([w.build_mode_action, w.train_mode_action, w.data_action])
     view_menu.addSeparator()
     view_menu.addActions(w.zoom_actions)
     view_menu.addSeparator()

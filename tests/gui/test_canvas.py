@@ -411,3 +411,11 @@ def test_copy_puts_the_block_on_the_clipboard_in_the_apps_format(focused, doc, q
     mime = QGuiApplication.clipboard().mimeData()
     payload = read_blocks_mime(mime)
     assert payload["source"] == "clipboard" and payload["blocks"] == [doc.project.blocks[0]]
+
+
+def test_double_clicking_the_input_card_asks_for_the_data(qtbot, canvas):
+    asked = []
+    canvas.dataRequested.connect(lambda: asked.append(True))
+    centre = canvas.mapFromScene(canvas.input_card.sceneBoundingRect().center())
+    qtbot.mouseDClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+    assert asked == [True]

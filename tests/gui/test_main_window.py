@@ -279,3 +279,11 @@ def test_a_number_box_says_so_when_it_clamps_a_value(qtbot, tmp_path):
     assert notice == f"10000 would be more than {box.maximum()}, the most filters can be here"
     assert doc.project.blocks[0]["filters"] == 1000  # what the box took: the digit after was refused
     doc.undo_stack.undo()
+
+
+def test_the_data_tab_is_reachable_from_the_build_view(window):
+    window.canvas.dataRequested.emit()  # the input card double-clicked
+    assert window.mode == "train" and window.setup_tabs.currentIndex() == 1
+    window.set_mode("build")
+    window.data_action.trigger()
+    assert window.mode == "train" and window.setup_tabs.tabText(window.setup_tabs.currentIndex()) == "Data"
