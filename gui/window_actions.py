@@ -197,11 +197,19 @@ def create_toolbar(w) -> None:
     bar.addSeparator()
     panel = w.train_panel
     bar.addActions([panel.train_action, panel.pause_action, panel.resume_action, panel.stop_action])
+    # Words for the modes and the run controls; icons (with tooltips) for the file and edit
+    # actions, so that at 1024 pixels Pause and Stop are not hidden behind the overflow arrow.
+    for action in (w.open_action, w.save_action, w.undo_action, w.redo_action, *w.edit_actions[:2],
+                   w.canvas.zoom_fit_action):
+        button = bar.widgetForAction(action)
+        if isinstance(button, QToolButton) and not action.icon().isNull():
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
     w.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
     w.toolbar = bar
     w.view_menu.addAction(bar.toggleViewAction())
     w.view_menu.addSeparator()
     w.view_menu.addAction(w.reset_layout_action)
+
 
 def create_status_bar(w) -> None:
     status = w.statusBar()

@@ -287,3 +287,16 @@ def test_the_data_tab_is_reachable_from_the_build_view(window):
     window.set_mode("build")
     window.data_action.trigger()
     assert window.mode == "train" and window.setup_tabs.tabText(window.setup_tabs.currentIndex()) == "Data"
+
+
+@pytest.mark.parametrize("size", [(1024, 640), (1280, 800)])
+def test_the_run_controls_fit_the_toolbar_on_small_screens(window, qtbot, size):
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    bar = window.toolbar
+    for action in (window.train_panel.train_action, window.train_panel.pause_action,
+                   window.train_panel.stop_action):
+        button = bar.widgetForAction(action)
+        assert button is not None and button.isVisible(), action.text()  # not behind the » overflow
+        assert button.geometry().right() <= bar.width()
