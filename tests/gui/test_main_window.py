@@ -228,26 +228,24 @@ def test_recent_menu_drops_a_deleted_file_once(window, tmp_path):
     assert texts == [f"&1  {tmp_path / 'b.json'}", "Clear Menu"]
 
 
-def test_ctrl_z_in_a_focused_number_box_undoes_the_document_edit(qtbot, tmp_path):
-    from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QApplication, QSpinBox
+def focused_filters_box(window, qtbot):
+    """The first conv's filters box in the Inspector of a shown, active window, with the focus."""
+    from PySide6.QtWidgets import QSpinBox
 
-    from netbuilder.gui.document import ProjectDocument
-
-    doc = ProjectDocument()
-    doc.new_project("lenet5")
-    w = MainWindow(doc, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.files.ask_save_changes = lambda name: "discard"
-    w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    doc.select(0)
-    doc.set_block_field(0, "filters", 12)
-    box = w.inspector.findChild(QSpinBox, "filters")
-    assert box is not None and box.value() == 12
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    window.doc.select(0)
+    box = window.inspector.findChild(QSpinBox, "filters")
     box.setFocus()
     qtbot.waitUntil(lambda: QApplication.focusWidget() in (box, box.lineEdit()))
+    return box
+
+
+def test_ctrl_z_in_a_focused_number_box_undoes_the_document_edit(qtbot, window, doc):
+    doc.set_block_field(0, "filters", 12)
+    box = focused_filters_box(window, qtbot)
+    assert box.value() == 12
     qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert doc.project.blocks[0]["filters"] == 6 and box.value() == 6
     redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
@@ -255,23 +253,8 @@ def test_ctrl_z_in_a_focused_number_box_undoes_the_document_edit(qtbot, tmp_path
     assert doc.project.blocks[0]["filters"] == 12
 
 
-def test_a_number_box_says_so_when_it_clamps_a_value(qtbot, tmp_path):
-    from PySide6.QtWidgets import QSpinBox
-
-    from netbuilder.gui.document import ProjectDocument
-
-    doc = ProjectDocument()
-    doc.new_project("lenet5")
-    w = MainWindow(doc, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.files.ask_save_changes = lambda name: "discard"
-    w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    doc.select(0)
-    box = w.inspector.findChild(QSpinBox, "filters")
-    box.setFocus()
-    qtbot.waitUntil(lambda: QApplication.focusWidget() in (box, box.lineEdit()))
+def test_a_number_box_says_so_when_it_clamps_a_value(qtbot, window, doc):
+    box = focused_filters_box(window, qtbot)
     box.lineEdit().selectAll()
     qtbot.keyClicks(box.lineEdit(), "100000")
     qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
