@@ -12,6 +12,7 @@ import copy
 import html
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -589,7 +590,7 @@ class Inspector(QWidget):
         kind = KINDS.get(block.get("kind"))
         name = info.name if info else f"block {index + 1}"
         self.title.setText(f"Block {index + 1} · {name}")
-        self.subtitle.setText(f"{kind.label}: {kind.help.replace('`', '')}" if kind else "unknown kind of block")
+        self.subtitle.setText(f"{kind.label}: {_help_with_values(kind, block)}" if kind else "unknown kind of block")
         problems = inference.problems_for(index)
         shown = set()
         for field_name, row in self._rows.items():
@@ -673,3 +674,13 @@ def _demo() -> None:  # python -m netbuilder.gui.inspector: the inspector on LeN
 
 if __name__ == "__main__":
     _demo()
+
+
+def _help_with_values(kind, block: dict) -> str:
+    """A kind's help with each `field` replaced by the block's value ("slides 6 learned kernels
+    over the image"), or by the field's name where the value cannot be shown plainly."""
+    def value(match: re.Match) -> str:
+        field = kind.field(match.group(1))
+        v = block.get(match.group(1), field.default if field else None)
+        return f"{v:g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else match.group(1)
+    return re.sub(r"`(\w+)`", value, kind.help)

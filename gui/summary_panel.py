@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
+    QListView,
     QListWidget,
     QListWidgetItem,
     QTableWidget,
@@ -84,6 +85,10 @@ class SummaryPanel(QWidget):
         self.problems = QListWidget()
         self.problems.setObjectName("problems")
         self.problems.setWordWrap(True)
+        # Wrapped rows are laid out again when the width changes (a one-line height clipped them).
+        self.problems.setResizeMode(QListView.ResizeMode.Adjust)
+        self.problems.setUniformItemSizes(False)
+        self.problems.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.problems.itemClicked.connect(self._problem_clicked)
 
         box = QVBoxLayout(self)
@@ -106,7 +111,8 @@ class SummaryPanel(QWidget):
         n = self.problems.count()
         self.problems.setVisible(n > 0)
         if n:
-            rows = sum(self.problems.sizeHintForRow(i) for i in range(n))
+            self.problems.doItemsLayout()  # row heights for the list's current width, wrapped
+            rows = sum(self.problems.visualItemRect(self.problems.item(i)).height() for i in range(n))
             limit = max(3 * self.fontMetrics().height(), int(0.4 * self.height()))
             self.problems.setFixedHeight(min(rows + 2 * self.problems.frameWidth() + 4, limit))
 

@@ -237,3 +237,11 @@ def test_widgets_carry_the_field_help_as_tooltip(doc, inspector):
     assert child(inspector, QSpinBox, "filters").toolTip() == "number of kernels = depth of the output"
     assert child(inspector, QComboBox, "activation").toolTip() == "function applied to every output value"
     assert child(inspector, QSpinBox, "kernel_size.height").toolTip().startswith("height and width of each kernel")
+
+
+def test_the_block_help_reads_with_its_values(doc, inspector):
+    doc.select(0)
+    assert inspector.subtitle.text() == "Convolution: slides 6 learned kernels over the image; each produces one " \
+                                        "feature map"
+    doc.select(len(doc.project.blocks) - 1)
+    assert inspector.subtitle.text().startswith("Dense: connects every input value to each of 10 outputs")

@@ -126,3 +126,18 @@ def test_new_project_rebuilds(qtbot, doc, panel):
 @pytest.mark.parametrize("n, text", [(40, "40 B"), (34000, "33.2 KB"), (3 * 1024 * 1024, "3.0 MB")])
 def test_format_bytes(n, text):
     assert format_bytes(n) == text
+
+
+def test_a_long_problem_wraps_and_is_shown_whole(qtbot, doc):
+    panel = SummaryPanel(doc)
+    qtbot.addWidget(panel)
+    panel.resize(520, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    doc.set_block_field(len(doc.project.blocks) - 1, "activation", "relu")  # a two-line message at this width
+    qtbot.wait(10)
+    item = panel.problems.item(0)
+    line = panel.problems.fontMetrics().height()
+    rect = panel.problems.visualItemRect(item)
+    assert rect.height() >= 2 * line  # wrapped, not one clipped line
+    assert panel.problems.height() >= rect.height()
