@@ -139,6 +139,11 @@ def test_optimizer_steps_match_torch(name, overrides, project):
             except FloatingPointError:
                 assume(False)
         assume(all(np.isfinite(p).all() and np.abs(p).max() < 1e6 for p in net.parameters().values()))
+        if name == "adam":
+            # Adam moves every weight by about the learning rate whatever the gradient's size, so a
+            # gradient that is float32 rounding around zero (a sum of terms that cancel) has a sign
+            # either framework may get: such a run compares rounding, not update rules.
+            assume(all(((g == 0) | (np.abs(g) > 1e-5)).all() for g in net.gradients().values()))
         topt.zero_grad()
         loss = _torch_loss(project.training.loss, model(torch.from_numpy(x)), torch.from_numpy(y), project.num_classes)
         loss.backward()
