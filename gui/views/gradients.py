@@ -87,8 +87,10 @@ class GradientView(QWidget):
         self.norm_plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         self.dead_plot = _plot(DEAD_TITLE, "share")
         self.dead_plot.setYRange(0, 1, padding=0.05)
+        # Two levels: pyqtgraph labels the quarters only where there is room (they overlapped the
+        # halves on a short plot).
         self.dead_plot.getPlotItem().getAxis("left").setTicks(
-            [[(v, f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1.0)]])
+            [[(v, f"{v:.0%}") for v in (0, 0.5, 1.0)], [(v, f"{v:.0%}") for v in (0.25, 0.75)]])
         self.note = QLabel("First layers far below the last: vanishing gradients (sigmoid). ReLU keeps them close.")
         explanation = ("The norm of each layer's weight gradient, averaged over the epoch's batches (log scale).\n"
                        "Lines fanning out downwards towards the first layers mean the gradient shrinks on its way\n"

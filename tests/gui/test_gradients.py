@@ -90,3 +90,23 @@ def test_a_continued_run_extends_the_lines(view, fake):
 def test_layers_new_in_both_plots_at_once_are_listed_once(view, fake):
     fake.epochEnded.emit(payload(1, 1.0))
     assert view.legend.text().count("conv1") == 1 and view._layers == ["conv1", "dense1"]
+
+
+@pytest.mark.parametrize("height,quarters", [(110, False), (420, True)])
+def test_the_dead_relu_labels_never_overlap(qtbot, view, height, quarters):
+    from PySide6.QtGui import QImage, QPainter
+
+    plot = view.dead_plot
+    plot.resize(360, height)
+    plot.show()
+    qtbot.waitExposed(plot)
+    axis = plot.getPlotItem().getAxis("left")
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    rects = [rect for rect, _, _ in texts]
+    assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    assert ("25%" in [t for _, _, t in texts]) == quarters and "50%" in [t for _, _, t in texts]
