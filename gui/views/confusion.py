@@ -30,6 +30,7 @@ class ConfusionMatrix(QWidget):
         super().__init__(parent)
         self._counts = np.zeros((0, 0), np.int64)
         self._names: list[str] = []
+        self.names_shown = True  # class names beside the rows and columns (False in tiny cells)
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(160, 160)
@@ -66,15 +67,21 @@ class ConfusionMatrix(QWidget):
 
     # --- geometry -------------------------------------------------------------------------------
     def _geometry(self) -> tuple[float, float, float, float]:
-        """(left, top, cell, accuracy column width) for the current size and names."""
+        """(left, top, cell, accuracy column width) for the current size and names. Cells too small
+        for a line of text get no class names beside them (they would pile up; the hover names the
+        cell), and the matrix takes that room instead."""
         k = len(self._counts)
         metrics = QFontMetrics(self.font())
-        name_w = max((metrics.horizontalAdvance(n) for n in self._names), default=0)
-        left = name_w + metrics.height() + 2 * self.PAD  # names plus the rotated "true class" title
-        top = name_w + metrics.height() + 2 * self.PAD  # rotated column names plus the "predicted" title
         acc_w = metrics.horizontalAdvance("100%") + 2 * self.PAD
-        cell = min(self.MAX_CELL, (self.width() - left - acc_w - self.PAD) / max(k, 1),
-                   (self.height() - top - self.PAD) / max(k, 1))
+        name_w = max((metrics.horizontalAdvance(n) for n in self._names), default=0)
+        for names in (name_w, 0):
+            left = names + metrics.height() + 2 * self.PAD  # names plus the rotated "true class" title
+            top = names + metrics.height() + 2 * self.PAD  # rotated column names plus the "predicted" title
+            cell = min(self.MAX_CELL, (self.width() - left - acc_w - self.PAD) / max(k, 1),
+                       (self.height() - top - self.PAD) / max(k, 1))
+            self.names_shown = names > 0 and cell >= metrics.height() * 0.9
+            if self.names_shown or names == 0:
+                break
         return left, top, max(cell, 2.0), acc_w
 
     def cell_at(self, pos: QPoint) -> tuple[int, int] | None:
@@ -117,13 +124,14 @@ class ConfusionMatrix(QWidget):
         painter.setPen(QColor(theme.BORDER))
         painter.drawRect(QRectF(left, top, k * cell, k * cell))
 
-        # row names (true) on the left, column names (predicted) rotated along the top
+        # row names (true) on the left, column names (predicted) rotated along the top; in cells
+        # narrower than a line they would pile onto each other, so then only the hover names them
         painter.setPen(QColor(theme.TEXT))
         text_h = metrics.height()
-        for i, name in enumerate(self._names):
+        for i, name in enumerate(self._names if self.names_shown else ()):
             painter.drawText(QRectF(text_h + self.PAD, top + i * cell, left - text_h - 2 * self.PAD, cell),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name)
-        for j, name in enumerate(self._names):
+        for j, name in enumerate(self._names if self.names_shown else ()):
             painter.save()
             painter.translate(left + (j + 0.5) * cell, top - self.PAD)
             painter.rotate(-90)
@@ -131,7 +139,11 @@ class ConfusionMatrix(QWidget):
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
             painter.restore()
         painter.setPen(QColor(theme.MUTED))
-        painter.drawText(QRectF(left, 0, k * cell, text_h), align_c, "predicted class")
+        caption_w = metrics.horizontalAdvance("predicted class") + 2
+        if caption_w <= k * cell:
+            painter.drawText(QRectF(left, 0, k * cell, text_h), align_c, "predicted class")
+        else:  # wider than the matrix: from its left edge, not clipped on both sides
+            painter.drawText(QRectF(left, 0, caption_w, text_h), Qt.AlignmentFlag.AlignLeft, "predicted class")
         painter.save()
         painter.translate(0, top + k * cell / 2)
         painter.rotate(-90)

@@ -80,3 +80,21 @@ def test_a_continued_run_keeps_the_last_matrix_until_its_next_epoch(view, fake):
     fake.epochEnded.emit({"event": epoch(2), "confusion": np.eye(3, dtype=int)})
     fake.runStarted.emit({"label": "run 1 · continued", "event": RunStarted(1, 10, 100, 10, 2), "continued": True})
     assert view.epoch == 2 and view.matrix().sum() == 3
+
+
+def test_tiny_cells_drop_the_names_instead_of_piling_them_up(qtbot):
+    from netbuilder.gui.views.confusion import ConfusionMatrix
+
+    names = [f"class number {i}" for i in range(40)]
+    m = ConfusionMatrix()
+    qtbot.addWidget(m)
+    m.set_matrix(np.eye(40, dtype=np.int64) * 3, names)
+    m.resize(300, 260)  # 40 classes in 300 pixels: a few pixels a cell
+    m.show()
+    qtbot.waitExposed(m)
+    left, top, cell, _ = m._geometry()
+    assert not m.names_shown and cell * 40 > 150  # the names' room went to the matrix
+    assert m.cell_text(3, 3).startswith("true class number 3 → predicted class number 3")  # the hover names it
+    m.resize(900, 900)
+    m._geometry()
+    assert m.names_shown
