@@ -140,7 +140,7 @@ class PaletteList(QListWidget):
         self.setMouseTracking(True)  # hover highlight
         self.setFrameShape(QListWidget.Shape.NoFrame)
         self.setSpacing(0)
-        theme.style(self, "QListWidget {{ background: {BACKGROUND}; }}")
+        theme.style(self, "QListWidget { background: {BACKGROUND}; }")
 
     def startDrag(self, supported: Qt.DropAction) -> None:
         row = self.currentRow()

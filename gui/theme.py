@@ -184,7 +184,7 @@ def style(widget: QWidget, template: str) -> None:
     """Set ``widget``'s style sheet from ``template``, with ``{TEXT}``-style names filled in from the
     current scheme, and again whenever the scheme changes."""
     widget.setProperty(STYLE_PROPERTY, template)
-    widget.setStyleSheet(template.format(**SCHEMES[SCHEME]))
+    widget.setStyleSheet(fill(template))
 
 
 @contextmanager
@@ -235,7 +235,7 @@ def apply_scheme(name: str, app: QApplication | None = None) -> None:
             continue
         template = widget.property(STYLE_PROPERTY)
         if template:
-            widget.setStyleSheet(template.format(**SCHEMES[name]))
+            widget.setStyleSheet(fill(template))
         text = widget.property(TEXT_PROPERTY)
         if text:
             widget.setText(fill(text))

@@ -493,7 +493,7 @@ class DataPanel(QWidget):
         colour, fill = ("ERROR", "ERROR_FILL") if blocking else ("WARNING_TEXT", "WARNING_FILL")
         self.fit_label.setText(intro + "<br>" + "<br>".join(f"• {s}" for s in lines))
         theme.style(self.fit_label, f"color: {{{colour}}};")
-        theme.style(self.fit_box, f"QFrame {{{{ background: {{{fill}}}; }}}}")
+        theme.style(self.fit_box, f"QFrame {{ background: {{{fill}}}; }}")
         self.fit_button.setText(f"Set the input to {_dims(p.input_shape)} and the classes to {p.num_classes}")
         self.fit_box.show()
 
