@@ -46,13 +46,13 @@ def training_memory(blocks, input_shape, batch_size: int, optimizer: str) -> Mem
 
 
 def size_text(n: float) -> str:
-    """Bytes for people: "186 GiB", "3.1 GiB", "512 MiB"."""
-    gib = n / 2**30
-    if gib >= 100:
-        return f"{gib:,.0f} GiB"
-    if gib >= 1:
-        return f"{gib:.1f} GiB"
-    return f"{n / 2**20:,.0f} MiB"
+    """Bytes for people: "186 GiB", "3.1 GiB", "51.2 MiB", "512.0 KiB", "80 bytes"."""
+    if n >= 100 * 2**30:
+        return f"{n / 2**30:,.0f} GiB"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{int(n):,} bytes"
 
 
 def memory_problems(blocks, raw_blocks, input_shape, batch_size: int, optimizer: str,

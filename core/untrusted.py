@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from netbuilder.core.memory import machine_memory, size_text
+
 PROJECT_FILE_LIMIT = 64 << 20  # a project is JSON text: tens of kilobytes, a megabyte at most
 _KINDS = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device",
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
@@ -37,8 +39,6 @@ def check_regular_file(path: Path, error: type[Exception], what: str, limit: int
 
 def memory_cap() -> int:
     """The most bytes one file's arrays may unpack to: half this machine's memory (4 GiB if unknown)."""
-    from netbuilder.core.memory import machine_memory
-
     total = machine_memory()
     return total // 2 if total else 4 << 30
 
@@ -79,11 +79,3 @@ def check_npz(path: Path, error: type[Exception], cap: int | None = None) -> Non
             if total > cap:
                 raise error(f"{path}: its arrays unpack to more than {size_text(cap)} (half this machine's "
                             f"memory), {size_text(total)} so far at entry {entry!r}")
-
-
-def size_text(n: float) -> str:
-    """Bytes for people: "1.5 GiB", "512 KiB", "80 bytes"."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{int(n):,} bytes"

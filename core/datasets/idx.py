@@ -45,7 +45,8 @@ _NAME = re.compile(
 
 def read_file_bytes(path: Path) -> bytes:
     """The file's bytes, gunzipped when they start with the gzip magic (whatever the extension)."""
-    from netbuilder.core.untrusted import check_regular_file, memory_cap, size_text
+    from netbuilder.core.memory import size_text
+    from netbuilder.core.untrusted import check_regular_file, memory_cap
 
     path = Path(path)
     if path.exists() and not path.is_dir():

@@ -108,7 +108,7 @@ def test_a_step_that_cannot_fit_is_refused_by_the_trainer_before_allocating(mach
     d = lenet(lambda d: d["training"].update(batch_size=12_000))
     project = parse_project(json.dumps(d))
     with pytest.raises(TrainingError, match="a training step needs about .* at batch size 10800 .*this machine "
-                                            "has 51 MiB: use a smaller batch size"):
+                                            "has 51.2 MiB: use a smaller batch size"):
         Trainer(project, load_project_dataset(project))
 
 
