@@ -167,6 +167,7 @@ def _open_gui(project_path: str | None) -> int:
 
 # --- summary, examples, diagram ---------------------------------------------------------------
 def _summary(args) -> int:
+    from netbuilder.core.speed import project_estimate
     from netbuilder.core.summary import format_summary
 
     found = resolve_project(args.project)
@@ -176,7 +177,8 @@ def _summary(args) -> int:
     if isinstance(loaded, int):
         return loaded
     project, inference = loaded
-    print(format_summary(project, inference).rstrip("\n"))
+    timing = project_estimate(project, inference.total_macs) if inference.output_shape is not None else None
+    print(format_summary(project, inference, timing).rstrip("\n"))
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ from netbuilder.core.blocks import KINDS, with_defaults
 from netbuilder.core.errors import ERROR, NOTE, WARNING
 from netbuilder.core.inference import Inference, infer
 from netbuilder.core.project import Project
+from netbuilder.core.speed import EpochEstimate
 
 _RULE = "-"  # ASCII: the CLI prints this on consoles that may not be UTF-8
 
@@ -71,8 +72,9 @@ def short_settings(block: dict) -> str:
     return kind
 
 
-def format_summary(project: Project, inference: Inference | None = None) -> str:
-    """The summary table of ``project`` (inferred now unless ``inference`` is given)."""
+def format_summary(project: Project, inference: Inference | None = None, timing: EpochEstimate | None = None) -> str:
+    """The summary table of ``project`` (inferred now unless ``inference`` is given), with the
+    estimated training time when ``timing`` is given (it is measured on this machine)."""
     result = inference if inference is not None else infer(project)
     rows = [("#", "block", "output shape", "params", "MACs")]
     name_width = max((len(info.name) for info in result.blocks), default=0)
@@ -103,6 +105,8 @@ def format_summary(project: Project, inference: Inference | None = None) -> str:
     out.append(f"Total params: {result.total_params:,}")
     out.append(f"Total MACs per sample: {result.total_macs:,}")
     out.append(f"Activation memory per sample: {result.total_activation_bytes / 1024:,.1f} KB (float32)")
+    if timing is not None:
+        out.append(f"Training time: {timing.text()}")
     for severity, title in ((ERROR, "Errors"), (WARNING, "Warnings"), (NOTE, "Notes")):
         found = [p for p in result.problems if p.severity == severity]
         if found:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from netbuilder.core.errors import ERROR, NOTE, WARNING
 from netbuilder.core.inference import Inference
+from netbuilder.core.speed import project_estimate
 from netbuilder.core.summary import format_shape, short_settings
 from netbuilder.gui import theme
 from netbuilder.gui.document import ProjectDocument
@@ -155,7 +156,9 @@ class SummaryPanel(QWidget):
         self.totals.setText(
             f"<b>Total</b>: {result.total_params:,} parameters · {result.total_macs:,} multiply-adds · "
             f"{format_bytes(result.total_activation_bytes)} of activations per sample (float32) · "
-            f"input {format_shape(result.input_shape)} → output {format_shape(result.output_shape)}")
+            f"input {format_shape(result.input_shape)} → output {format_shape(result.output_shape)}"
+            + (f" · training: {project_estimate(self.doc.project, result.total_macs).text()}"
+               if result.output_shape is not None else ""))
 
         self.problems.clear()
         for p in sorted(result.problems, key=lambda p: _ORDER[p.severity]):

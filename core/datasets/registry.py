@@ -154,6 +154,23 @@ def load_project_dataset(project: Any, base_dir: str | Path | None = None) -> Da
     return load_dataset(spec, base_dir)
 
 
+def known_train_size(spec: Mapping[str, Any]) -> int | None:
+    """How many training images a built-in dataset spec gives, without loading it; None for files."""
+    kind = spec.get("kind") if isinstance(spec, Mapping) else None
+    if kind in ("fashion-mnist", "mnist"):
+        return 60000
+    try:
+        if kind == "shapes":
+            from netbuilder.core.datasets.shapes import parse_spec
+            return parse_spec(spec)["train_size"]
+        if kind == "xor":
+            from netbuilder.core.datasets.xor import load_xor
+            return len(load_xor(spec).x_train)
+    except DatasetError:
+        return None
+    return None
+
+
 def idx_sources(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
     """Keyword arguments for ``netbuilder.core.datasets.idx.load_idx`` from an idx/fashion-mnist/mnist spec."""
     from netbuilder.core.datasets import download, idx
