@@ -406,6 +406,13 @@ class CurvesView(QWidget):
             if run.number == number:
                 run.set_visible(item.checkState() == Qt.CheckState.Checked)
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # Four entries in a row need about 380 px; a narrower pane gets two rows of two.
+        columns = 4 if self.graphics.width() >= 380 else 2
+        if self.legend.columnCount != columns:
+            self.legend.setColumnCount(columns)
+
     def _fill_legend(self) -> None:
         """The line styles, the same in both plots and for every run (the run list names the colours)."""
         c = QColor(theme.MUTED)

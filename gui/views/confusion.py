@@ -33,7 +33,7 @@ class ConfusionMatrix(QWidget):
         self.names_shown = True  # class names beside the rows and columns (False in tiny cells)
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(160, 160)
+        self.setMinimumSize(80, 80)  # small cells drop their names and counts; the hover still tells
 
     def set_matrix(self, counts: np.ndarray, names: list[str] | None) -> None:
         counts = np.asarray(counts, np.int64)
@@ -201,6 +201,23 @@ class ConfusionView(QWidget):
         # height to give (the preferred one: every part at full size, scrolled). Answering "no
         # preference" lets the view fill the space it is given instead, down to its minimum.
         return -1
+
+    def minimumSizeHint(self) -> QSize:
+        # The wrapped labels' heights at the width the view has now (the layout's own minimum
+        # assumes them one line long, and then the note is drawn over the matrix's last rows).
+        base = super().minimumSizeHint()
+        margins = self.layout().contentsMargins()
+        inner = max(1, self.width() - margins.left() - margins.right())
+        labels = sum(max(label.heightForWidth(inner), label.sizeHint().height())
+                     for label in (self.header, self.note) if label.isVisible())
+        spacing = 2 * self.layout().spacing()
+        height = labels + self.matrix_widget.minimumHeight() + spacing + margins.top() + margins.bottom()
+        return QSize(base.width(), max(base.height(), height))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # the labels wrap differently: a new minimum height
 
     def matrix(self) -> np.ndarray:
         return self.matrix_widget.counts

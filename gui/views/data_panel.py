@@ -103,6 +103,7 @@ class _ClassRow(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.label = QLabel()
+        self.label.setWordWrap(True)
         self.grid = TileGrid(tile_size=52, max_rows=1)
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 3, 0, 3)
@@ -198,6 +199,7 @@ class DataPanel(QWidget):
         fit.addWidget(self.fit_label)
         fit.addWidget(self.fit_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.run_label = QLabel()
+        self.run_label.setWordWrap(True)  # a narrow column wraps it instead of scrolling sideways
         theme.style(self.run_label, "color: {MUTED};")
 
         # --- preview grid

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QToolButton,
@@ -172,9 +173,9 @@ class FeatureMapView(QWidget):
         bar.addWidget(self.prev_button)
         bar.addWidget(self.sample_spin)
         bar.addWidget(self.next_button)
-        bar.addWidget(self.truth_label)
-        bar.addStretch(1)
-        bar.addWidget(self.same_scale)
+        bar.addWidget(self.truth_label, 1)
+        # The true class may be long: it gives way (clipped) rather than widen the whole view.
+        self.truth_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         # --- left: input and prediction
         self.input_grid = TileGrid(tile_size=140)
@@ -204,12 +205,26 @@ class FeatureMapView(QWidget):
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setWidget(self.layers_box)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right = QWidget()
+        rbox = QVBoxLayout(right)
+        rbox.setContentsMargins(0, 0, 0, 0)
+        rbox.addWidget(self.same_scale)  # above the maps it changes, not widening the sample bar
+        rbox.addWidget(self.scroll, 1)
+
+        # Many classes (or a short window) make the bars taller than the pane: they scroll.
+        self.left_scroll = QScrollArea()
+        self.left_scroll.setWidgetResizable(True)
+        self.left_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.left_scroll.setWidget(left)
+        self.left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.left_scroll.setMinimumWidth(left.minimumSizeHint().width()
+                                         + self.left_scroll.verticalScrollBar().sizeHint().width())
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(self.scroll)
+        self.splitter.addWidget(self.left_scroll)
+        self.splitter.addWidget(right)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([240, 600])
+        self.splitter.setSizes([1, 1000])  # the input and bars at their minimum width, the maps the rest
 
         self.message = QLabel("Train the network to see what each layer makes of a sample.")
         theme.style(self.message, "color: {MUTED};")

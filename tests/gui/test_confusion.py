@@ -98,3 +98,22 @@ def test_tiny_cells_drop_the_names_instead_of_piling_them_up(qtbot):
     m.resize(900, 900)
     m._geometry()
     assert m.names_shown
+
+
+@pytest.mark.parametrize("width,height", [(290, 230), (240, 200), (600, 260)])
+def test_the_caption_never_lies_over_the_matrix_in_a_short_pane(qtbot, width, height):
+    from netbuilder.gui.main_window import _scrolled
+
+    fake = FakeController([f"class {i}" for i in range(10)])
+    view = ConfusionView(fake)
+    area = _scrolled(view)  # as the window holds it
+    qtbot.addWidget(area)
+    area.resize(width, height)
+    area.show()
+    qtbot.waitExposed(area)
+    fake.epochEnded.emit({"event": epoch(1), "confusion": np.eye(10, dtype=int) * 50 + 1,
+                          "grad_norms": {}, "dead_relu": {}})
+    qtbot.wait(10)
+    header, matrix, note = view.header.geometry(), view.matrix_widget.geometry(), view.note.geometry()
+    assert header.bottom() < matrix.top() and matrix.bottom() < note.top()
+    assert note.height() >= view.note.heightForWidth(note.width())  # the whole caption, unclipped

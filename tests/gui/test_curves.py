@@ -150,3 +150,14 @@ def test_log_loss_draws_every_curve_at_the_height_of_its_data_and_keeps_the_epoc
     view.log_box.setChecked(False)
     _, raw = run.raw_loss.getData()
     np.testing.assert_allclose(raw, [4.6, 2.0, 1.0])
+
+
+def test_the_legend_takes_two_rows_in_a_narrow_pane(setup, qtbot):
+    _, view = setup
+    view.resize(800, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.legend.columnCount == 4
+    view.resize(290, 500)
+    qtbot.waitUntil(lambda: view.legend.columnCount == 2)
+    assert view.legend.boundingRect().width() <= view.graphics.width()  # every entry readable

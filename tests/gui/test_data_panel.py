@@ -272,3 +272,10 @@ def test_a_result_arriving_after_the_panel_is_gone_is_harmless(qtbot, doc, fake,
     assert not any(t.is_alive() for t in readers)
     QApplication.sendPostedEvents()  # the (now unwanted) queued result: nothing receives it, nothing breaks
     QApplication.processEvents()
+
+
+def test_a_narrow_column_after_training_needs_no_sideways_scrolling(qtbot, doc, fake):
+    panel = make_panel(qtbot, doc, fake)
+    qtbot.waitUntil(loaded(panel), timeout=20000)
+    fake.datasetReady.emit({"name": "shapes", "train_size": 10800, "val_size": 1200})
+    assert panel.minimumSizeHint().width() <= 280  # the Training view's left column at 1024x640

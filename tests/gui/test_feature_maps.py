@@ -261,3 +261,18 @@ def test_mosaic_places_tiles_row_by_row_with_transparent_gaps():
     assert (out[:4, 5:] == np.kron(tiles[1], np.ones((2, 2), np.uint32))).all()
     assert (out[5:, :4] == np.kron(tiles[2], np.ones((2, 2), np.uint32))).all()
     assert (out[4] == 0).all() and (out[:, 4] == 0).all() and (out[5:, 5:] == 0).all()  # gaps, missing 4th
+
+
+def test_the_view_fits_the_pane_it_has_at_1024_by_640(view, fake):
+    fake.datasetReady.emit(dataset_payload(1200))
+    net = network()
+    x = np.asarray(dataset_payload(1)["val_x"][0])
+    fake.probeReady.emit(probe_payload(net, x, 3))
+    # The right-hand pane of the Training view is about 440 px wide there.
+    assert view.minimumSizeHint().width() <= 440
+    view.resize(440, 400)
+    QApplication.processEvents()
+    # All ten classes stay reachable: the bars scroll when the pane is short.
+    bars = view.bars
+    assert bars.height() >= bars.minimumSizeHint().height()
+    assert view.left_scroll.verticalScrollBar().maximum() > 0
