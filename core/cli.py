@@ -239,6 +239,7 @@ def _export(args) -> int:
     from netbuilder.core.datasets import load_project_dataset
     from netbuilder.core.export import ExportError, export, load_state, read_weights_file
     from netbuilder.core.network import Network
+    from netbuilder.core.untrusted import check_regular_file
     from netbuilder.core.weights import WeightsError
 
     found = resolve_project(args.project)
@@ -250,10 +251,8 @@ def _export(args) -> int:
         return loaded
     project = loaded[0]
     weights = Path(args.weights)
-    if not weights.is_file():
-        error(f"{weights}: {'is a folder, not a weights file' if weights.is_dir() else 'no such file'}")
-        return EXIT_ERROR
     try:
+        check_regular_file(weights, WeightsError, "weights file")
         state, embedded = read_weights_file(weights)
         # Training stores the input normalisation in the weights' project, not in the project file.
         ours, theirs = project.dataset, embedded.dataset if embedded is not None else {}

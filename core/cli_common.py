@@ -19,12 +19,21 @@ def resolve_project(name: str) -> tuple[Path, bool] | None:
     """(path, is_bundled) of the project ``name``: a file if there is one, else a bundled example
     of that name (said on stderr); None after saying what is wrong."""
     from netbuilder.core.resources import example_path
+    from netbuilder.core.untrusted import PROJECT_FILE_LIMIT, check_regular_file
 
     p = Path(name)
-    if p.exists() and not p.is_dir():  # a FIFO or a device too: the reader says what is wrong with it
+    if p.exists() and not p.is_dir():
+        try:  # a FIFO, a device or a huge file is bad input (exit 1), not an invalid project (2)
+            check_regular_file(p, ProjectError, "project file", PROJECT_FILE_LIMIT)
+        except ProjectError as exc:
+            error(str(exc))
+            return None
         return p, False
     if p.is_dir():
         error(f"{p}: is a folder, not a project file")
+        return None
+    if os.path.lexists(p):
+        error(f"{p}: is a symbolic link that leads nowhere (its target is missing, or it loops)")
         return None
     bare = p.name == name  # "lenet5", not "some/folder/lenet5.json"
     example = example_path(name) if bare else None
@@ -51,7 +60,14 @@ def load_valid_project(path):
 
 
 def report_problems(exc: ProjectError, path: str) -> None:
-    problems = exc.problems
+    """One line for one error (``netbuilder: FILE: block 1 (conv): ...``), else a count and a list.
+
+    Only the errors: they are what stops the command (the warnings show in a valid project's summary).
+    """
+    problems = [p for p in exc.problems if p.severity == "error"] or exc.problems
+    if len(problems) == 1:
+        print(f"netbuilder: {path}: {problems[0].message}", file=sys.stderr)
+        return
     errors = sum(p.severity == "error" for p in problems)
     print(f"netbuilder: {path}: {errors} error{'s' if errors != 1 else ''}:", file=sys.stderr)
     for p in problems:

@@ -166,8 +166,8 @@ def infer(project: Project) -> Inference:
     input_shape = _check_input_shape(getattr(project, "input_shape", None), add)
     num_classes = getattr(project, "num_classes", None)
     if num_classes is not None and not (type(num_classes) is int and 1 <= num_classes <= MAX_INT):
-        add(Problem(f"num_classes must be a whole number of at least 1 (or empty: take it from the dataset), "
-                    f"got {_show(num_classes)}", field="num_classes", value=num_classes))
+        add(Problem(f"num_classes must be a whole number from 1 to {MAX_INT:,} (or empty: take it from the "
+                    f"dataset), got {_show(num_classes)}", field="num_classes", value=num_classes))
         num_classes = None
 
     blocks = getattr(project, "blocks", None)

@@ -5,6 +5,7 @@ are named ``<block name>.weight`` / ``<block name>.bias``, the names every expor
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,16 @@ from netbuilder.core.layers import Activation, Conv2D, Dense, Dropout, Flatten, 
 from netbuilder.core.layers.parallel import holds_blas_single_threaded
 from netbuilder.core.losses import make_loss
 from netbuilder.core.project import Project
+
+
+def _quiet_overflow(method):
+    """Run ``method`` without numpy's overflow and invalid-value warnings: a network that diverged
+    gives infinite or NaN outputs, which its callers check for and report in their own words."""
+    @functools.wraps(method)
+    def quiet(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return method(*args, **kwargs)
+    return quiet
 
 
 @dataclass
@@ -142,6 +153,7 @@ class Network:
     # --- running ----------------------------------------------------------------------------
     # The public calls hold BLAS to one thread while they run: the layers split the work themselves.
     @holds_blas_single_threaded
+    @_quiet_overflow
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare(x)
         for layer in self.layers:
@@ -149,12 +161,14 @@ class Network:
         return x
 
     @holds_blas_single_threaded
+    @_quiet_overflow
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Outputs for a whole array, in batches, without touching training state."""
         outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.output_features), self.dtype)
 
     @holds_blas_single_threaded
+    @_quiet_overflow
     def forward_blocks(self, x: np.ndarray) -> list[tuple[BlockInfo, np.ndarray]]:
         """Every block's output for ``x`` (inference mode, nothing cached): what the probe shows."""
         x = self._prepare(x)
@@ -181,6 +195,7 @@ class Network:
         return outputs.argmax(axis=1)
 
     @holds_blas_single_threaded
+    @_quiet_overflow
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss and outputs in inference mode (no dropout, nothing cached): validation's step."""
         x = self._prepare(x)

@@ -70,7 +70,10 @@ def read_npz(path: Path, what: str, error: type[Exception], required: str,
     that marks the kind, and ``missing(names in the file)`` the sentence said when it is absent.
     """
     if path.exists() and not path.is_dir():
-        check_regular_file(path, error, what)
+        size = check_regular_file(path, error, what)
+        if not zipfile.is_zipfile(path):
+            # np.load would take it for a pickle and suggest loading it unsafely: never.
+            raise error(f"{path}: {_not_a_zip(path, size, what)}")
         check_npz(path, error)
     try:
         data = np.load(path, allow_pickle=False)
@@ -89,8 +92,18 @@ def read_npz(path: Path, what: str, error: type[Exception], required: str,
     except OSError as exc:
         raise error(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        # np.load says "Cannot load file containing pickled data..." for anything unrecognised.
         raise error(f"{path}: not a valid {what} (.npz), or it is truncated: {exc}") from None
+
+
+def _not_a_zip(path: Path, size: int, what: str) -> str:
+    """What a file that is not a zip archive is, for the message."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if head == b"\x93NUMPY":
+        return f"a single .npy array, not a {what} (.npz)"
+    if head.startswith(b"PK"):
+        return f"not a valid {what} (.npz): the zip archive is truncated or damaged"
+    return f"not a valid {what} (.npz): {'an empty file' if size == 0 else 'not a zip archive'}"
 
 
 def load_weights(path: str | os.PathLike) -> tuple[Project, dict[str, np.ndarray]]:

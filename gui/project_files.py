@@ -128,11 +128,11 @@ class ProjectFiles(QObject):
         self._store_recent([])
 
     def _remember(self, path: Path) -> None:
-        entry = str(path.resolve())
+        entry = _recent_key(path)
         self._store_recent(([entry] + [p for p in self._stored_recent() if p != entry])[:MAX_RECENT])
 
     def _forget(self, path: Path) -> None:
-        entry = str(path.resolve())
+        entry = _recent_key(path)
         stored = self._stored_recent()
         if entry in stored:
             self._store_recent([p for p in stored if p != entry])
@@ -229,3 +229,12 @@ def _file_stem(name: str) -> str:
     """A file name from a project name: "LeNet-5" -> "LeNet-5", "a/b: c" -> "a_b_ c"."""
     stem = "".join("_" if ch in '/\\:*?"<>|' else ch for ch in name).strip(" .")
     return stem or "Untitled"
+
+
+def _recent_key(path: Path) -> str:
+    """The absolute path a recent-files entry is kept under (a symbolic link that loops, which
+    ``resolve`` refuses, is kept as it is named)."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)

@@ -8,6 +8,7 @@ torch is imported only when an export or an import of a state_dict runs.
 """
 from __future__ import annotations
 
+import io
 import keyword
 import os
 from pathlib import Path
@@ -205,10 +206,13 @@ def export_torch(network, path: str | os.PathLike, *, samples: np.ndarray | None
             tmp_py, tmp_pt = staging.temp(dests[0]), staging.temp(dests[1])
             try:
                 tmp_py.write_text(source, encoding="utf-8")
-                torch.save(state, str(tmp_pt))
-            except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
-                reason = exc.strerror if isinstance(exc, OSError) else str(exc).strip().splitlines()[-1]
-                raise ExportError(f"cannot write the PyTorch export to {folder}: {reason or exc}") from None
+                # Serialised in memory, written by Python: torch's own file writer reports a full
+                # disk as "basic_ios::clear: iostream error"; this way it is the system's words.
+                buffer = io.BytesIO()
+                torch.save(state, buffer)
+                tmp_pt.write_bytes(buffer.getbuffer())
+            except OSError as exc:
+                raise ExportError(f"cannot write the PyTorch export to {folder}: {exc.strerror or exc}") from None
             net = load_net(tmp_py, tmp_pt)
 
             def run(x):

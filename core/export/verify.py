@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,9 +153,15 @@ def class_names_of(project, dataset=None) -> list[str]:
 
 def compare(fmt: str, network, x: np.ndarray, run: Callable[[np.ndarray], np.ndarray], runtime: str,
             paths: Sequence[str | os.PathLike], sample_source: str, note: str = "") -> VerificationReport:
-    """Run ``run`` (the exported model) and the engine on ``x``; the figures as a report."""
-    expected = np.asarray(engine_outputs(network, x), np.float64)
-    got = np.asarray(run(x), np.float64)
+    """Run ``run`` (the exported model) and the engine on ``x``; the figures as a report.
+
+    Overflow inside either model is not printed as numpy warnings: the outputs are checked for
+    NaN and infinity below, and the report says so when it matters.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the runtimes' own (torch, onnxruntime's numpy)
+        expected = np.asarray(engine_outputs(network, x), np.float64)
+        got = np.asarray(run(x), np.float64)
     if got.shape != expected.shape:
         raise ExportError(f"{FORMAT_TITLES[fmt]} export: the exported model returned shape {got.shape}, "
                           f"the engine {expected.shape}")

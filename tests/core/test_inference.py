@@ -214,7 +214,7 @@ INVALID = [
     ([{"kind": "flatten"}, SOFTMAX_10], {"training": TrainingSettings(loss="binary_cross_entropy")}, "block 2 (dense): the loss binary_cross_entropy needs sigmoid on the last block, but block 2 (dense) ends with softmax", 1, "activation", "softmax"),
     ([], {}, "the pipeline is empty", None, "blocks", []),
     (TAIL, {"input_shape": (0, 28, 28)}, "input_shape must be [channels, height, width], three whole numbers from 1 to 2,147,483,647, got [0, 28, 28]", None, "input_shape", (0, 28, 28)),
-    (TAIL, {"num_classes": 0}, "num_classes must be a whole number of at least 1", None, "num_classes", 0),
+    (TAIL, {"num_classes": 0}, "num_classes must be a whole number from 1 to 2,147,483,647", None, "num_classes", 0),
     (TAIL, {"training": TrainingSettings(learning_rate=0.0)}, "training.learning_rate must be a number greater than 0", None, "training.learning_rate", 0.0),
     (TAIL, {"training": TrainingSettings(learning_rate=float("nan"))}, "got NaN", None, "training.learning_rate", None),
     (TAIL, {"training": TrainingSettings(batch_size=0)}, "training.batch_size must be a whole number from 1 to 2,147,483,647, got 0", None, "training.batch_size", 0),
