@@ -98,10 +98,10 @@ def worker(framework: str, net: str, seconds: float, threads: int) -> dict:
         import torch.nn.functional as F
 
         from netbuilder.core.network import Network
-        from netbuilder.core.torch_bridge import torch_sequential
+        from netbuilder.core.torch_bridge import torch_model
 
         torch.set_num_threads(threads)
-        model = torch_sequential(Network(project), include_final_activation=False).train()
+        model = torch_model(Network(project), final_activation=False).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         txs, tys = torch.from_numpy(xs), torch.from_numpy(ys)
 

@@ -32,7 +32,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from netbuilder.core.blocks import ACTIVATIONS, KINDS, PADDING_MODES
+from netbuilder.core.blocks import ACTIVATIONS, KINDS, PADDING_MODES, Geometry
+from netbuilder.core.blocks.base import NO_GEOMETRY, Pipeline, ShapeContext
 from netbuilder.core.errors import ERROR, NOTE, WARNING, Problem, ProjectError
 from netbuilder.core.memory import machine_memory, memory_problems
 from netbuilder.core.project import LOSSES, OPTIMIZERS, Project, _show, _suggest
@@ -54,14 +55,7 @@ _KIND_LIST = ", ".join(KINDS)
 _DEFAULTS: dict[str, dict[str, Any]] = {}  # resolved default values, filled below _check_value
 
 # Names people reach for from other libraries, mapped to ours (for "did you mean").
-_KIND_ALIASES = {
-    "convolution": "conv", "conv2d": "conv", "convolutional": "conv",
-    "pooling": "pool", "maxpool": "pool", "max_pool": "pool", "maxpool2d": "pool", "avgpool": "pool",
-    "avg_pool": "pool", "averagepool": "pool",
-    "linear": "dense", "fc": "dense", "fully_connected": "dense", "fullyconnected": "dense",
-    "relu": "activation", "sigmoid": "activation", "tanh": "activation", "softmax": "activation",
-    "leaky_relu": "activation", "reshape": "flatten",
-}
+_KIND_ALIASES = {alias: kind for kind, spec in KINDS.items() for alias in spec.aliases}
 _FIELD_ALIASES = {
     "kernel": "kernel_size", "kernel_size": "size", "pool_size": "size", "window": "size",
     "strides": "stride", "out_channels": "filters", "channels": "filters", "units": "filters",
@@ -71,7 +65,6 @@ _FIELD_ALIASES = {
 _SCALARS = (int, float, str, bool, type(None))
 _NUMBERS = (int, float)
 _BAD = object()
-_DENSE_WARN_PARAMS = 1_000_000
 MAX_INT = 2**31 - 1  # no size, count or setting may be larger: numpy and every runtime take it
 MAX_NAME = 64  # characters in a block name: a label on a card, not a document
 
@@ -88,9 +81,7 @@ class BlockInfo:
     params: int
     macs: int
     activation_bytes: int  # float32 bytes of one sample's output
-    # conv/pool: {"kernel": (kh, kw), "stride": (sh, sw), "pads": (t, b, l, r)}, conv also
-    # "in_channels"; dense: {"in_features": n}; others {}.
-    geometry: dict = field(default_factory=dict, hash=False)
+    geometry: Geometry = NO_GEOMETRY  # what the layers and exporters need: kernel, stride, pads...
     implicit_flatten: bool = False  # dense fed (C, H, W): the network flattens first
     block: dict = field(default_factory=dict, hash=False)  # the block with defaults filled
 
@@ -177,14 +168,13 @@ def infer(project: Project) -> Inference:
     infos: list[BlockInfo] = []
     auto_names = automatic_names(blocks)
     shape = input_shape
-    from_spatial = False  # the current flat vector came from flattening a feature map
-    conv_seen = False
+    pipeline = Pipeline()
     last = len(blocks) - 1
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
             add(Problem(f"block {i + 1}: a block must be an object like {{\"kind\": \"conv\", ...}}, "
                         f"got {_show(block)}", block=i, value=block))
-            infos.append(_block_info(i, "?", auto_names[i], shape, None, 0, 0, 0, {}, False, {}))
+            infos.append(_block_info(i, "?", auto_names[i], shape, None, 0, 0, 0, NO_GEOMETRY, False, {}))
             shape = None
             continue
         kind = block.get("kind")
@@ -192,7 +182,7 @@ def infer(project: Project) -> Inference:
         if kind not in _FILLED if type(kind) is str else True:
             _unknown_kind(i, kind, add)
             infos.append(_block_info(i, kind if isinstance(kind, str) else "?", _name(block, auto_name),
-                                   shape, None, 0, 0, 0, {}, False, dict(block)))
+                                   shape, None, 0, 0, 0, NO_GEOMETRY, False, dict(block)))
             shape = None
             continue
 
@@ -208,45 +198,11 @@ def infer(project: Project) -> Inference:
                         block=i, kind=kind, field="activation", value=act))
 
         in_shape = shape
-        out = None
-        params = macs = 0
-        geometry: dict = {}
-        implicit = False
+        shaped = None
         if in_shape is not None and not has_error:
-            if kind == "conv":
-                conv_seen = True
-                out, params, macs, geometry = _conv(i, in_shape, values, filled, add)
-            elif kind == "pool":
-                out, geometry = _pool(i, in_shape, values, filled, add)
-            elif kind == "dense":
-                units = values["units"]
-                if len(in_shape) == 3:
-                    implicit = True
-                    from_spatial = True
-                    n_in = in_shape[0] * in_shape[1] * in_shape[2]
-                    add(Problem(f"block {i + 1} (dense): its input {_fmt_shape(in_shape)} is flattened to "
-                                f"{n_in:,} values first (as if a flatten block came before it)",
-                                block=i, kind=kind, severity=NOTE))
-                else:
-                    n_in = in_shape[0]
-                params = n_in * units + units
-                macs = n_in * units
-                geometry = {"in_features": n_in}
-                out = (units,)
-                if from_spatial and conv_seen and params > _DENSE_WARN_PARAMS:
-                    add(Problem(f"block {i + 1} (dense): {params:,} parameters in one block ({n_in:,} inputs x "
-                                f"{units} units); shrink the feature maps first (pooling, a stride or fewer "
-                                "filters) to train faster and overfit less",
-                                block=i, kind=kind, field="units", value=units, severity=WARNING))
-                from_spatial = False
-            elif kind == "flatten":
-                if len(in_shape) == 3:
-                    from_spatial = True
-                    out = (in_shape[0] * in_shape[1] * in_shape[2],)
-                else:
-                    out = in_shape
-            else:  # activation, dropout: shape unchanged
-                out = in_shape
+            ctx = ShapeContext(i, kind, in_shape, values, filled, add, pipeline, i == last)
+            shaped = KINDS[kind].shape(ctx)
+        out = shaped.output if shaped is not None else None
         shape = out
         if out is None:
             nbytes = 0
@@ -254,7 +210,11 @@ def infer(project: Project) -> Inference:
             nbytes = 4 * out[0] * out[1] * out[2]
         else:
             nbytes = 4 * out[0]
-        infos.append(_block_info(i, kind, name, in_shape, out, params, macs, nbytes, geometry, implicit, filled))
+        if shaped is None or out is None:
+            infos.append(_block_info(i, kind, name, in_shape, out, 0, 0, nbytes, NO_GEOMETRY, False, filled))
+        else:
+            infos.append(_block_info(i, kind, name, in_shape, out, shaped.params, shaped.macs, nbytes,
+                                     shaped.geometry, shaped.implicit_flatten, filled))
 
     if not blocks:
         add(Problem("the pipeline is empty: add blocks, e.g. flatten then dense with softmax",
@@ -317,6 +277,8 @@ def _check_value(ftype: str, v: Any, fmin: Any, fmax: Any, choices: tuple) -> An
         return _BAD
     if ftype == "optional_pair":
         return None if v is None else _pair(v, 1)
+    if ftype == "bool":
+        return v if t is bool else _BAD
     return _BAD
 
 
@@ -384,6 +346,8 @@ def _field_problem(i: int, kind: str, name: str, ftype: str, v: Any, fmin, fmax,
         what = "'valid', 'same', a number of pixels (0 or more) or a [height, width] pair of them"
     elif ftype == "choice":
         what = "one of " + ", ".join(choices)
+    elif ftype == "bool":
+        what = "true or false"
     else:
         what = f"a number from {fmin:g} to {fmax:g}"
     hint = ""
@@ -507,101 +471,6 @@ def _fmt_shape(shape: Shape) -> str:
     return " x ".join(str(v) for v in shape)
 
 
-def _fmt_pair(p: tuple[int, int]) -> str:
-    return f"{p[0]}x{p[1]}"
-
-
-def _fmt_pads(pads: tuple[int, int, int, int]) -> str:
-    t, b, l, r = pads
-    if t == b and l == r:
-        return str(t) if t == l else f"{t}x{l}"
-    return f"{t},{b},{l},{r} (top, bottom, left, right)"
-
-
-def _needs_image(i: int, kind: str, in_shape: Shape, add) -> bool:
-    if len(in_shape) == 3:
-        return True
-    add(Problem(f"block {i + 1} ({kind}): needs a (channels, height, width) input but receives a flat vector "
-                f"of {in_shape[0]:,} values; move it before the flatten/dense blocks",
-                block=i, kind=kind))
-    return False
-
-
-def _window(i: int, kind: str, what: str, in_shape: Shape, kernel, stride, padding, block: dict, add):
-    """Padding and output height/width of a sliding window, or None after reporting why it cannot work.
-
-    ``block`` (defaults filled) supplies the values as the user wrote them, for the messages.
-    """
-    field_name = "kernel_size" if kind == "conv" else "size"
-    _, h, w = in_shape
-    kh, kw = kernel
-    sh, sw = stride
-    if padding == "valid":
-        pads = (0, 0, 0, 0)
-    elif padding == "same":
-        oh, ow = -(-h // sh), -(-w // sw)
-        th, tw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
-        pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-    else:
-        ph, pw = padding
-        pads = (ph, ph, pw, pw)
-        if kind == "conv" and (ph >= kh or pw >= kw):
-            add(Problem(f"block {i + 1} (conv): padding {_fmt_pads(pads)} is not smaller than the {_fmt_pair(kernel)} "
-                        f"kernel, so border outputs would see only zeros; use at most {kh - 1}"
-                        + ("" if kh == kw else f"x{kw - 1}"),
-                        block=i, kind=kind, field="padding", value=block["padding"]))
-            return None
-        if kind == "pool" and (2 * ph > kh or 2 * pw > kw):
-            add(Problem(f"block {i + 1} (pool): padding {_fmt_pads(pads)} is more than half the {_fmt_pair(kernel)} "
-                        f"window; use at most {kh // 2}" + ("" if kh == kw else f"x{kw // 2}"),
-                        block=i, kind=kind, field="padding", value=block["padding"]))
-            return None
-    hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
-    if kh > hp or kw > wp:
-        fix = "use padding 'same' or a smaller kernel" if kind == "conv" else \
-            "use a smaller window or remove this block"
-        add(Problem(f"block {i + 1} ({kind}): {what} {_fmt_pair(kernel)} is larger than its {h}x{w} input with "
-                    f"padding {_fmt_pads(pads)}; {fix}",
-                    block=i, kind=kind, field=field_name, value=block[field_name]))
-        return None
-    if padding == "same" and (kh > h or kw > w):
-        add(Problem(f"block {i + 1} ({kind}): {what} {_fmt_pair(kernel)} is larger than its {h}x{w} input, so "
-                    f"most of each window is padding; a smaller {what} does the same work with fewer weights",
-                    block=i, kind=kind, field=field_name, value=block[field_name], severity=WARNING))
-    if sh > kh or sw > kw:
-        add(Problem(f"block {i + 1} ({kind}): stride {_fmt_pair(stride)} is larger than the {_fmt_pair(kernel)} "
-                    f"{what}, so some pixels are never looked at",
-                    block=i, kind=kind, field="stride", value=block["stride"], severity=WARNING))
-    return pads, (hp - kh) // sh + 1, (wp - kw) // sw + 1
-
-
-def _conv(i: int, in_shape: Shape, values: dict, block: dict, add):
-    if not _needs_image(i, "conv", in_shape, add):
-        return None, 0, 0, {}
-    kernel, stride = values["kernel_size"], values["stride"]
-    win = _window(i, "conv", "kernel", in_shape, kernel, stride, values["padding"], block, add)
-    if win is None:
-        return None, 0, 0, {}
-    pads, ho, wo = win
-    c = in_shape[0]
-    f = values["filters"]
-    per_out = c * kernel[0] * kernel[1]
-    geometry = {"kernel": kernel, "stride": stride, "pads": pads, "in_channels": c}
-    return (f, ho, wo), f * per_out + f, ho * wo * f * per_out, geometry
-
-
-def _pool(i: int, in_shape: Shape, values: dict, block: dict, add):
-    if not _needs_image(i, "pool", in_shape, add):
-        return None, {}
-    size = values["size"]
-    stride = values["stride"] or size
-    win = _window(i, "pool", "window", in_shape, size, stride, values["padding"], block, add)
-    if win is None:
-        return None, {}
-    pads, ho, wo = win
-    return (in_shape[0], ho, wo), {"kernel": size, "stride": stride, "pads": pads}
-
-
 # -- the end of the pipeline and training ------------------------------------------------------
 
 def _last_activation(info: BlockInfo) -> str | None:
@@ -622,9 +491,10 @@ def _check_output(info: BlockInfo, block: Any, num_classes: int | None, add) -> 
         return
     if num_classes is not None and out[0] != num_classes:
         classes = "1 class (one binary output)" if num_classes == 1 else f"{num_classes} classes"
-        fix = f"; set its units to {num_classes}" if kind == "dense" else f"; end with dense {num_classes}"
+        has_units = KINDS[kind].field("units") is not None if kind in KINDS else False
+        fix = f"; set its units to {num_classes}" if has_units else f"; end with dense {num_classes}"
         add(Problem(f"block {i + 1} ({kind}): the last block produces {out[0]:,} outputs but the project has "
-                    f"{classes}{fix}", block=i, kind=kind, field="units" if kind == "dense" else None,
+                    f"{classes}{fix}", block=i, kind=kind, field="units" if has_units else None,
                     value=out[0]))
 
 

@@ -90,13 +90,10 @@ def memory_problems(blocks, raw_blocks, input_shape, batch_size: int, optimizer:
 
 def _weights_described(b, raw) -> tuple[str, str | None]:
     """What makes a block's weights ("1,000,000,000 filters of 1x5x5") and the field to change."""
-    g = b.geometry or {}
-    if b.kind == "conv" and "kernel" in g and "in_channels" in g:
-        kh, kw = g["kernel"]
-        return f"{raw.get('filters', 0):,} filters of {g['in_channels']:,}x{kh:,}x{kw:,}", "filters"
-    if b.kind == "dense" and "in_features" in g:
-        return f"{raw.get('units', 0):,} units of {g['in_features']:,} inputs each", "units"
-    return f"{b.params:,} parameters", None
+    from netbuilder.core.blocks import KINDS
+
+    spec = KINDS.get(b.kind)
+    return spec.weights_text(b) if spec is not None else (f"{b.params:,} parameters", None)
 
 
 def _product(shape) -> int:

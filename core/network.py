@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from netbuilder.core.blocks import KINDS
 from netbuilder.core.datasets.normalize import check_normalization
 from netbuilder.core.inference import BlockInfo, validate
-from netbuilder.core.init import scheme_for
-from netbuilder.core.layers import Activation, Conv2D, Dense, Dropout, Flatten, Layer, Pool2D
+from netbuilder.core.layers import Activation, Layer
 from netbuilder.core.layers.parallel import holds_blas_single_threaded
 from netbuilder.core.losses import make_loss
 from netbuilder.core.project import Project
@@ -39,27 +39,12 @@ class _Stage:
 
 
 def _block_layers(info: BlockInfo, rng: np.random.Generator, dtype) -> _Stage:
-    block, geo = info.block, info.geometry
-    kind = info.kind
-    if kind == "conv":
-        act = block["activation"]
-        conv = Conv2D(geo["in_channels"], block["filters"], geo["kernel"], geo["stride"], geo["pads"],
-                      rng=rng, dtype=dtype, init=scheme_for(act))
-        return _Stage(info, [conv, Activation(act)], conv)
-    if kind == "pool":
-        return _Stage(info, [Pool2D(block["mode"], geo["kernel"], geo["stride"], geo["pads"], dtype=dtype)])
-    if kind == "dense":
-        act = block["activation"]
-        dense = Dense(geo["in_features"], block["units"], rng=rng, dtype=dtype, init=scheme_for(act))
-        layers: list[Layer] = [Flatten()] if info.implicit_flatten else []
-        return _Stage(info, layers + [dense, Activation(act)], dense)
-    if kind == "flatten":
-        return _Stage(info, [Flatten()])
-    if kind == "activation":
-        return _Stage(info, [Activation(block["activation"])])
-    if kind == "dropout":
-        return _Stage(info, [Dropout(block["rate"], rng=rng)])
-    raise ValueError(f"block {info.index + 1}: unknown kind {kind!r}")  # inference rejects these first
+    """The engine layers of one block, as its kind declares them."""
+    spec = KINDS.get(info.kind)
+    if spec is None:  # inference rejects these first
+        raise ValueError(f"block {info.index + 1}: unknown kind {info.kind!r}")
+    layers, param_layer = spec.layers(info, rng, dtype)
+    return _Stage(info, layers, param_layer)
 
 
 class Network:

@@ -22,29 +22,6 @@ def format_shape(shape: Any) -> str:
         return str(shape)
 
 
-def _pair(value: Any) -> str:
-    """3 -> "3x3", [3, 5] -> "3x5"; anything else as written (the block may be invalid)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value}x{value}"
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return f"{value[0]}x{value[1]}"
-    return str(value)
-
-
-def _stride(value: Any) -> str:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == value[1]:
-        value = value[0]
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else _pair(value)
-
-
-def _padding(value: Any) -> str:
-    if value in ("valid", "same"):
-        return value
-    if value == 0 or value == [0, 0] or value == (0, 0):
-        return "valid"
-    return f"pad {_stride(value)}"
-
-
 def short_settings(block: dict) -> str:
     """A one-line description of a block, e.g. "conv 6 @ 5x5 · stride 1 · same · relu".
 
@@ -55,21 +32,7 @@ def short_settings(block: dict) -> str:
     kind = block.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
         return f"unknown kind {kind!r}"
-    b = with_defaults(block)
-    if kind == "conv":
-        return (f"conv {b['filters']} @ {_pair(b['kernel_size'])} · stride {_stride(b['stride'])} · "
-                f"{_padding(b['padding'])} · {b['activation']}")
-    if kind == "pool":
-        stride = b["stride"] if b["stride"] is not None else b["size"]
-        text = f"{b['mode']} pool {_pair(b['size'])} · stride {_stride(stride)}"
-        return text if _padding(b["padding"]) == "valid" else f"{text} · {_padding(b['padding'])}"
-    if kind == "dense":
-        return f"dense {b['units']} · {b['activation']}"
-    if kind == "activation":
-        return f"activation {b['activation']}"
-    if kind == "dropout":
-        return f"dropout {b['rate']}"
-    return kind
+    return KINDS[kind].describe(with_defaults(block))
 
 
 def format_summary(project: Project, inference: Inference | None = None, timing: EpochEstimate | None = None) -> str:

@@ -190,7 +190,7 @@ class PaddingEditor(_Editor):
             self.commit(mode)
             return
         # Start from the pads in use (what "same" chose), so switching changes nothing yet.
-        pads = (self._info.geometry.get("pads") if self._info else None) or (0, 0, 0, 0)
+        pads = (self._info.geometry.pads if self._info else None) or (0, 0, 0, 0)
         top, bottom, left, right = pads
         if top != bottom or left != right:
             top = left = 0

@@ -33,50 +33,33 @@ _KIND_ROLE = Qt.ItemDataRole.UserRole + 2
 
 @dataclass(frozen=True)
 class PaletteEntry:
-    """One palette line: the block it creates, its label, a few-word hint and a one-sentence help."""
+    """One palette line: the block it creates, its label, a few-word hint and a one-sentence help
+    (what the kind's module declares in its ``palette``)."""
 
     kind: str
     label: str
     hint: str
     help: str
-    mode: str | None = None  # pooling mode, for the three pooling entries
+    preset: tuple = ()  # fields set on the new block (pooling's mode)
+
+    @property
+    def mode(self) -> str | None:
+        return dict(self.preset).get("mode")
 
     def block(self) -> dict:
         block = default_block(self.kind)
-        if self.mode is not None:
-            block["mode"] = self.mode
+        block.update(dict(self.preset))
         return block
 
 
-def _sentence(text: str) -> str:
-    text = text.replace("`", "").strip()
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
-
-
-_HALVES = "halving width and height with size 2 and stride 2"
-PALETTE_ENTRIES: tuple[PaletteEntry, ...] = (
-    PaletteEntry("conv", "Convolution", "filters → feature maps",
-                 "Slides small learned kernels over the image; each kernel produces one feature map."),
-    PaletteEntry("pool", "Max pooling", "largest of each window",
-                 _sentence(f"keeps the largest value of each window, {_HALVES}"), "max"),
-    PaletteEntry("pool", "Average pooling", "mean of each window",
-                 _sentence(f"keeps the mean of each window, {_HALVES}"), "average"),
-    PaletteEntry("pool", "Sum pooling", "total of each window",
-                 _sentence(f"adds up each window, {_HALVES}"), "sum"),
-    PaletteEntry("dense", "Dense", "fully connected",
-                 "Connects every input value to each of its outputs (a fully connected layer)."),
-    PaletteEntry("flatten", "Flatten", "maps → one vector", _sentence(KINDS["flatten"].help)),
-    PaletteEntry("activation", "Activation", "relu, tanh, softmax…", _sentence(KINDS["activation"].help)),
-    PaletteEntry("dropout", "Dropout", "drops values in training",
-                 "While training, zeroes each value with probability rate to fight overfitting."),
-)
+PALETTE_ENTRIES: tuple[PaletteEntry, ...] = tuple(
+    PaletteEntry(e.kind, e.label, e.subtitle, e.help, e.preset) for spec in KINDS.values() for e in spec.palette)
 
 
 def block_help(block: dict) -> str:
     """The one-sentence help of a block's palette entry (pooling per mode); "" for unknown kinds."""
-    kind, mode = block.get("kind"), block.get("mode")
-    entries = [e for e in PALETTE_ENTRIES if e.kind == kind]
-    entry = next((e for e in entries if e.mode == mode), entries[0] if entries else None)
+    entries = [e for e in PALETTE_ENTRIES if e.kind == block.get("kind")]
+    entry = next((e for e in entries if all(block.get(k) == v for k, v in e.preset)), entries[0] if entries else None)
     return entry.help if entry else ""
 
 

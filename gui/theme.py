@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
+from netbuilder.core.blocks import KINDS
 from netbuilder.core.resources import resource_path
 
 ICONS_DIR = resource_path("icons")
@@ -87,16 +88,7 @@ BANNER_BORDER = LIGHT["BANNER_BORDER"]
 BANNER_TEXT = LIGHT["BANNER_TEXT"]
 
 # --- kind accents: distinct but muted, readable next to red and amber ------------------------
-ACCENTS = {
-    "conv": "#4f74b8",       # blue
-    "pool": "#2f9384",       # teal
-    "dense": "#8460b0",      # purple
-    "flatten": "#a9803e",    # ochre
-    "activation": "#c0683f", # terracotta
-    "dropout": "#6f7f8c",    # slate grey
-    "input": "#455a64",
-    "output": "#455a64",
-}
+ACCENTS = {**{kind: spec.accent for kind, spec in KINDS.items()}, "input": "#455a64", "output": "#455a64"}
 UNKNOWN_ACCENT = "#90a4ae"
 
 
@@ -130,9 +122,9 @@ def icon_name(block: dict | str) -> str:
     if isinstance(block, str):
         return block
     kind = block.get("kind")
-    if kind == "pool":
-        mode = block.get("mode", "max")
-        return f"pool_{mode}" if mode in ("max", "average", "sum") else "pool_max"
+    spec = KINDS.get(kind) if isinstance(kind, str) else None
+    if spec is not None:
+        return spec.icon(block)
     return kind if isinstance(kind, str) else "unknown"
 
 

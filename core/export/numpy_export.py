@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netbuilder.core.blocks import LEAKY_RELU_SLOPE
+from netbuilder.core.blocks import KINDS, LEAKY_RELU_SLOPE
 from netbuilder.core.export.verify import (
     ExportError,
     Staging,
@@ -30,25 +30,26 @@ SCRIPT_FILE, WEIGHTS_FILE = "predict.py", "weights.npz"
 
 
 def layer_specs(network) -> list[dict]:
-    """The network as a list of plain dicts (what predict.py's LAYERS holds), one per block."""
+    """The network as a list of plain dicts (what predict.py's LAYERS holds), one per block that
+    does something at inference, each as its kind describes itself (``BlockKind.numpy``)."""
     specs = []
     for stage in network.stages:
-        info, block, geo = stage.info, stage.info.block, stage.info.geometry
-        spec = {"name": info.name, "kind": info.kind}
-        if info.kind in ("conv", "pool"):
-            spec.update(kernel=tuple(geo["kernel"]), stride=tuple(geo["stride"]), pads=tuple(geo["pads"]))
-        if info.kind == "pool":
-            spec["mode"] = block["mode"]
-        if info.kind in ("conv", "dense", "activation"):
-            spec["activation"] = block["activation"]
-        if info.kind == "dense":
-            spec["flatten"] = bool(info.implicit_flatten)
+        spec = KINDS[stage.info.kind].numpy(stage)
+        if spec is None:
+            continue  # e.g. dropout: the identity at inference
+        spec = {"name": stage.info.name, "kind": stage.info.kind, **spec}
         if stage.param_layer is not None:
             spec["shapes"] = {k: tuple(v.shape) for k, v in stage.param_layer.params.items()}
-        if info.kind == "dropout":
-            continue  # identity at inference
         specs.append(spec)
     return specs
+
+
+def _steps(network) -> str:
+    """The step functions of the kinds the network uses, and the table predict() dispatches on."""
+    kinds = list(dict.fromkeys(stage.info.kind for stage in network.stages if KINDS[stage.info.kind].numpy_step))
+    source = "".join("\n" + KINDS[k].numpy_step.strip("\n") + "\n\n" for k in kinds)
+    table = "STEPS = {" + ", ".join(f"{k!r}: step_{k}" for k in kinds) + "}"
+    return source + "\n" + table + "\n"
 
 
 def script_source(network, class_names: list[str] | None = None) -> str:
@@ -66,6 +67,7 @@ def script_source(network, class_names: list[str] | None = None) -> str:
         "__SLOPE__": repr(LEAKY_RELU_SLOPE),
         "__LAYERS__": "[\n" + "".join(f"    {spec!r},\n" for spec in layer_specs(network)) + "]",
         "__WEIGHTS_FILE__": WEIGHTS_FILE,
+        "__STEPS__": _steps(network),
     }
     text = _TEMPLATE
     for key, value in values.items():
@@ -181,20 +183,7 @@ def predict(x, weights=None):
         scale = (1.0 / np.asarray(NORMALIZATION["std"])).astype(np.float32)[None, :, None, None]
         x = (x - mean) * scale
     for layer in LAYERS:
-        kind, name = layer["kind"], layer["name"]
-        if kind == "conv":
-            x = activation(conv2d(x, weights[name + ".weight"], weights[name + ".bias"], layer["stride"],
-                                  layer["pads"]), layer["activation"])
-        elif kind == "pool":
-            x = pool2d(x, layer["mode"], layer["kernel"], layer["stride"], layer["pads"])
-        elif kind == "dense":
-            if layer["flatten"]:
-                x = x.reshape(len(x), -1)
-            x = activation(x @ weights[name + ".weight"].T + weights[name + ".bias"], layer["activation"])
-        elif kind == "flatten":
-            x = x.reshape(len(x), -1)
-        elif kind == "activation":
-            x = activation(x, layer["activation"])
+        x = STEPS[layer["kind"]](x, layer, weights)
     return x
 
 
@@ -215,36 +204,6 @@ def windows(x, kernel, stride):
     return [x[..., i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] for i in range(kh) for j in range(kw)]
 
 
-def conv2d(x, weight, bias, stride, pads):
-    """Cross-correlation as im2col and one matrix product: (N, C, H, W) -> (N, F, Ho, Wo).
-
-    The bias rides along as one more column of the weights against a row of ones, so each
-    output is a single dot product (the same sum, in the same order, as the app computes).
-    """
-    f, c, kh, kw = weight.shape
-    xc = pad(x, pads).transpose(1, 0, 2, 3)  # (C, N, H, W): channel-major columns
-    views = windows(xc, (kh, kw), stride)
-    _, n, ho, wo = views[0].shape
-    cols = np.ones((c * kh * kw + 1, n * ho * wo), x.dtype)
-    cols[:-1] = np.stack(views, axis=1).reshape(c * kh * kw, n * ho * wo)
-    w = np.concatenate([weight.reshape(f, c * kh * kw), bias[:, None]], axis=1)
-    return np.matmul(w, cols).reshape(f, n, ho, wo).transpose(1, 0, 2, 3)
-
-
-def pool2d(x, mode, kernel, stride, pads):
-    """max (padding never wins), average (padded zeros count) or sum over each window."""
-    views = windows(pad(x, pads, -np.inf if mode == "max" else 0.0), kernel, stride)
-    out = views[0].copy()
-    for v in views[1:]:
-        if mode == "max":
-            np.maximum(out, v, out=out)
-        else:
-            out += v
-    if mode == "average":
-        out *= out.dtype.type(1.0 / len(views))
-    return out
-
-
 def activation(x, name):
     if name == "relu":
         return np.maximum(x, 0)
@@ -261,6 +220,7 @@ def activation(x, name):
         return e / e.sum(axis=1, keepdims=True)
     return x
 
+__STEPS__
 
 def read_image(path):
     """One image file as a (C, H, W) float32 array in [0, 1] of INPUT_SHAPE.

@@ -3,11 +3,9 @@
 Input "input" is (N, C, H, W) float32 raw pixels in [0, 1] with a dynamic batch "N" (normalised
 first by Sub mean, Mul 1 / std when the project has statistics); output
 "probabilities" is (N, outputs). Initializers keep the engine's parameter names
-(``conv1.weight``...), nodes are named after their blocks. Mapping: conv -> Conv (explicit,
-possibly asymmetric pads); pool max -> MaxPool (padding never wins, as -inf); average ->
-AveragePool with count_include_pad=1; sum -> that AveragePool times the window area; dense ->
-[Flatten] + Gemm(transB=1); flatten -> Flatten(axis=1); dropout -> nothing (inference). The
-project JSON, class names and normalisation statistics are stored in ``metadata_props``.
+(``conv1.weight``...), nodes are named after their blocks; each kind's module says how it maps
+(``BlockKind.onnx``: conv -> Conv with explicit pads, pooling -> MaxPool/AveragePool, dense ->
+Gemm...). The project JSON, class names and normalisation statistics are stored in ``metadata_props``.
 """
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ import os
 
 import numpy as np
 
-from netbuilder.core.blocks import LEAKY_RELU_SLOPE
+from netbuilder.core.blocks import KINDS, LEAKY_RELU_SLOPE
 from netbuilder.core.export.verify import (
     ExportError,
     Staging,
@@ -62,15 +60,9 @@ class _Graph:
         self.x = out
         return out
 
-
-def _activation(g: _Graph, node_name: str, act: str, out: str) -> None:
-    attrs = {"alpha": LEAKY_RELU_SLOPE} if act == "leaky_relu" else {"axis": 1} if act == "softmax" else {}
-    g.op(_ACTIVATION_OPS[act], [g.x], out, node_name, **attrs)
-
-
-def _onnx_pads(pads) -> list[int]:
-    top, bottom, left, right = pads
-    return [top, left, bottom, right]  # ONNX: all begins (H, W), then all ends
+    def activation(self, node_name: str, act: str, out: str) -> None:
+        attrs = {"alpha": LEAKY_RELU_SLOPE} if act == "leaky_relu" else {"axis": 1} if act == "softmax" else {}
+        self.op(_ACTIVATION_OPS[act], [self.x], out, node_name, **attrs)
 
 
 def build_onnx(network, class_names: list[str] | None = None):
@@ -89,39 +81,7 @@ def build_onnx(network, class_names: list[str] | None = None):
         g.op("Mul", [g.x, inv_std], "normalized", "normalize_std")  # times 1 / std, as the app computes it
 
     for stage in network.stages:
-        info, block, geo = stage.info, stage.info.block, stage.info.geometry
-        name, kind = info.name, info.kind
-        if kind == "conv":
-            w = g.const(f"{name}.weight", stage.param_layer.params["weight"])
-            b = g.const(f"{name}.bias", stage.param_layer.params["bias"])
-            g.op("Conv", [g.x, w, b], f"{name}_linear", name, kernel_shape=list(geo["kernel"]),
-                 strides=list(geo["stride"]), pads=_onnx_pads(geo["pads"]))
-            _activation(g, f"{name}_{block['activation']}", block["activation"], name + "_out")
-        elif kind == "pool":
-            window = dict(kernel_shape=list(geo["kernel"]), strides=list(geo["stride"]), pads=_onnx_pads(geo["pads"]))
-            if block["mode"] == "max":
-                g.op("MaxPool", [g.x], name + "_out", name, **window)
-            else:
-                pooled = name + ("_out" if block["mode"] == "average" else "_mean")
-                g.op("AveragePool", [g.x], pooled, name, count_include_pad=1, **window)
-                if block["mode"] == "sum":
-                    area = g.const(f"{name}.area", np.array(geo["kernel"][0] * geo["kernel"][1], np.float32))
-                    g.op("Mul", [g.x, area], name + "_out", name + "_sum")
-        elif kind == "dense":
-            if info.implicit_flatten:
-                g.op("Flatten", [g.x], name + "_flat", name + "_flatten", axis=1)
-            w = g.const(f"{name}.weight", stage.param_layer.params["weight"])
-            b = g.const(f"{name}.bias", stage.param_layer.params["bias"])
-            g.op("Gemm", [g.x, w, b], f"{name}_linear", name, transB=1)
-            _activation(g, f"{name}_{block['activation']}", block["activation"], name + "_out")
-        elif kind == "flatten":
-            g.op("Flatten", [g.x], name + "_out", name, axis=1)
-        elif kind == "activation":
-            _activation(g, name, block["activation"], name + "_out")
-        elif kind == "dropout":
-            continue  # identity at inference
-        else:
-            raise ExportError(f"block {info.index + 1} ({kind}): no ONNX mapping for this kind")
+        KINDS[stage.info.kind].onnx(g, stage)  # each kind appends its own nodes
 
     if g.nodes and g.x != INPUT:
         g.nodes[-1].output[0] = OUTPUT  # the last node writes the graph output directly

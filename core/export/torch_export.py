@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netbuilder.core.blocks import LEAKY_RELU_SLOPE
+from netbuilder.core.blocks import KINDS
 from netbuilder.core.export.verify import (
     ExportError,
     Staging,
@@ -48,23 +48,13 @@ def _reserved_names() -> set[str]:
     return set(dir(nn.Module)) | set(_BUFFERS)
 
 
-def _fmt(value: float) -> str:
-    return repr(float(value))
+def module_source(network, class_names: list[str] | None = None, final_activation: bool = True) -> str:
+    """The Python source of ``model.py`` for ``network``: ``class Net(nn.Module)`` and its constants.
 
-
-def _pair(p) -> str:
-    return f"({int(p[0])}, {int(p[1])})"
-
-
-_FUNCTIONAL = {"relu": "torch.relu({})", "leaky_relu": f"F.leaky_relu({{}}, {LEAKY_RELU_SLOPE!r})",
-               "sigmoid": "torch.sigmoid({})", "tanh": "torch.tanh({})", "identity": "{}",
-               "softmax": "torch.softmax({}, dim=1)"}
-_MODULES = {"relu": "nn.ReLU()", "leaky_relu": f"nn.LeakyReLU({LEAKY_RELU_SLOPE!r})", "sigmoid": "nn.Sigmoid()",
-            "tanh": "nn.Tanh()", "identity": "nn.Identity()", "softmax": "nn.Softmax(dim=1)"}
-
-
-def module_source(network, class_names: list[str] | None = None) -> str:
-    """The Python source of ``model.py`` for ``network``: ``class Net(nn.Module)`` and its constants."""
+    Each block's kind writes its module and forward lines (``BlockKind.torch``); the torch bridge
+    builds its reference model from this same source. ``final_activation=False`` leaves the last
+    block's activation out (logits for a fused loss), for the bridge only.
+    """
     project = network.project
     reserved = _reserved_names()
     stats = normalization_of(project)
@@ -78,60 +68,20 @@ def module_source(network, class_names: list[str] | None = None) -> str:
                  f"        self.register_buffer(\"input_scale\", (1 / torch.tensor({[float(v) for v in std]!r}, "
                  "dtype=torch.float64)).float().view(1, -1, 1, 1), persistent=False)"]
         body.append("        x = (x - self.input_mean) * self.input_scale")
-    for stage in network.stages:
-        info, block, geo = stage.info, stage.info.block, stage.info.geometry
+    last = len(network.stages) - 1
+    for i, stage in enumerate(network.stages):
+        info = stage.info
         name, kind = info.name, info.kind
         if name in reserved:
             raise ExportError(f"block {info.index + 1} ({kind}): the name {name!r} is taken by PyTorch's nn.Module "
                               f"(or the export), so it cannot name a layer; rename the block, e.g. {kind}_{name}")
-        if keyword.iskeyword(name):  # a legal block name, but self.<keyword> would be a syntax error
-            attr = f"getattr(self, {name!r})"
-            assign = f"        self.add_module({name!r}, {{}})"
-        else:
-            attr = f"self.{name}"
-            assign = f"        self.{name} = {{}}"
-        pad_line = None
-        if kind in ("conv", "pool"):
-            t, b, l, r = geo["pads"]
-            symmetric = t == b and l == r
-            fill = ", value=float(\"-inf\")" if kind == "pool" and block["mode"] == "max" else ""
-            padding = f", padding={_pair((t, l))}" if symmetric and (t or l) else ""
-            if not symmetric:  # torch layers pad symmetrically; 'same' may put the extra pixel bottom/right
-                pad_line = f"        x = F.pad(x, ({l}, {r}, {t}, {b}){fill})  # left, right, top, bottom"
-        if kind == "conv":
-            init.append(assign.format(f"nn.Conv2d({geo['in_channels']}, {block['filters']}, "
-                                      f"kernel_size={_pair(geo['kernel'])}, stride={_pair(geo['stride'])}{padding})"))
-            if pad_line:
-                body.append(pad_line)
-            body.append(f"        x = {_FUNCTIONAL[block['activation']].format(f'{attr}(x)')}")
-        elif kind == "pool":
-            window = f"kernel_size={_pair(geo['kernel'])}, stride={_pair(geo['stride'])}{padding}"
-            if block["mode"] == "max":
-                layer = f"nn.MaxPool2d({window})"
-            elif block["mode"] == "average":  # padded zeros count, as in the app
-                layer = f"nn.AvgPool2d({window}, count_include_pad=True)"
-            else:  # sum pooling: the window total, i.e. an average without the division
-                layer = f"nn.AvgPool2d({window}, count_include_pad=True, divisor_override=1)"
-            init.append(assign.format(layer))
-            if pad_line:
-                body.append(pad_line)
-            body.append(f"        x = {attr}(x)")
-        elif kind == "dense":
-            init.append(assign.format(f"nn.Linear({geo['in_features']}, {block['units']})"))
-            if info.implicit_flatten:
-                body.append("        x = torch.flatten(x, 1)")
-            body.append(f"        x = {_FUNCTIONAL[block['activation']].format(f'{attr}(x)')}")
-        elif kind == "flatten":
-            init.append(assign.format("nn.Flatten()"))
-            body.append(f"        x = {attr}(x)")
-        elif kind == "activation":
-            init.append(assign.format(_MODULES[block["activation"]]))
-            body.append(f"        x = {attr}(x)")
-        elif kind == "dropout":
-            init.append(assign.format(f"nn.Dropout({float(block['rate'])!r})"))
-            body.append(f"        x = {attr}(x)  # identity in eval mode")
-        else:
-            raise ExportError(f"block {info.index + 1} ({kind}): no PyTorch mapping for this kind")
+        # a legal block name that is a Python keyword cannot be written self.<name>
+        attr = f"getattr(self, {name!r})" if keyword.iskeyword(name) else f"self.{name}"
+        module, lines = KINDS[kind].torch(stage, final_activation or i != last)
+        if module is not None:
+            init.append(f"        self.add_module({name!r}, {module})" if keyword.iskeyword(name)
+                        else f"        self.{name} = {module}")
+        body += [f"        {line.replace('{m}', attr)}" for line in lines]
 
     c, h, w = (int(v) for v in project.input_shape)
     names = class_names if class_names is not None else class_names_of(project)

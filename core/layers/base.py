@@ -13,14 +13,19 @@ class Layer:
     trainer's lock) never disturbs training state. ``backward(grad_out)`` returns the gradient
     with respect to the input of the last training forward and fills ``self.grads`` with
     gradients of the same shapes and names as ``self.params`` (overwritten, not accumulated).
+
+    ``buffers`` are named arrays that are saved and restored with the parameters but not trained
+    (BatchNorm's running statistics): a training forward may update them in place.
     """
 
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
 
     def __init__(self) -> None:
         self.params = {}
         self.grads = {}
+        self.buffers = {}
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError

@@ -76,20 +76,22 @@ class _Plan:
                 f"Conv2D kernel {conv.kernel_size} with pads {conv.pads} does not fit an input of "
                 f"height x width {h} x {w}")
         self.ckk = c * kh * kw
+        self.rows = self.ckk + conv.has_bias  # im2col rows, plus one of ones for the bias
         self.col_shape = (c, kh, kw, ho, wo, n)
         self.row = wo * n  # columns per output row
         self.m = ho * self.row
-        nbytes = (self.ckk + 1) * self.m * conv.dtype.itemsize
+        nbytes = self.rows * self.m * conv.dtype.itemsize
         self.bounds = cuts(ho, min(ho, 2 * max(1, -(-nbytes // (2 * CHUNK_BYTES)))))
-        self.cols: np.ndarray | None = None  # (C*kh*kw + 1, Ho*Wo*N), kept for backward
+        self.cols: np.ndarray | None = None  # (C*kh*kw [+ 1], Ho*Wo*N), kept for backward
         self.xp: np.ndarray | None = None  # input staged batch-innermost, zero-padded
         self.g: np.ndarray | None = None  # output gradient staged batch-innermost
 
     def train_cols(self, dtype) -> np.ndarray:
         if self.cols is None:
-            self.cols = np.empty((self.ckk + 1, self.m), dtype)
-            # the last row of ones turns the bias into one more matmul column of the weights
-            self.cols[self.ckk] = 1
+            self.cols = np.empty((self.rows, self.m), dtype)
+            if self.rows > self.ckk:
+                # the last row of ones turns the bias into one more matmul column of the weights
+                self.cols[self.ckk] = 1
         return self.cols
 
     def staged(self, xt: np.ndarray, pads) -> np.ndarray:
@@ -111,7 +113,9 @@ class _Plan:
 class Conv2D(Layer):
     """Zero-padded 2-D convolution: (N, C, H, W) -> (N, F, Ho, Wo), any stride, asymmetric pads.
 
-    ``weight`` is (F, C, kh, kw) and ``bias`` (F,), as in PyTorch and ONNX. The output is an NCHW
+    ``weight`` is (F, C, kh, kw) and ``bias`` (F,), as in PyTorch and ONNX; with ``bias=False``
+    there is no bias at all (no params/grads entry), as torch's Conv2d(bias=False), e.g. before a
+    BatchNorm, whose own shift makes a bias redundant. The output is an NCHW
     view of a batch-innermost (F, Ho, Wo, N) buffer, the layout the next layers read fastest.
     Set ``needs_input_grad = False`` on a first layer: backward then skips the input gradient
     (a third of the work) and returns None.
@@ -119,11 +123,14 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels: int, filters: int, kernel_size: tuple[int, int],
                  stride: tuple[int, int], pads: tuple[int, int, int, int],
-                 rng: np.random.Generator, dtype=np.float32, init: str = "he"):
+                 rng: np.random.Generator, dtype=np.float32, init: str = "he", bias: bool = True):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("filters", filters)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"Conv2D {name} must be a positive integer, got {v!r}")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise ValueError(f"Conv2D bias must be True or False, got {bias!r}")
+        self.has_bias = bool(bias)
         self.in_channels, self.filters = int(in_channels), int(filters)
         self.kernel_size = _positive_pair("Conv2D kernel_size", kernel_size)
         self.stride = _positive_pair("Conv2D stride", stride)
@@ -135,8 +142,9 @@ class Conv2D(Layer):
         self.params = {
             "weight": init_weight((self.filters, self.in_channels, kh, kw), ckk,
                                   self.filters * kh * kw, init, rng, self.dtype),
-            "bias": np.zeros(self.filters, self.dtype),
         }
+        if self.has_bias:
+            self.params["bias"] = np.zeros(self.filters, self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._plans: dict[tuple[int, int, int], _Plan] = {}  # by input (N, H, W), reused
         self._saved: tuple | None = None  # what backward needs from the last training forward
@@ -153,10 +161,11 @@ class Conv2D(Layer):
         x = check_input("Conv2D", x, self.in_channels, self.dtype)
         n, c, h, w = x.shape
         plan = self._plan_for(n, h, w)
-        f, ckk = self.filters, plan.ckk
-        w_aug = np.empty((f, ckk + 1), self.dtype)  # weights, then the bias as one more column
+        f, ckk, rows = self.filters, plan.ckk, plan.rows
+        w_aug = np.empty((f, rows), self.dtype)  # weights, then the bias (if any) as one more column
         w_aug[:, :ckk] = self.params["weight"].reshape(f, ckk)
-        w_aug[:, ckk] = self.params["bias"]
+        if self.has_bias:
+            w_aug[:, ckk] = self.params["bias"]
         src = plan.staged(x.transpose(1, 2, 3, 0), self.pads)
         windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
         out = np.empty((f, plan.m), self.dtype)
@@ -169,13 +178,14 @@ class Conv2D(Layer):
                 if cols is not None:
                     part = cols[:, a * row:b * row]
                 else:  # inference: a per-thread buffer for this chunk only
-                    part = scratch.get((ckk + 1, (b - a) * row), self.dtype, "conv cols")
-                    part[ckk] = 1
+                    part = scratch.get((rows, (b - a) * row), self.dtype, "conv cols")
+                    if self.has_bias:
+                        part[ckk] = 1
                 block = plan.col_shape[:3] + (b - a,) + plan.col_shape[4:]
                 np.copyto(part[:ckk].reshape(block), windows[:, :, :, a:b])
                 np.matmul(w_aug, part, out=out[:, a * row:b * row])
 
-        parallel.split(run, len(bounds) - 1, (ckk + 1) * plan.m * (f + 1))
+        parallel.split(run, len(bounds) - 1, rows * plan.m * (f + 1))
         if training:
             self._saved = (plan, x.shape, w_aug)
         ho, wo = plan.out_hw
@@ -214,10 +224,9 @@ class Conv2D(Layer):
         dw_aug = parts[0]
         for p in parts[1:]:  # summed in a fixed order: the same bits for any thread count
             dw_aug += p
-        self.grads = {
-            "weight": np.ascontiguousarray(dw_aug[:, :ckk]).reshape(self.params["weight"].shape),
-            "bias": dw_aug[:, ckk].copy(),
-        }
+        self.grads = {"weight": np.ascontiguousarray(dw_aug[:, :ckk]).reshape(self.params["weight"].shape)}
+        if self.has_bias:
+            self.grads["bias"] = dw_aug[:, ckk].copy()
         if dcols is None:
             return None
 

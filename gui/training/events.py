@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from netbuilder.core.blocks import KINDS
 from netbuilder.core.project import Project, TrainingSettings
 
 MODES = ("new", "continue", "checkpoint")
@@ -113,7 +114,8 @@ def dead_relu_fractions(blocks) -> dict[str, float]:
     """
     out = {}
     for info, x in blocks:
-        if info.block.get("activation") != "relu" or info.kind not in ("conv", "dense", "activation"):
+        spec = KINDS.get(info.kind)
+        if info.block.get("activation") != "relu" or spec is None or not spec.activation_field:
             continue
         alive = (x.reshape(len(x), -1) > 0).any(axis=0)
         out[info.name] = float(1.0 - alive.mean()) if alive.size else 0.0

@@ -323,9 +323,10 @@ class TrainingSession:
 
 
 def first_filters(network) -> dict | None:
-    """{"name", "weight": (F, C, kh, kw) copy} of the first convolution block, or None."""
+    """{"name", "weight": (F, C, kh, kw) copy} of the first block with image kernels, or None."""
     for stage in network.stages:
-        if stage.info.kind == "conv":
+        weight = stage.param_layer.params.get("weight") if stage.param_layer is not None else None
+        if weight is not None and weight.ndim == 4:
             return {"name": stage.info.name, "weight": stage.param_layer.params["weight"].copy()}
     return None
 

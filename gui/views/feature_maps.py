@@ -26,10 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from netbuilder.core.blocks import KINDS
 from netbuilder.gui import theme
 from netbuilder.gui.views.tiles import GREY, SEQUENTIAL, TileGrid, scale_each, scale_together
 
-SHOWN_KINDS = ("conv", "pool")
+
+def _shows_maps(kind: str) -> bool:
+    spec = KINDS.get(kind)
+    return spec is not None and spec.shows_maps
 
 
 def class_name(names: list[str] | None, k: int | None) -> str:
@@ -311,7 +315,7 @@ class FeatureMapView(QWidget):
             return
         self._last = probe
         maps = [(name, kind, np.asarray(a)) for name, kind, a in probe["layers"]
-                if kind in SHOWN_KINDS and np.ndim(a) == 3]
+                if _shows_maps(kind) and np.ndim(a) == 3]
         self.message.setText("" if maps else "This network has no convolution or pooling blocks, so there are no "
                                              "feature maps to show: only its input and prediction.")
         self.message.setVisible(not maps)

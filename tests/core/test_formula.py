@@ -143,5 +143,5 @@ def test_formulas_agree_with_inference_on_every_lenet_block():
             assert text is None
     assert output_size_formula(result.blocks[4]) == [f"in = 16·{result.blocks[3].output_shape[1]}·"
                                                     f"{result.blocks[3].output_shape[2]} = "
-                                                    f"{result.blocks[4].geometry['in_features']:,} (flattened first)"]
+                                                    f"{result.blocks[4].geometry.in_features:,} (flattened first)"]
 

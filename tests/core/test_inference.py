@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netbuilder.core.blocks import with_defaults
+from netbuilder.core.blocks import Geometry, with_defaults
 from netbuilder.core.errors import ERROR, NOTE, WARNING, ProjectError
 from netbuilder.core.geometry import output_hw, resolve_padding
 from netbuilder.core.inference import infer, validate
@@ -61,10 +61,10 @@ def test_lenet5_shapes_params_and_macs():
 
 def test_geometry_for_building_layers():
     result = infer(project(LENET_BLOCKS))
-    assert result.blocks[0].geometry == {"kernel": (5, 5), "stride": (1, 1), "pads": (2, 2, 2, 2), "in_channels": 1}
-    assert result.blocks[1].geometry == {"kernel": (2, 2), "stride": (2, 2), "pads": (0, 0, 0, 0)}
-    assert result.blocks[5].geometry == {"in_features": 400}
-    assert result.blocks[4].geometry == {}
+    assert result.blocks[0].geometry == Geometry(kernel=(5, 5), stride=(1, 1), pads=(2, 2, 2, 2), in_channels=1)
+    assert result.blocks[1].geometry == Geometry(kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0))
+    assert result.blocks[5].geometry == Geometry(in_features=400)
+    assert result.blocks[4].geometry == Geometry()
 
 
 def test_block_has_defaults_filled_and_is_a_copy():
@@ -90,7 +90,7 @@ def test_same_padding_with_stride_and_even_kernels(size, kernel, stride, expecte
     blocks = [{"kind": "conv", "filters": 2, "kernel_size": kernel, "stride": stride, "padding": "same"},
               {"kind": "flatten"}, SOFTMAX_10]
     info = infer(project(blocks, input_shape=(3, size, size))).blocks[0]
-    assert info.geometry["pads"] == expected_pads * 2
+    assert info.geometry.pads == expected_pads * 2
     assert info.output_shape == (2, expected_out, expected_out)
     assert expected_out == -(-size // stride)
 
@@ -108,7 +108,7 @@ def test_conv_shapes_agree_with_geometry(h, w, kh, kw, sh, sw, padding):
     sane = padding in ("same", "valid") or (pads[0] < kh and pads[2] < kw)
     if fits and sane:
         assert info.output_shape == (3, oh, ow) and oh >= 1 and ow >= 1
-        assert info.geometry["pads"] == pads
+        assert info.geometry.pads == pads
         assert info.params == 3 * 2 * kh * kw + 3 and info.macs == oh * ow * 3 * 2 * kh * kw
     else:
         assert info.output_shape is None
@@ -120,7 +120,7 @@ def test_pool_stride_defaults_to_size_and_can_overlap():
     result = infer(project(blocks, input_shape=(4, 27, 27)))
     assert result.blocks[0].output_shape == (4, 9, 9)
     assert result.blocks[1].output_shape == (4, 5, 5)
-    assert result.blocks[1].geometry == {"kernel": (3, 3), "stride": (2, 2), "pads": (1, 1, 1, 1)}
+    assert result.blocks[1].geometry == Geometry(kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1))
     assert result.ok
 
 
@@ -128,7 +128,7 @@ def test_implicit_flatten_is_a_note_not_an_error():
     result = infer(project([{"kind": "conv", "filters": 4}, SOFTMAX_10], input_shape=(1, 8, 8)))
     dense = result.blocks[1]
     assert dense.implicit_flatten and dense.input_shape == (4, 6, 6)
-    assert dense.geometry == {"in_features": 144} and dense.params == 1450
+    assert dense.geometry == Geometry(in_features=144) and dense.params == 1450
     assert result.ok
     (note,) = result.problems
     assert note.severity == NOTE and note.block == 1

@@ -15,7 +15,7 @@ from netbuilder.core.inference import infer
 from netbuilder.core.network import Network
 from netbuilder.core.optimizers import make_optimizer
 from netbuilder.core.project import Project, TrainingSettings
-from netbuilder.core.torch_bridge import torch_sequential
+from netbuilder.core.torch_bridge import torch_model
 
 torch.set_num_threads(1)
 
@@ -84,9 +84,9 @@ def test_forward_and_gradients_match_torch(project):
     net = Network(project)
     x, y = _data(project)
     fused = project.training.loss != "squared_error"
-    model = torch_sequential(net, include_final_activation=not fused)
+    model = torch_model(net, final_activation=not fused)
     with torch.no_grad():
-        expected = torch_sequential(net)(torch.from_numpy(x)).numpy()
+        expected = torch_model(net)(torch.from_numpy(x)).numpy()
     _close(net.forward(x), expected)
 
     loss, _ = net.train_step(x, y, input_grad=True)
@@ -125,7 +125,7 @@ def test_optimizer_steps_match_torch(name, overrides, project):
     project.training = dataclasses.replace(project.training, optimizer=name, **overrides)
     net = Network(project)
     fused = project.training.loss != "squared_error"
-    model = torch_sequential(net, include_final_activation=not fused)
+    model = torch_model(net, final_activation=not fused)
     opt = make_optimizer(project.training)
     topt = _torch_optimizer(name, model.parameters(), overrides)
     for step in range(4):
