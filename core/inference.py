@@ -84,18 +84,19 @@ class BlockInfo:
     geometry: Geometry = NO_GEOMETRY  # what the layers and exporters need: kernel, stride, pads...
     implicit_flatten: bool = False  # dense fed (C, H, W): the network flattens first
     block: dict = field(default_factory=dict, hash=False)  # the block with defaults filled
+    buffers: int = 0  # values saved with the weights but not trained (BatchNorm's running statistics)
 
 
 _new = object.__new__
 
 
 def _block_info(index, kind, name, input_shape, output_shape, params, macs, activation_bytes, geometry,
-                implicit_flatten, block) -> BlockInfo:
+                implicit_flatten, block, buffers=0) -> BlockInfo:
     """BlockInfo(...) without the frozen dataclass __init__ (11 object.__setattr__ calls: ~3x slower)."""
     info = _new(BlockInfo)
     info.__dict__.update(index=index, kind=kind, name=name, input_shape=input_shape, output_shape=output_shape,
                          params=params, macs=macs, activation_bytes=activation_bytes, geometry=geometry,
-                         implicit_flatten=implicit_flatten, block=block)
+                         implicit_flatten=implicit_flatten, block=block, buffers=buffers)
     return info
 
 
@@ -127,6 +128,10 @@ class Inference:
     @property
     def total_params(self) -> int:
         return sum(b.params for b in self.blocks)
+
+    @property
+    def total_buffers(self) -> int:
+        return sum(b.buffers for b in self.blocks)
 
     @property
     def total_macs(self) -> int:
@@ -169,6 +174,8 @@ def infer(project: Project) -> Inference:
     auto_names = automatic_names(blocks)
     shape = input_shape
     pipeline = Pipeline()
+    batch = getattr(getattr(project, "training", None), "batch_size", None)
+    batch = batch if type(batch) is int and 1 <= batch <= MAX_INT else None
     last = len(blocks) - 1
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
@@ -200,7 +207,8 @@ def infer(project: Project) -> Inference:
         in_shape = shape
         shaped = None
         if in_shape is not None and not has_error:
-            ctx = ShapeContext(i, kind, in_shape, values, filled, add, pipeline, i == last)
+            ctx = ShapeContext(i, kind, in_shape, values, filled, add, pipeline, i == last,
+                               infos[-1] if infos else None, batch)
             shaped = KINDS[kind].shape(ctx)
         out = shaped.output if shaped is not None else None
         shape = out
@@ -214,7 +222,7 @@ def infer(project: Project) -> Inference:
             infos.append(_block_info(i, kind, name, in_shape, out, 0, 0, nbytes, NO_GEOMETRY, False, filled))
         else:
             infos.append(_block_info(i, kind, name, in_shape, out, shaped.params, shaped.macs, nbytes,
-                                     shaped.geometry, shaped.implicit_flatten, filled))
+                                     shaped.geometry, shaped.implicit_flatten, filled, shaped.buffers))
 
     if not blocks:
         add(Problem("the pipeline is empty: add blocks, e.g. flatten then dense with softmax",

@@ -112,16 +112,24 @@ class Network:
         return {f"{s.info.name}.{k}": v for s in self.stages if s.param_layer
                 for k, v in s.param_layer.grads.items()}
 
+    def buffers(self) -> dict[str, np.ndarray]:
+        """The live arrays saved with the parameters but not trained (``bn1.running_mean``...)."""
+        return {f"{s.info.name}.{k}": v for s in self.stages for layer in s.layers
+                for k, v in layer.buffers.items()}
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self.parameters().items()}
+        """Copies of the parameters and the buffers: what weights files, checkpoints and exports hold."""
+        return {k: v.copy() for k, v in {**self.parameters(), **self.buffers()}.items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy ``state`` into the parameters; every mismatch is named, nothing changes on error."""
-        params = self.parameters()
+        """Copy ``state`` into the parameters and buffers; every mismatch is named, nothing changes on error."""
+        params = {**self.parameters(), **self.buffers()}
+        buffers = self.buffers()
         problems = []
         for name, p in params.items():
             if name not in state:
-                problems.append(f"missing parameter {name} {_shape(p.shape)}")
+                what = "buffer" if name in buffers else "parameter"
+                problems.append(f"missing {what} {name} {_shape(p.shape)}")
             elif tuple(np.shape(state[name])) != p.shape:
                 problems.append(f"{name}: the file has {_shape(np.shape(state[name]))}, "
                                 f"the network needs {_shape(p.shape)}")

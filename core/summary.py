@@ -66,6 +66,8 @@ def format_summary(project: Project, inference: Inference | None = None, timing:
     out += [line(row) for row in rows[1:]]
     out.append("=" * width)
     out.append(f"Total params: {result.total_params:,}")
+    if result.total_buffers:
+        out.append(f"Total buffers: {result.total_buffers:,} (saved with the weights, not trained)")
     out.append(f"Total MACs per sample: {result.total_macs:,}")
     out.append(f"Activation memory per sample: {result.total_activation_bytes / 1024:,.1f} KB (float32)")
     if timing is not None:

@@ -45,7 +45,7 @@ def save_weights(path: str | os.PathLike, network_or_state, project: Project) ->
     file in the same folder, which then replaces ``path``: readers never see half a file.
     """
     path = Path(path)
-    state = network_or_state.parameters() if hasattr(network_or_state, "parameters") else network_or_state
+    state = network_or_state.state_dict() if hasattr(network_or_state, "state_dict") else network_or_state
     if not isinstance(state, Mapping):
         raise TypeError(f"expected a Network or a dict of arrays, got {type(network_or_state).__name__}")
     if PROJECT_KEY in state:
@@ -127,25 +127,15 @@ def load_weights(path: str | os.PathLike) -> tuple[Project, dict[str, np.ndarray
 
 
 def load_into(network, path: str | os.PathLike) -> Project:
-    """Copy a weights file's parameters into ``network``; returns the file's project.
+    """Copy a weights file's parameters and buffers into ``network``; returns the file's project.
 
-    Every missing, unexpected or differently shaped parameter is named (with both shapes);
-    on any mismatch the network is left unchanged.
+    Every missing, unexpected or differently shaped array is named with its block and both
+    shapes (``netbuilder.core.export.load_state``); on any mismatch the network is left unchanged.
     """
+    from netbuilder.core.export import load_state
+
     project, state = load_weights(path)
-    params = network.parameters()
-    problems = []
-    for name, p in params.items():
-        if name not in state:
-            problems.append(f"{name} {_shape(p.shape)} is missing from the file")
-        elif state[name].shape != p.shape:
-            problems.append(f"{name}: the file has {_shape(state[name].shape)}, the network needs {_shape(p.shape)}")
-    problems += [f"the file has {name} {_shape(state[name].shape)}, which the network does not"
-                 for name in state if name not in params]
-    if problems:
-        raise WeightsError(f"{path}: the weights do not fit this network: " + "; ".join(problems))
-    for name, p in params.items():
-        p[...] = state[name]
+    load_state(network, state, path)
     return project
 
 

@@ -154,7 +154,9 @@ class SummaryPanel(QWidget):
         self._show_selection(self.doc.selected)
 
         self.totals.setText(
-            f"<b>Total</b>: {result.total_params:,} parameters · {result.total_macs:,} multiply-adds · "
+            f"<b>Total</b>: {result.total_params:,} parameters · "
+            + (f"{result.total_buffers:,} buffers (saved, not trained) · " if result.total_buffers else "")
+            + f"{result.total_macs:,} multiply-adds · "
             f"{format_bytes(result.total_activation_bytes)} of activations per sample (float32) · "
             f"input {format_shape(result.input_shape)} → output {format_shape(result.output_shape)}"
             + (f" · training: {project_estimate(self.doc.project, result.total_macs).text()}"

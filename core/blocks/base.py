@@ -106,16 +106,22 @@ class ShapeContext:
     add: Any  # Problem -> None
     pipeline: Pipeline = field(default_factory=Pipeline)
     is_last: bool = False
+    previous: BlockInfo | None = None  # what inference found for the block before, for lints
+    batch_size: int | None = None  # the training batch size, when valid
 
     @property
     def head(self) -> str:
         """"block 3 (conv): ", how every message about the block begins."""
         return f"block {self.index + 1} ({self.kind}): "
 
-    def problem(self, text: str, field_name: str | None = None, severity: str = "error", value: Any = None) -> None:
-        if value is None and field_name is not None:
+    def problem(self, text: str, field_name: str | None = None, severity: str = "error", value: Any = None,
+                block: int | None = None, kind: str | None = None) -> None:
+        """A problem of this block (or, with ``block``/``kind``, of an earlier one it concerns)."""
+        if value is None and field_name is not None and block is None:
             value = self.block.get(field_name)
-        self.add(Problem(self.head + text, block=self.index, kind=self.kind, field=field_name, value=value,
+        head = self.head if block is None else f"block {block + 1} ({kind}): "
+        self.add(Problem(head + text, block=self.index if block is None else block,
+                         kind=self.kind if block is None else kind, field=field_name, value=value,
                          severity=severity))
 
     def needs_image(self) -> bool:

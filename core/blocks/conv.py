@@ -36,6 +36,8 @@ class Conv(BlockKind):
               "zeros added around the input: 'valid' (none), 'same' (keep size at stride 1) or pixels",
               choices=PADDING_MODES, minimum=0),
         ACTIVATION_FIELD,
+        Field("bias", "bool", True, "add a learned bias per filter (off before batchnorm, whose own bias "
+                                    "does the same)"),
     )
     palette = (PaletteEntry("conv", "Convolution", "filters → feature maps",
                             "Slides small learned kernels over the image; each kernel produces one feature map."),)
@@ -46,7 +48,7 @@ class Conv(BlockKind):
 
     def describe(self, b: dict) -> str:
         return (f"conv {b['filters']} @ {size_text(b['kernel_size'])} · stride {stride_text(b['stride'])} · "
-                f"{padding_text(b['padding'])} · {b['activation']}")
+                f"{padding_text(b['padding'])} · {b['activation']}" + ("" if b.get("bias", True) else " · no bias"))
 
     # --- shapes --------------------------------------------------------------------------------
     def shape(self, ctx) -> Shaped:
@@ -60,7 +62,7 @@ class Conv(BlockKind):
         pads, ho, wo = win
         c, f = ctx.input_shape[0], ctx.values["filters"]
         per_out = c * kernel[0] * kernel[1]
-        return Shaped((f, ho, wo), params=f * per_out + f, macs=ho * wo * f * per_out,
+        return Shaped((f, ho, wo), params=f * per_out + (f if ctx.values["bias"] else 0), macs=ho * wo * f * per_out,
                       geometry=Geometry(kernel=kernel, stride=stride, pads=pads, in_channels=c))
 
     def output_formula(self, block, input_shape):
@@ -72,6 +74,8 @@ class Conv(BlockKind):
         if len(input_shape) != 3 or type(f) is not int or f < 1 or kernel is None:
             return None
         c, (kh, kw) = input_shape[0], kernel
+        if block.get("bias") is False:
+            return f"params = {f}·{c}·{kh}·{kw} = {f * c * kh * kw:,} (no bias)"
         return f"params = {f}·{c}·{kh}·{kw} + {f} = {f * c * kh * kw + f:,}"
 
     def weights_text(self, info):
@@ -88,23 +92,25 @@ class Conv(BlockKind):
 
         g, act = info.geometry, info.block["activation"]
         conv = Conv2D(g.in_channels, info.block["filters"], g.kernel, g.stride, g.pads, rng=rng, dtype=dtype,
-                      init=scheme_for(act))
+                      init=scheme_for(act), bias=info.block["bias"])
         return [conv, Activation(act)], conv
 
     # --- lowerings -----------------------------------------------------------------------------
     def onnx(self, graph, stage):
         name, g, params = stage.info.name, stage.info.geometry, stage.param_layer.params
-        w = graph.const(f"{name}.weight", params["weight"])
-        b = graph.const(f"{name}.bias", params["bias"])
-        graph.op("Conv", [graph.x, w, b], f"{name}_linear", name, kernel_shape=list(g.kernel),
+        inputs = [graph.x, graph.const(f"{name}.weight", params["weight"])]
+        if "bias" in params:
+            inputs.append(graph.const(f"{name}.bias", params["bias"]))
+        graph.op("Conv", inputs, f"{name}_linear", name, kernel_shape=list(g.kernel),
                  strides=list(g.stride), pads=onnx_pads(g.pads))
         graph.activation(f"{name}_{stage.info.block['activation']}", stage.info.block["activation"], name + "_out")
 
     def torch(self, stage, final_activation=True):
         g, block = stage.info.geometry, stage.info.block
         padding, pad_line = torch_padding(g.pads)
+        bias = "" if block["bias"] else ", bias=False"
         module = (f"nn.Conv2d({g.in_channels}, {block['filters']}, kernel_size={pair_text(g.kernel)}, "
-                  f"stride={pair_text(g.stride)}{padding})")
+                  f"stride={pair_text(g.stride)}{padding}{bias})")
         return module, ([pad_line] if pad_line else []) + [
             f"x = {activated('{m}(x)', block['activation'], final_activation)}"]
 
@@ -119,8 +125,9 @@ def step_conv(x, layer, weights):
     The bias rides along as one more column of the weights against a row of ones, so each
     output is a single dot product (the same sum, in the same order, as the app computes).
     """
-    weight, bias = weights[layer["name"] + ".weight"], weights[layer["name"] + ".bias"]
+    weight = weights[layer["name"] + ".weight"]
     f, c, kh, kw = weight.shape
+    bias = weights.get(layer["name"] + ".bias", np.zeros(f, x.dtype))
     xc = pad(x, layer["pads"]).transpose(1, 0, 2, 3)  # (C, N, H, W): channel-major columns
     views = windows(xc, (kh, kw), layer["stride"])
     _, n, ho, wo = views[0].shape

@@ -100,15 +100,15 @@ def load_state(network, state: dict[str, np.ndarray], source: str | os.PathLike)
     problems = weight_mismatches(network, state)
     if problems:
         raise WeightsError(f"{source}: the weights do not fit this network: " + "; ".join(problems))
-    for name, p in network.parameters().items():
+    for name, p in {**network.parameters(), **network.buffers()}.items():
         p[...] = state[name]
 
 
 def weight_mismatches(network, state: dict[str, np.ndarray]) -> list[str]:
-    """One message per parameter that is missing, extra, not real and finite, or of another shape."""
+    """One message per parameter or buffer that is missing, extra, not real and finite, or of another shape."""
     from netbuilder.core.weights import value_problem
 
-    params = network.parameters()
+    params = {**network.parameters(), **network.buffers()}
     blocks = {s.info.name: s.info for s in network.stages}
     problems = []
     for name, p in params.items():

@@ -38,8 +38,9 @@ def layer_specs(network) -> list[dict]:
         if spec is None:
             continue  # e.g. dropout: the identity at inference
         spec = {"name": stage.info.name, "kind": stage.info.kind, **spec}
-        if stage.param_layer is not None:
-            spec["shapes"] = {k: tuple(v.shape) for k, v in stage.param_layer.params.items()}
+        stored = {k: v for layer in stage.layers for k, v in {**layer.params, **layer.buffers}.items()}
+        if stored:  # what load_weights checks the file for: parameters and buffers
+            spec["shapes"] = {k: tuple(v.shape) for k, v in stored.items()}
         specs.append(spec)
     return specs
 

@@ -120,9 +120,11 @@ class Net(nn.Module):
 
 
 def state_dict(network):
-    """The network's parameters as a ``{name: float32 tensor}`` dict (copies)."""
+    """The network's parameters and buffers as a ``{name: tensor}`` dict (copies): float32, and
+    integer buffers (BatchNorm's step count) as int64, as torch keeps them."""
     torch = _torch()
-    return {name: torch.from_numpy(np.array(p, np.float32, copy=True)) for name, p in network.parameters().items()}
+    return {name: torch.from_numpy(np.array(p, np.int64 if np.issubdtype(p.dtype, np.integer) else np.float32))
+            for name, p in network.state_dict().items()}
 
 
 def load_net(module_path: str | os.PathLike, weights_path: str | os.PathLike):

@@ -68,7 +68,10 @@ class BatchNorm(Layer):
         self.frozen = False
         c = self.num_features
         self.params = {"weight": np.ones(c, self.dtype), "bias": np.zeros(c, self.dtype)}
-        self.buffers = {"running_mean": np.zeros(c, self.dtype), "running_var": np.ones(c, self.dtype)}
+        # As torch names them; num_batches_tracked counts the batches the statistics have seen
+        # (torch needs it in a state_dict; with a fixed momentum it changes nothing).
+        self.buffers = {"running_mean": np.zeros(c, self.dtype), "running_var": np.ones(c, self.dtype),
+                        "num_batches_tracked": np.zeros((), np.int64)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._saved: tuple | None = None  # x - mean as (A, C, B), 1/std, batch statistics?, order, shape
 
@@ -105,6 +108,7 @@ class BatchNorm(Layer):
             rm += m * mean
             rv *= dt(1) - m
             rv += (m * dt(count / (count - 1))) * var  # unbiased, as torch keeps it
+            self.buffers["num_batches_tracked"] += 1
         else:
             mean, var = rm, rv
             centred = np.subtract(x3, mean.reshape(per_channel)) if training else None

@@ -75,8 +75,8 @@ def test_load_into_names_each_mismatch_with_both_shapes(tmp_path):
         load_into(target, path)
     message = str(info.value)
     assert str(path) in message
-    assert "dense1.weight: the file has (5 x 32), the network needs (4 x 32)" in message
-    assert "dense2.weight: the file has (3 x 5), the network needs (3 x 4)" in message
+    assert "block 2 (dense 'dense1'): dense1.weight is (5 x 32) in the file, the network needs (4 x 32)" in message
+    assert "block 3 (dense 'dense2'): dense2.weight is (3 x 5) in the file, the network needs (3 x 4)" in message
     for k, v in target.parameters().items():  # untouched on error
         assert np.array_equal(v, before[k])
 
@@ -88,7 +88,7 @@ def test_load_into_missing_and_unexpected_parameters(tmp_path):
     path = tmp_path / "w.npz"
     save_weights(path, state, p)
     with pytest.raises(WeightsError, match=r"dense2.bias \(3\) is missing from the file; "
-                                           r"the file has extra.weight \(2\), which the network does not"):
+                                           r"the file has extra.weight \(2\), which this network does not"):
         load_into(Network(p), path)
 
 
