@@ -1,4 +1,4 @@
-"""The block kinds a pipeline is made of: one module per kind, listed here in palette order.
+"""The block kinds a pipeline is made of: one module per kind, found in this package.
 
 A block in a project is a plain dict: ``{"kind": "conv", "filters": 6, "kernel_size": 5, ...}``
 with an optional ``"name"``. ``KINDS`` maps each kind name to its ``BlockKind`` (see ``base``),
@@ -9,9 +9,10 @@ module, list it below, draw its icon.
 from __future__ import annotations
 
 import copy
+import importlib
+import pkgutil
 from typing import Any
 
-from netbuilder.core.blocks.activation import Activation
 from netbuilder.core.blocks.base import (
     ACTIVATIONS,
     LEAKY_RELU_SLOPE,
@@ -21,14 +22,26 @@ from netbuilder.core.blocks.base import (
     Geometry,
     PaletteEntry,
 )
-from netbuilder.core.blocks.conv import Conv
-from netbuilder.core.blocks.dense import Dense
-from netbuilder.core.blocks.dropout import Dropout
-from netbuilder.core.blocks.flatten import Flatten
 from netbuilder.core.blocks.pool import MODES as POOL_MODES
-from netbuilder.core.blocks.pool import Pool
 
-KINDS: dict[str, BlockKind] = {k.kind: k for k in (Conv(), Pool(), Dense(), Flatten(), Activation(), Dropout())}
+_HELPERS = ("base", "window")  # modules of this package that declare no kind
+
+
+def _discover() -> dict[str, BlockKind]:
+    """Every ``BlockKind`` subclass of this package's modules, in palette order (``position``)."""
+    found = []
+    for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name in _HELPERS:
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        found += [obj for obj in vars(module).values()
+                  if isinstance(obj, type) and issubclass(obj, BlockKind) and obj is not BlockKind
+                  and obj.__module__ == module.__name__]
+    kinds = sorted((cls() for cls in found), key=lambda k: (k.position, k.kind))
+    return {k.kind: k for k in kinds}
+
+
+KINDS: dict[str, BlockKind] = _discover()
 
 __all__ = ["ACTIVATIONS", "KINDS", "LEAKY_RELU_SLOPE", "PADDING_MODES", "POOL_MODES", "BlockKind", "Field",
            "Geometry", "PaletteEntry", "default_block", "kind_of", "with_defaults"]

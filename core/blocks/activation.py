@@ -6,6 +6,7 @@ from netbuilder.core.blocks.base import ACTIVATION_FIELD, BlockKind, PaletteEntr
 
 class Activation(BlockKind):
     kind = "activation"
+    position = 70
     label = "Activation"
     help = "applies a function to every value: relu, leaky_relu, sigmoid, tanh, identity or softmax"
     fields = (ACTIVATION_FIELD,)

@@ -137,6 +137,7 @@ class BlockKind:
     """A block kind: subclasses set the class attributes and override what applies to them."""
 
     kind: str = ""
+    position: int = 100  # order in the palette and wherever kinds are listed
     label: str = ""
     help: str = ""  # one line, for the inspector and the palette
     fields: tuple[Field, ...] = ()

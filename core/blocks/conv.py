@@ -26,6 +26,7 @@ from netbuilder.core.blocks.window import (
 
 class Conv(BlockKind):
     kind = "conv"
+    position = 10
     label = "Convolution"
     help = "slides `filters` learned kernels over the image; each produces one feature map"
     fields = (

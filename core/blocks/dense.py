@@ -15,6 +15,7 @@ def _product(shape) -> int:
 
 class Dense(BlockKind):
     kind = "dense"
+    position = 50
     label = "Dense"
     help = "connects every input value to each of `units` outputs (a fully connected layer)"
     fields = (Field("units", "int", 64, "number of outputs", minimum=1), ACTIVATION_FIELD)

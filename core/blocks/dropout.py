@@ -6,6 +6,7 @@ from netbuilder.core.blocks.base import BlockKind, Field, PaletteEntry
 
 class Dropout(BlockKind):
     kind = "dropout"
+    position = 80
     label = "Dropout"
     help = "while training, zeroes each value with probability `rate` to fight overfitting"
     fields = (Field("rate", "float", 0.5, "probability of dropping a value", minimum=0.0, maximum=0.95),)

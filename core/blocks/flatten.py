@@ -6,6 +6,7 @@ from netbuilder.core.blocks.base import BlockKind, PaletteEntry, Shaped
 
 class Flatten(BlockKind):
     kind = "flatten"
+    position = 60
     label = "Flatten"
     help = "lays the feature maps out as one long vector for dense blocks"
     palette = (PaletteEntry("flatten", "Flatten", "maps → one vector",

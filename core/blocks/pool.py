@@ -18,6 +18,7 @@ _HALVES = "halving width and height with size 2 and stride 2"
 
 class Pool(BlockKind):
     kind = "pool"
+    position = 20
     label = "Pooling"
     help = f"keeps the largest (max), mean (average) or total (sum) value of each window, {_HALVES}"
     fields = (
