@@ -44,6 +44,9 @@ class BatchNorm(Layer):
     ``running_var``. An inference forward (``training=False``) normalises with ``running_mean`` and
     ``running_var`` and neither keeps nor changes anything.
 
+    A training batch with one value per channel (one sample after a dense block) has no variance,
+    so it is treated as frozen: the running statistics normalise it and are left as they are.
+
     ``frozen = True`` (a fine-tuning choice, as torch's ``module.eval()`` while training) makes
     training forwards use and keep the running statistics too, untouched: the layer is then a fixed
     per-channel affine map whose gradient backward returns. With ``needs_input_grad = False``
@@ -93,12 +96,10 @@ class BatchNorm(Layer):
         per_channel = (1, c, 1)
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
         out = np.empty_like(x3)
-        batch_stats = training and not self.frozen
+        # One value per channel has no variance to take (torch raises): such a batch, e.g. the last
+        # one of an epoch after a dense block, is normalised with the running statistics instead.
+        batch_stats = training and not self.frozen and count >= 2
         if batch_stats:
-            if count < 2:
-                raise ValueError(f"BatchNorm cannot take batch statistics from {count} value{'s' * (count != 1)} per "
-                                 f"channel (input of shape {shape}): train with more than one sample (or pixel) per "
-                                 f"channel, or run it with training=False to use the running statistics")
             mean = x3.sum(axis=(0, 2)) / dt(count)
             centred = np.subtract(x3, mean.reshape(per_channel))
             np.multiply(centred, centred, out=out)  # out is scratch until y is written into it

@@ -223,14 +223,21 @@ def test_batchnorm_buffers_change_only_in_training_and_in_place():
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 1, 1), (1, 3), (0, 3, 2, 2)])
-def test_batchnorm_training_needs_more_than_one_value_per_channel(shape):
+def test_one_value_per_channel_is_normalised_with_the_running_statistics(shape):
     bn = BatchNorm(3)
-    with pytest.raises(ValueError, match=r"batch statistics from [01] values? per channel.*training=False"):
-        bn.forward(np.ones(shape, np.float32), training=True)
-    np.testing.assert_array_equal(bn.buffers["running_var"], 1)
-    assert bn.forward(np.ones(shape, np.float32), training=False).shape == shape
-    bn.forward(np.ones((2, 3), np.float32), training=True)  # two samples, or one with pixels, train
+    bn.buffers["running_mean"][:] = [1.0, 2.0, 3.0]
+    bn.buffers["running_var"][:] = [4.0, 4.0, 4.0]
+    x = np.ones(shape, np.float32) * 5
+    y = bn.forward(x, training=True)  # no variance to take: as if frozen for this batch
+    np.testing.assert_allclose(y, bn.forward(x, training=False), rtol=1e-6)
+    np.testing.assert_array_equal(bn.buffers["running_mean"], [1.0, 2.0, 3.0])  # and nothing learnt from it
+    assert int(bn.buffers["num_batches_tracked"]) == 0
+    if x.size:
+        dx = bn.backward(np.ones(shape, np.float32))
+        np.testing.assert_allclose(dx, np.ones(shape) / np.sqrt(4.0 + 1e-5), rtol=1e-5)
+    bn.forward(np.ones((2, 3), np.float32), training=True)  # two samples, or one with pixels, take statistics
     bn.forward(np.ones((1, 3, 1, 2), np.float32), training=True)
+    assert int(bn.buffers["num_batches_tracked"]) == 2
 
 
 def test_batchnorm_rejects_bad_arguments_and_inputs():
