@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from netbuilder.core.blocks import Field
 from netbuilder.core.inference import BlockInfo
+from netbuilder.gui import theme
 
 INT_MAXIMUM = 4096  # spin boxes stretch beyond it when a project holds a larger value
 
@@ -277,6 +278,42 @@ class FloatEditor(Editor):
                 self.spin.setValue(value)
 
 
+class SmallFloatEditor(Editor):
+    """A number typed as text, for fields whose values are tiny (eps = 1e-5): a spin box would
+    round them to 0."""
+
+    def __init__(self, field: Field, commit: Commit):
+        super().__init__(commit)
+        self.minimum, self.maximum = field.minimum, field.maximum if field.maximum is not None else math.inf
+        self.edit = QLineEdit()
+        self.edit.setObjectName(field.name)
+        self.edit.setToolTip(f"{field.help} ({self.minimum:g} to {self.maximum:g}, e.g. 1e-5)")
+        self.edit.editingFinished.connect(self._edited)
+        self.row.addWidget(self.edit)
+        self.row.addStretch(1)
+
+    def _edited(self) -> None:
+        try:
+            value = float(self.edit.text())
+        except ValueError:
+            value = None
+        if value is None or not (math.isfinite(value) and self.minimum <= value <= self.maximum):
+            theme.style(self.edit, "color: {ERROR};")  # kept as typed, marked; the model is unchanged
+            self.edit.setToolTip(f"not a number from {self.minimum:g} to {self.maximum:g}: {self.edit.text()!r}")
+            return
+        theme.style(self.edit, "")
+        self.commit(value)
+
+    def accepts(self, value):
+        return type(value) in (int, float) and math.isfinite(value) and self.minimum <= value <= self.maximum
+
+    def show_value(self, value, info):
+        text = f"{value:g}"
+        if self.edit.text() != text and not self.edit.hasFocus():
+            with QSignalBlocker(self.edit):
+                self.edit.setText(text)
+
+
 class NameEditor(Editor):
     """A line edit; empty means the automatic name, shown as the placeholder."""
 
@@ -378,6 +415,8 @@ _EDITORS = {"int": IntEditor, "padding": PaddingEditor, "choice": ChoiceEditor,
 
 
 def make_editor(field: Field, commit: Commit) -> Editor:
+    if field.type == "float" and field.minimum is not None and 0 < field.minimum < 1e-3:
+        return SmallFloatEditor(field, commit)
     if field.type == "pair":
         return PairEditor(field.name, field.help, commit, minimum=int(field.minimum or 1))
     return _EDITORS[field.type](field, commit)
