@@ -39,6 +39,14 @@ DRAWINGS = {
   <path d="M12 3v18M3 12h18" stroke="{c}" stroke-width="0.8" opacity="0.6"/>
   <path d="M16.5 6.5H7.5l4.5 5.5-4.5 5.5h9" fill="none" stroke="{c}" stroke-width="2"
         stroke-linejoin="round" stroke-linecap="round"/>""",
+    # a wide, off-centre histogram brought to a centred bell: what batch normalisation does
+    "batchnorm": """
+  <path d="M3 20.5h18" stroke="{c}" stroke-width="1" opacity="0.55"/>
+  <path d="M12 3.5v17" stroke="{c}" stroke-width="1" stroke-dasharray="1.5 1.5" opacity="0.7"/>
+  <rect x="3.5" y="15" width="2.5" height="5.5" fill="{c}" opacity="0.3"/>
+  <rect x="6.5" y="12.5" width="2.5" height="8" fill="{c}" opacity="0.3"/>
+  <path d="M4.5 20c3 0 4.5-14.5 7.5-14.5S16.5 20 19.5 20" fill="{l}" stroke="{c}" stroke-width="1.8"
+        stroke-linecap="round"/>""",
     # every input joined to every output
     "dense": """
   <path d="M5 5L19 8M5 5L19 16M5 12L19 8M5 12L19 16M5 19L19 8M5 19L19 16" stroke="{c}" stroke-width="1"

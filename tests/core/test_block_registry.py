@@ -34,7 +34,7 @@ def project_with(kind: str) -> Project:
 
 
 def test_kinds_are_found_and_ordered():
-    assert {"conv", "pool", "dense", "flatten", "activation", "dropout"} <= set(KIND_NAMES)
+    assert {"conv", "pool", "dense", "flatten", "activation", "dropout", "batchnorm"} <= set(KIND_NAMES)
     assert all(isinstance(spec, BlockKind) and spec.kind == name for name, spec in KINDS.items())
     positions = [spec.position for spec in KINDS.values()]
     assert positions == sorted(positions)

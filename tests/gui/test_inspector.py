@@ -245,3 +245,23 @@ def test_the_block_help_reads_with_its_values(doc, inspector):
                                         "feature map"
     doc.select(len(doc.project.blocks) - 1)
     assert inspector.subtitle.text().startswith("Dense: connects every input value to each of 10 outputs")
+
+
+def test_a_batchnorm_block_is_edited_with_its_own_fields(doc, inspector, qtbot):
+    doc.add_block("batchnorm", 1)
+    doc.select(1)
+    eps = inspector.findChild(QLineEdit, "eps")
+    assert eps is not None and eps.text() == "1e-05"  # typed, not a spin box rounding it to 0
+    eps.setText("0.001")
+    eps.editingFinished.emit()
+    assert doc.project.blocks[1]["eps"] == 0.001
+    eps.setText("zero")
+    eps.editingFinished.emit()
+    assert doc.project.blocks[1]["eps"] == 0.001  # refused at the field, the project unchanged
+    doc.undo_stack.undo()
+    assert doc.project.blocks[1]["eps"] == 1e-5
+    doc.select(0)
+    bias = inspector.findChild(QCheckBox, "bias")
+    assert bias is not None and bias.isChecked()
+    bias.setChecked(False)
+    assert doc.project.blocks[0]["bias"] is False
