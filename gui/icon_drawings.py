@@ -47,6 +47,12 @@ DRAWINGS = {
   <rect x="6.5" y="12.5" width="2.5" height="8" fill="{c}" opacity="0.3"/>
   <path d="M4.5 20c3 0 4.5-14.5 7.5-14.5S16.5 20 19.5 20" fill="{l}" stroke="{c}" stroke-width="1.8"
         stroke-linecap="round"/>""",
+    # a whole map gathered into one cell
+    "global_pool": """
+  <rect x="2.75" y="2.75" width="12.5" height="12.5" rx="1.5" fill="{l}" stroke="{c}" stroke-width="1.5"/>
+  <path d="M7 3v12M11 3v12M3 7h12M3 11h12" stroke="{c}" stroke-width="0.8" opacity="0.6"/>
+  <path d="M14 14l3.5 3.5" stroke="{c}" stroke-width="1.5" stroke-linecap="round"/>
+  <rect x="17" y="17" width="4.5" height="4.5" fill="{c}"/>""",
     # every input joined to every output
     "dense": """
   <path d="M5 5L19 8M5 5L19 16M5 12L19 8M5 12L19 16M5 19L19 8M5 19L19 16" stroke="{c}" stroke-width="1"
@@ -92,7 +98,8 @@ DRAWINGS = {
 
 
 def accent_for(stem: str) -> str:
-    return ACCENTS[stem.split("_")[0]]
+    """The accent of an icon stem: its kind's ("global_pool"), or the kind before a mode ("pool_max")."""
+    return ACCENTS[stem] if stem in ACCENTS else ACCENTS[stem.rsplit("_", 1)[0]]
 
 
 def svg(stem: str) -> str:

@@ -40,7 +40,7 @@ class BatchNorm(BlockKind):
         c = ctx.input_shape[0]
         prev = ctx.previous
         if prev is not None and prev.block.get("bias") is True and prev.output_shape == ctx.input_shape:
-            ctx.problem(f"its bias is redundant before batchnorm, which subtracts the mean and adds its own shift; "
+            ctx.problem("its bias is redundant before batchnorm, which subtracts the mean and adds its own shift; "
                         "turn the bias off (fewer parameters, the same network)", "bias", "warning",
                         block=prev.index, kind=prev.kind)
         if ctx.batch_size == 1:
@@ -76,7 +76,8 @@ class BatchNorm(BlockKind):
     def torch(self, stage, final_activation=True):
         info, b = stage.info, stage.info.block
         dims = "2d" if len(info.input_shape) == 3 else "1d"
-        module = f"nn.BatchNorm{dims}({info.input_shape[0]}, eps={float(b['eps'])!r}, momentum={float(b['momentum'])!r})"
+        module = (f"nn.BatchNorm{dims}({info.input_shape[0]}, eps={float(b['eps'])!r}, "
+                  f"momentum={float(b['momentum'])!r})")
         return module, [f"x = {activated('{m}(x)', b['activation'], final_activation)}"]
 
     def numpy(self, stage):

@@ -34,6 +34,7 @@ class Dense(BlockKind):
         n_in = _product(in_shape)
         if implicit:
             ctx.pipeline.from_spatial = True
+        if implicit and in_shape[1] * in_shape[2] > 1:  # C x 1 x 1 (after global pooling) is a vector already
             ctx.problem(f"its input {' x '.join(map(str, in_shape))} is flattened to {n_in:,} values first (as if "
                         "a flatten block came before it)", severity="note")
         params = n_in * units + units

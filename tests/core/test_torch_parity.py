@@ -51,6 +51,8 @@ def architectures(draw):
     """A random project whose inference is valid, with a loss that fits its last activation."""
     c, h, w = draw(st.integers(1, 3)), draw(st.integers(4, 10)), draw(st.integers(4, 10))
     blocks = draw(st.lists(spatial_block(), min_size=0, max_size=4))
+    if draw(st.integers(0, 3)) == 0:
+        blocks.append({"kind": "global_pool", "mode": draw(st.sampled_from(["average", "max"]))})
     blocks.append({"kind": "flatten"})
     for _ in range(draw(st.integers(0, 2))):
         blocks.append({"kind": "dense", "units": draw(st.integers(1, 6)), "activation": draw(activations)})
@@ -64,6 +66,20 @@ def architectures(draw):
                       training=TrainingSettings(loss=loss, seed=draw(st.integers(0, 2**16))))
     assume(infer(project).ok)
     return project
+
+
+def _well_conditioned(net, x) -> bool:
+    """Whether every batchnorm block's input varies over the batch: one that barely does (a global
+    average of sigmoids) divides float32 rounding by a tiny std, and the frameworks' roundings then
+    differ by more than any tolerance says about the arithmetic."""
+    outputs = [out for _, out in net.forward_blocks(x)]
+    for i, stage in enumerate(net.stages):
+        if stage.info.kind == "batchnorm":
+            inp = outputs[i - 1] if i else x
+            axes = (0, 2, 3) if inp.ndim == 4 else (0,)
+            if inp.var(axis=axes).min() < 1e-3:
+                return False
+    return True
 
 
 def _torch_loss(loss: str, out, labels, classes: int):
@@ -92,6 +108,7 @@ def _close(a, b, rtol=2e-4, atol=2e-5):
 def test_forward_and_gradients_match_torch(project):
     net = Network(project)
     x, y = _data(project)
+    assume(_well_conditioned(net, x))
     fused = project.training.loss != "squared_error"
     model = torch_model(net, final_activation=not fused).train()  # batch statistics, as a training step
     with torch.no_grad():
@@ -147,6 +164,7 @@ def test_optimizer_steps_match_torch(name, overrides, project):
         x, y = _data(project, seed=step)
         # Some random nets (sum pooling into a 1-unit identity bottleneck) blow up within a few
         # momentum steps; such a run compares overflow, not update rules, so it is discarded.
+        assume(_well_conditioned(net, x))
         with np.errstate(over="raise", invalid="raise"):
             try:
                 net.train_step(x, y)
