@@ -8,7 +8,7 @@ from netbuilder.core.project import load_project
 from netbuilder.core.resources import resource_path
 
 EXAMPLES = resource_path("examples")
-NAMES = ["lenet5", "mlp", "small_vgg", "xor"]
+NAMES = ["lenet5", "mlp", "small_vgg", "xor", "vgg_bn"]
 
 
 def test_the_examples_exist():
@@ -67,3 +67,22 @@ def test_xor():
     assert [b["activation"] for b in project.blocks[1:]] == ["sigmoid", "sigmoid"]
     assert (project.training.loss, project.training.optimizer) == ("squared_error", "sgd")
     assert validate(project).output_shape == (1,)
+
+
+def test_vgg_bn_normalises_every_convolution_and_learns():
+    import dataclasses
+
+    from netbuilder.core.datasets.shapes import shapes_dataset
+    from netbuilder.core.trainer import Trainer
+
+    project = load_project(EXAMPLES / "vgg_bn.json")
+    result = validate(project)
+    assert [k for k, _ in kinds(project)] == ["conv", "batchnorm"] * 2 + ["pool"] + ["conv", "batchnorm"] * 2 + [
+        "pool", "global_pool", "dense"]
+    assert all(b["bias"] is False for b in project.blocks if b["kind"] == "conv")  # batchnorm shifts instead
+    assert not result.warnings and result.total_params == 16_794 and result.total_buffers == 192
+    # 1,200 images and two short epochs already leave chance (10%) far behind
+    project.training = dataclasses.replace(project.training, epochs=2, batch_size=32)
+    trainer = Trainer(project, shapes_dataset(1200, 0))
+    trainer.fit(epochs=2)
+    assert trainer.history.val_accuracy[-1] > 0.3
