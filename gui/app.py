@@ -44,6 +44,18 @@ def run() -> int:
     return main(sys.argv[1] if len(sys.argv) > 1 else None)
 
 
+def _bundled_example(name: str) -> str | None:
+    """The bundled example a bare name means when no file of that name exists, else None."""
+    from pathlib import Path
+
+    from netbuilder.core.resources import example_path
+
+    if Path(name).exists() or Path(name).name != name:
+        return None
+    found = example_path(name)
+    return found.stem if found is not None else None
+
+
 def main(project_path: str | None = None) -> int:
     """Run the app until its window closes; returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -59,7 +71,13 @@ def main(project_path: str | None = None) -> int:
     window.show()
     if project_path:
         # After show(), so an error box about a bad file appears over the window.
-        window.files.open(project_path)
+        example = _bundled_example(project_path)
+        if example is not None:  # as the command line does: "netbuilder-gui lenet5"
+            window.doc.new_project(example)
+            window.statusBar().showMessage(f"No file {project_path!r} here: opened the bundled example "
+                                           f"{example!r} as a new project", 8000)
+        else:
+            window.files.open(project_path)
     if os.environ.get(AUTOTRAIN, "") not in ("", "0"):
         QTimer.singleShot(0, window.start_training)
     previous = _quit_on_ctrl_c(window)

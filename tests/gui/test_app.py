@@ -115,3 +115,12 @@ def test_netbuilder_command_starts_the_app_with_the_file(monkeypatch):
     assert cli.main(["net.json"]) == 0
     assert cli.main([]) == 0
     assert calls == ["net.json", None]
+
+
+def test_main_opens_a_bundled_example_by_name_as_a_new_project(qtbot, errors, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file called vgg_bn here
+    seen = run_main(qtbot, "vgg_bn")
+    assert seen["name"] == "Small VGG with BatchNorm" and seen["path"] is None and errors == []
+    (tmp_path / "vgg_bn").write_text("{}")  # a file of that name wins, as on the command line
+    seen = run_main(qtbot, "vgg_bn")
+    assert seen["name"] == "LeNet-5" and len(errors) == 1
