@@ -57,3 +57,36 @@ def test_ruff_finds_nothing():
     out = subprocess.run([ruff, "check", "--output-format", "concise", str(ROOT)], capture_output=True, text=True,
                          cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def block_kind_comparisons(path: Path, kinds) -> list[str]:
+    """Comparisons (==, !=, in) of anything with a block kind's name as a string literal."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        for operand in [node.left, *node.comparators]:
+            literals = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+            names = [n.value for n in literals if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: {name!r}" for name in names if name in kinds]
+    return found
+
+
+def test_nothing_outside_a_block_module_compares_block_kind_names():
+    from netbuilder.core.blocks import KINDS
+
+    # Dataset kinds and optimiser names are other vocabularies; none of them is a block kind's name.
+    files = [f for folder in ("core", "gui") for f in sorted((ROOT / folder).rglob("*.py"))
+             if "blocks" not in f.relative_to(ROOT).parts]
+    assert len(files) > 60
+    assert [hit for f in files for hit in block_kind_comparisons(f, set(KINDS))] == []
+
+
+def test_the_kind_checker_sees_a_comparison(tmp_path):
+    sample = ROOT / "tests" / "_kind_sample.py"
+    try:
+        sample.write_text('def f(info):\n    return info.kind == "conv" or info.kind in ("pool", "x")\n')
+        assert len(block_kind_comparisons(sample, {"conv", "pool"})) == 2
+    finally:
+        sample.unlink()

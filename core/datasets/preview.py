@@ -112,15 +112,18 @@ def fit_problems(project: Any, input_shape: tuple[int, int, int], num_classes: i
 def match_project(project: Any, input_shape: tuple[int, int, int], num_classes: int) -> Any:
     """A copy of ``project`` whose input shape and class count match the dataset.
 
-    The last block, when it is a dense block producing the old class count, is resized too.
+    The last block, when its own units produce the old class count (a dense block), is resized too.
     """
+    from netbuilder.core.blocks import kind_of
+
     out = project.copy()
     old = out.num_classes
     out.input_shape = tuple(int(v) for v in input_shape)
     if old is not None and not (old == 1 and num_classes == 2):
         out.num_classes = int(num_classes)
         last = out.blocks[-1] if out.blocks else None
-        if isinstance(last, dict) and last.get("kind") == "dense" and last.get("units") == old:
+        spec = kind_of(last) if isinstance(last, dict) else None
+        if spec is not None and spec.field("units") is not None and last.get("units") == old:
             last["units"] = int(num_classes)
     return out
 
