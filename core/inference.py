@@ -176,6 +176,7 @@ def infer(project: Project) -> Inference:
     pipeline = Pipeline()
     batch = getattr(getattr(project, "training", None), "batch_size", None)
     batch = batch if type(batch) is int and 1 <= batch <= MAX_INT else None
+    ctx = ShapeContext(add, pipeline, batch)
     last = len(blocks) - 1
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
@@ -207,9 +208,8 @@ def infer(project: Project) -> Inference:
         in_shape = shape
         shaped = None
         if in_shape is not None and not has_error:
-            ctx = ShapeContext(i, kind, in_shape, values, filled, add, pipeline, i == last,
-                               infos[-1] if infos else None, batch)
-            shaped = KINDS[kind].shape(ctx)
+            shaped = KINDS[kind].shape(ctx.at(i, kind, in_shape, values, filled, i == last,
+                                              infos[-1] if infos else None))
         out = shaped.output if shaped is not None else None
         shape = out
         if out is None:

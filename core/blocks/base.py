@@ -7,8 +7,8 @@ the exporters, the palette and the theme) asks the kind and never compares kind 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netbuilder.core.errors import Problem
 
@@ -47,9 +47,9 @@ ACTIVATION_FIELD = Field("activation", "choice", "relu", "function applied to ev
                          choices=ACTIVATIONS)
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """What shape inference resolved for the layers and the exporters (fields a kind does not use are None)."""
+class Geometry(NamedTuple):
+    """What shape inference resolved for the layers and the exporters (fields a kind does not use are
+    None). A named tuple: inference makes one per block on every keystroke, and it must be cheap."""
 
     kernel: Pair | None = None
     stride: Pair | None = None
@@ -72,8 +72,7 @@ class PaletteEntry:
     preset: tuple[tuple[str, Any], ...] = ()
 
 
-@dataclass
-class Shaped:
+class Shaped(NamedTuple):
     """What a kind's shape rule found: the output shape (None when it cannot work, said through
     ``ShapeContext.problem``), parameters, multiply-adds per sample, buffers and geometry."""
 
@@ -81,7 +80,7 @@ class Shaped:
     params: int = 0
     macs: int = 0
     buffers: int = 0  # values saved with the weights but not trained (BatchNorm's running statistics)
-    geometry: Geometry = NO_GEOMETRY
+    geometry: Geometry = Geometry()
     implicit_flatten: bool = False
 
 
@@ -93,21 +92,27 @@ class Pipeline:
     from_spatial: bool = False  # the current flat vector came from flattening a feature map
 
 
-@dataclass
 class ShapeContext:
     """A block as its shape rule sees it: position, input, its valid field values, the block as
-    written (defaults filled, for messages), and where problems go."""
+    written (defaults filled, for messages), and where problems go. Inference keeps one and moves
+    it from block to block (``at``): it runs on every keystroke."""
 
-    index: int
-    kind: str
-    input_shape: Shape
-    values: dict[str, Any]
-    block: dict[str, Any]
-    add: Any  # Problem -> None
-    pipeline: Pipeline = field(default_factory=Pipeline)
-    is_last: bool = False
-    previous: BlockInfo | None = None  # what inference found for the block before, for lints
-    batch_size: int | None = None  # the training batch size, when valid
+    __slots__ = ("index", "kind", "input_shape", "values", "block", "add", "pipeline", "is_last", "previous",
+                 "batch_size")
+
+    def __init__(self, add, pipeline: Pipeline | None = None, batch_size: int | None = None):
+        self.add = add  # Problem -> None
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
+        self.batch_size = batch_size  # the training batch size, when valid
+        self.index, self.kind, self.input_shape, self.values, self.block = 0, "", (), {}, {}
+        self.is_last = False
+        self.previous: BlockInfo | None = None  # what inference found for the block before, for lints
+
+    def at(self, index: int, kind: str, input_shape: Shape, values: dict, block: dict, is_last: bool,
+           previous: BlockInfo | None) -> ShapeContext:
+        self.index, self.kind, self.input_shape, self.values, self.block = index, kind, input_shape, values, block
+        self.is_last, self.previous = is_last, previous
+        return self
 
     @property
     def head(self) -> str:

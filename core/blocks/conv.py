@@ -63,8 +63,9 @@ class Conv(BlockKind):
         pads, ho, wo = win
         c, f = ctx.input_shape[0], ctx.values["filters"]
         per_out = c * kernel[0] * kernel[1]
-        return Shaped((f, ho, wo), params=f * per_out + (f if ctx.values["bias"] else 0), macs=ho * wo * f * per_out,
-                      geometry=Geometry(kernel=kernel, stride=stride, pads=pads, in_channels=c))
+        # positional: this runs for every block on every keystroke
+        return Shaped((f, ho, wo), f * per_out + (f if ctx.values["bias"] else 0), ho * wo * f * per_out, 0,
+                      Geometry(kernel, stride, pads, c))
 
     def output_formula(self, block, input_shape):
         return window_lines(block["kernel_size"], block["stride"], block["padding"], input_shape)

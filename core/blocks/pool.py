@@ -58,7 +58,7 @@ class Pool(BlockKind):
         if win is None:
             return Shaped(None)
         pads, ho, wo = win
-        return Shaped((ctx.input_shape[0], ho, wo), geometry=Geometry(kernel=size, stride=stride, pads=pads))
+        return Shaped((ctx.input_shape[0], ho, wo), 0, 0, 0, Geometry(size, stride, pads))
 
     def output_formula(self, block, input_shape):
         stride = block["size"] if block["stride"] is None else block["stride"]
