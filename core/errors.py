@@ -24,6 +24,7 @@ class Problem:
     field: str | None = None
     value: Any = None
     severity: str = ERROR
+    fix: tuple[str, Any] | None = None  # (what a button says, the value it gives the field), if one fixes it
 
     def __str__(self) -> str:
         return self.message

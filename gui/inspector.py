@@ -77,6 +77,12 @@ class FieldRow(QWidget):
         self.problems.setWordWrap(True)
         self.problems.setTextFormat(Qt.RichText)
         box.addWidget(self.problems)
+        # A problem that one value fixes (a conv's bias before batchnorm) offers that value.
+        self.fix = QPushButton()
+        self.fix.setObjectName(f"{name}.fix")
+        self.fix.clicked.connect(lambda: commit(copy.deepcopy(self._fix_value)))
+        self._fix_value: Any = None
+        box.addWidget(self.fix, 0, Qt.AlignLeft)
 
     def show_value(self, value: Any, info: BlockInfo | None, problems: list[Problem]) -> None:
         holds = self.editor.accepts(value)
@@ -88,6 +94,11 @@ class FieldRow(QWidget):
             self.raw_label.setText(show_raw(value))
         self.problems.setText(_problem_html(problems))
         self.problems.setVisible(bool(problems))
+        fix = next((p.fix for p in problems if p.fix is not None), None)
+        self.fix.setVisible(fix is not None)
+        if fix is not None:
+            self.fix.setText(fix[0])
+            self._fix_value = fix[1]
 
 
 def _problem_html(problems: list[Problem]) -> str:

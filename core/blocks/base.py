@@ -120,14 +120,15 @@ class ShapeContext:
         return f"block {self.index + 1} ({self.kind}): "
 
     def problem(self, text: str, field_name: str | None = None, severity: str = "error", value: Any = None,
-                block: int | None = None, kind: str | None = None) -> None:
-        """A problem of this block (or, with ``block``/``kind``, of an earlier one it concerns)."""
+                block: int | None = None, kind: str | None = None, fix: tuple[str, Any] | None = None) -> None:
+        """A problem of this block (or, with ``block``/``kind``, of an earlier one it concerns);
+        ``fix`` is (a button's text, the value that fixes the field) when one value does."""
         if value is None and field_name is not None and block is None:
             value = self.block.get(field_name)
         head = self.head if block is None else f"block {block + 1} ({kind}): "
         self.add(Problem(head + text, block=self.index if block is None else block,
                          kind=self.kind if block is None else kind, field=field_name, value=value,
-                         severity=severity))
+                         severity=severity, fix=fix))
 
     def needs_image(self) -> bool:
         """True for a (C, H, W) input; else says to move the block before flattening."""

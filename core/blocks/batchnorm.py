@@ -42,7 +42,7 @@ class BatchNorm(BlockKind):
         if prev is not None and prev.block.get("bias") is True and prev.output_shape == ctx.input_shape:
             ctx.problem("its bias is redundant before batchnorm, which subtracts the mean and adds its own shift; "
                         "turn the bias off (fewer parameters, the same network)", "bias", "warning",
-                        block=prev.index, kind=prev.kind)
+                        block=prev.index, kind=prev.kind, fix=("Turn the bias off", False))
         if ctx.batch_size == 1:
             per = "channel and image" if len(ctx.input_shape) == 3 else "feature"
             ctx.problem(f"with batch size 1 the statistics are those of one sample per {per}"

@@ -265,3 +265,16 @@ def test_a_batchnorm_block_is_edited_with_its_own_fields(doc, inspector, qtbot):
     assert bias is not None and bias.isChecked()
     bias.setChecked(False)
     assert doc.project.blocks[0]["bias"] is False
+
+
+def test_a_conv_bias_before_batchnorm_is_offered_off_in_one_click(doc, inspector, qtbot):
+    doc.add_block("batchnorm", 1)  # lenet5's conv1 keeps its bias: redundant now
+    doc.select(0)
+    fix = inspector.findChild(QPushButton, "bias.fix")
+    assert fix is not None and fix.isVisibleTo(inspector) and fix.text() == "Turn the bias off"
+    assert "redundant before batchnorm" in inspector.findChild(QLabel, "bias.problems").text()
+    fix.click()
+    assert doc.project.blocks[0]["bias"] is False
+    assert not fix.isVisibleTo(inspector)  # fixed: the warning and its button are gone
+    doc.undo_stack.undo()
+    assert doc.project.blocks[0].get("bias", True) is True
