@@ -32,11 +32,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from netbuilder.core.blocks import ACTIVATIONS, KINDS, PADDING_MODES, Geometry
+from netbuilder.core.block_names import automatic_names, check_name, check_names_unique, name_of
+from netbuilder.core.blocks import KINDS, PADDING_MODES, Geometry
 from netbuilder.core.blocks.base import NO_GEOMETRY, Pipeline, ShapeContext
 from netbuilder.core.errors import ERROR, NOTE, WARNING, Problem, ProjectError
 from netbuilder.core.memory import machine_memory, memory_problems
-from netbuilder.core.project import LOSSES, OPTIMIZERS, Project, _show, _suggest
+from netbuilder.core.project import Project, _show, _suggest
+from netbuilder.core.training_checks import MAX_INT, check_loss, check_output, check_training
 
 Shape = tuple[int, ...]
 
@@ -50,7 +52,6 @@ _SPECS = {
         for f in spec.fields)
     for kind, spec in KINDS.items()
 }
-_HAS_ACTIVATION = frozenset(kind for kind, spec in KINDS.items() if spec.field("activation"))
 _KIND_LIST = ", ".join(KINDS)
 _DEFAULTS: dict[str, dict[str, Any]] = {}  # resolved default values, filled below _check_value
 
@@ -63,10 +64,7 @@ _FIELD_ALIASES = {
     "pad": "padding", "act": "activation", "function": "activation", "type": "mode",
 }
 _SCALARS = (int, float, str, bool, type(None))
-_NUMBERS = (int, float)
 _BAD = object()
-MAX_INT = 2**31 - 1  # no size, count or setting may be larger: numpy and every runtime take it
-MAX_NAME = 64  # characters in a block name: a label on a card, not a document
 
 
 @dataclass(frozen=True)
@@ -189,7 +187,7 @@ def infer(project: Project) -> Inference:
         auto_name = auto_names[i]
         if kind not in _FILLED if type(kind) is str else True:
             _unknown_kind(i, kind, add)
-            infos.append(_block_info(i, kind if isinstance(kind, str) else "?", _name(block, auto_name),
+            infos.append(_block_info(i, kind if isinstance(kind, str) else "?", name_of(block, auto_name),
                                    shape, None, 0, 0, 0, NO_GEOMETRY, False, dict(block)))
             shape = None
             continue
@@ -198,7 +196,7 @@ def infer(project: Project) -> Inference:
         filled, values = _check_fields(i, kind, block, add)
         # Only bad settings hide the shapes; a bad name or a misplaced softmax leaves them computable.
         has_error = len(problems) != n_before
-        name = auto_name if block.get("name") is None else _check_name(i, kind, block, auto_name, add)
+        name = auto_name if block.get("name") is None else check_name(i, kind, block, auto_name, add)
         act = values.get("activation")
         if act == "softmax" and i != last:
             add(Problem(f"block {i + 1} ({kind}): softmax is only allowed on the last block (it turns the "
@@ -228,12 +226,12 @@ def infer(project: Project) -> Inference:
         add(Problem("the pipeline is empty: add blocks, e.g. flatten then dense with softmax",
                     field="blocks", value=[]))
     else:
-        _check_names_unique(infos, blocks, add)
-        _check_output(infos[-1], blocks[-1], num_classes, add)
+        check_names_unique(infos, blocks, add)
+        check_output(infos[-1], blocks[-1], num_classes, add)
     training = getattr(project, "training", None)
-    loss = _check_training(training, add)
+    loss = check_training(training, add)
     if infos and loss is not None:
-        _check_loss(infos[-1], loss, num_classes, add)
+        check_loss(infos[-1], loss, num_classes, add)
     if blocks and input_shape is not None and all(info.output_shape is not None for info in infos):
         _check_memory(infos, blocks, input_shape, training, add)
 
@@ -397,72 +395,6 @@ def _unknown_kind(i: int, kind: Any, add) -> None:
                 block=i, kind=kind, field="kind", value=kind))
 
 
-def automatic_names(blocks: list) -> list[str]:
-    """The name each block goes by when it has none of its own: its kind and a per-kind counter
-    ("conv1", "pool1", "conv2"); "block<n>" for anything without a kind."""
-    counters: dict[str, int] = {}
-    names = []
-    for block in blocks:
-        kind = block.get("kind") if isinstance(block, dict) else None
-        prefix = kind if type(kind) is str else "block"
-        counters[prefix] = counters.get(prefix, 0) + 1
-        names.append(f"{prefix}{counters[prefix]}")
-    return names
-
-
-def effective_name(block: Any, auto: str) -> str:
-    """The name a block goes by: its own if it has a valid one, else ``auto``."""
-    return _name(block, auto) if isinstance(block, dict) else auto
-
-
-def _valid_name(name: Any) -> bool:
-    """ASCII identifiers only: every runtime spells them alike. Python folds "ﬁ" (a ligature) and
-    fullwidth letters to plain ones (NFKC), so such a name would become another in a PyTorch
-    module and no longer match its weights."""
-    return isinstance(name, str) and len(name) <= MAX_NAME and name.isascii() and name.isidentifier()
-
-
-def _name(block: dict, auto: str) -> str:
-    name = block.get("name")
-    return name if _valid_name(name) else auto
-
-
-def _check_name(i: int, kind: str, block: dict, auto: str, add) -> str:
-    name = block.get("name")
-    if name is None:
-        return auto
-    if _valid_name(name):
-        return name
-    shown = _show(name) if not isinstance(name, str) or len(name) <= MAX_NAME else f"of {len(name):,} characters"
-    add(Problem(f"block {i + 1} ({kind}): name {shown} must be a single word of at most {MAX_NAME} ASCII "
-                f"letters, digits and underscores, not starting with a digit (e.g. \"{kind}_1\"), or left empty",
-                block=i, kind=kind, field="name", value=name))
-    return auto
-
-
-def _check_names_unique(infos: list[BlockInfo], blocks: list, add) -> None:
-    seen: dict[str, int] = {}
-    for info in infos:
-        first = seen.setdefault(info.name, info.index)
-        if first == info.index:
-            continue
-        i = info.index
-        explicit = isinstance(blocks[i], dict) and blocks[i].get("name") == info.name
-        other = infos[first]
-        other_explicit = isinstance(blocks[first], dict) and blocks[first].get("name") == other.name
-        if not explicit and not other_explicit:
-            continue  # two automatic names: only possible with unknown kinds, reported already
-        if explicit:
-            how = "automatic name" if not other_explicit else "name"
-            add(Problem(f"block {i + 1} ({info.kind}): name {_show(info.name)} is already the {how} of block "
-                        f"{first + 1} ({other.kind}); names must be unique",
-                        block=i, kind=info.kind, field="name", value=info.name))
-        else:  # our automatic name clashes with a name the user gave an earlier block
-            add(Problem(f"block {first + 1} ({other.kind}): name {_show(other.name)} is also the automatic name "
-                        f"of block {i + 1} ({info.kind}); choose another name",
-                        block=first, kind=other.kind, field="name", value=other.name))
-
-
 # -- shapes -------------------------------------------------------------------------------------
 
 def _check_input_shape(shape: Any, add) -> Shape | None:
@@ -475,123 +407,3 @@ def _check_input_shape(shape: Any, add) -> Shape | None:
     return None
 
 
-def _fmt_shape(shape: Shape) -> str:
-    return " x ".join(str(v) for v in shape)
-
-
-# -- the end of the pipeline and training ------------------------------------------------------
-
-def _last_activation(info: BlockInfo) -> str | None:
-    act = info.block.get("activation") if info.kind in _HAS_ACTIVATION else None
-    return act if act in ACTIVATIONS else None
-
-
-def _check_output(info: BlockInfo, block: Any, num_classes: int | None, add) -> None:
-    out = info.output_shape
-    if out is None:
-        return
-    i, kind = info.index, info.kind
-    if len(out) != 1:
-        want = f"dense {num_classes}" if num_classes else "a dense block"
-        add(Problem(f"block {i + 1} ({kind}): the last block must produce a flat (features,) output for "
-                    f"classification, but it produces {_fmt_shape(out)}; end with flatten and {want}",
-                    block=i, kind=kind, value=list(out)))
-        return
-    if num_classes is not None and out[0] != num_classes:
-        classes = "1 class (one binary output)" if num_classes == 1 else f"{num_classes} classes"
-        has_units = KINDS[kind].field("units") is not None if kind in KINDS else False
-        fix = f"; set its units to {num_classes}" if has_units else f"; end with dense {num_classes}"
-        add(Problem(f"block {i + 1} ({kind}): the last block produces {out[0]:,} outputs but the project has "
-                    f"{classes}{fix}", block=i, kind=kind, field="units" if has_units else None,
-                    value=out[0]))
-
-
-def _check_loss(info: BlockInfo, loss: str, num_classes: int | None, add) -> None:
-    if info.kind not in KINDS:
-        return
-    i, kind = info.index, info.kind
-    act = _last_activation(info)
-    if kind in _HAS_ACTIVATION:
-        if act is None:
-            return  # the bad activation value is reported already
-        ends = f"block {i + 1} ({kind}) ends with {act}"
-        field_name = "activation"
-    else:
-        ends = f"the last block, block {i + 1}, is a {kind} block"
-        field_name = None
-    classes = num_classes if num_classes is not None else 10
-
-    def fix(activation: str) -> str:
-        """The fix that fits the block: its own activation where it has one, else a block to end with."""
-        if kind in _HAS_ACTIVATION:
-            return f"set its activation to {activation}"
-        units = 1 if activation == "sigmoid" else classes
-        return f"end with a dense block of {units} unit{'s' if units != 1 else ''} and {activation}"
-
-    if loss == "cross_entropy":
-        if act != "softmax":
-            add(Problem(f"block {i + 1} ({kind}): the loss cross_entropy needs softmax on the last block, but "
-                        f"{ends}; {fix('softmax')}, or choose the squared_error loss",
-                        block=i, kind=kind, field=field_name, value=act))
-        elif num_classes == 1:
-            add(Problem(f"block {i + 1} ({kind}): softmax over a single output is always 1, so nothing can be "
-                        "learned; for one binary output use sigmoid with binary_cross_entropy",
-                        block=i, kind=kind, field=field_name, value=act))
-    elif loss == "binary_cross_entropy":
-        if act != "sigmoid":
-            add(Problem(f"block {i + 1} ({kind}): the loss binary_cross_entropy needs sigmoid on the last block, "
-                        f"but {ends}; {fix('sigmoid')}",
-                        block=i, kind=kind, field=field_name, value=act))
-    elif act == "softmax":
-        add(Problem(f"block {i + 1} ({kind}): softmax is usually trained with cross_entropy, not {loss}; "
-                    "cross_entropy learns faster from confident mistakes",
-                    block=i, kind=kind, field=field_name, value=act, severity=WARNING))
-    elif act == "sigmoid" and num_classes is not None and num_classes > 2:
-        add(Problem(f"block {i + 1} ({kind}): sigmoid outputs with squared_error on {num_classes} classes treat "
-                    "each class separately; softmax with cross_entropy usually trains better",
-                    block=i, kind=kind, field=field_name, value=act, severity=WARNING))
-
-
-def _number(v: Any) -> bool:
-    return type(v) in _NUMBERS and math.isfinite(v)
-
-
-def _check_training(t: Any, add) -> str | None:
-    """Report settings out of range; returns the loss name if it is a known one."""
-    if t is None:
-        add(Problem("training settings are missing", field="training"))
-        return None
-
-    def bad(name: str, rule: str, hint: str = "") -> None:
-        v = getattr(t, name, None)
-        add(Problem(f"training.{name} must be {rule}, got {_show(v)}{hint}", field=f"training.{name}", value=v))
-
-    loss = getattr(t, "loss", None)
-    if loss not in LOSSES:
-        bad("loss", "one of " + ", ".join(LOSSES), _suggest(loss, LOSSES))
-        loss = None
-    optimizer = getattr(t, "optimizer", None)
-    if optimizer not in OPTIMIZERS:
-        bad("optimizer", "one of " + ", ".join(OPTIMIZERS), _suggest(optimizer, OPTIMIZERS))
-    v = getattr(t, "learning_rate", None)
-    if not (_number(v) and v > 0):
-        bad("learning_rate", "a number greater than 0 (typically 0.001 to 0.1)")
-    v = getattr(t, "momentum", None)
-    if not (_number(v) and 0 <= v < 1):
-        bad("momentum", "a number from 0 up to (not including) 1, typically 0.9")
-    v = getattr(t, "weight_decay", None)
-    if not (_number(v) and v >= 0):
-        bad("weight_decay", "a number of at least 0")
-    v = getattr(t, "batch_size", None)
-    if not (type(v) is int and 1 <= v <= MAX_INT):
-        bad("batch_size", f"a whole number from 1 to {MAX_INT:,}")
-    v = getattr(t, "epochs", None)
-    if not (type(v) is int and 1 <= v <= MAX_INT):
-        bad("epochs", f"a whole number from 1 to {MAX_INT:,}")
-    v = getattr(t, "validation_fraction", None)
-    if not (_number(v) and 0 <= v < 1):
-        bad("validation_fraction", "a number from 0 up to (not including) 1, e.g. 0.1 to keep 10% aside")
-    v = getattr(t, "seed", None)
-    if not (type(v) is int and v >= 0):
-        bad("seed", "a whole number of at least 0")
-    return loss

@@ -13,8 +13,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from netbuilder.core.block_names import automatic_names, effective_name
 from netbuilder.core.blocks import KINDS, default_block
-from netbuilder.core.inference import Inference, automatic_names, effective_name, infer
+from netbuilder.core.inference import Inference, infer
 from netbuilder.core.project import Project, TrainingSettings, load_project, save_project
 from netbuilder.core.resources import resource_path
 from netbuilder.gui import commands
