@@ -180,9 +180,11 @@ class Project:
                         f"block {i + 1}: a block must be an object like {{\"kind\": \"conv\", ...}}, "
                         f"got {_json_type(block)} {_show(block)}", block=i, value=block))
                 elif "kind" not in block:
+                    from netbuilder.core.blocks import KINDS
+
                     problems.append(Problem(
-                        f'block {i + 1}: no "kind" field; every block needs one (conv, pool, dense, '
-                        f"flatten, activation, dropout)", block=i, field="kind"))
+                        f'block {i + 1}: no "kind" field; every block needs one ({", ".join(KINDS)})',
+                        block=i, field="kind"))
                 elif not isinstance(block["kind"], str):
                     problems.append(Problem(
                         f"block {i + 1}: kind must be a string such as \"conv\", got {_show(block['kind'])}",
