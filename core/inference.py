@@ -27,6 +27,7 @@ Problem ``field`` values: a block's field name ("kernel_size"), "input_shape", "
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
@@ -83,18 +84,19 @@ class BlockInfo:
     implicit_flatten: bool = False  # dense fed (C, H, W): the network flattens first
     block: dict = field(default_factory=dict, hash=False)  # the block with defaults filled
     buffers: int = 0  # values saved with the weights but not trained (BatchNorm's running statistics)
+    children: tuple = ()  # a group's inner infos: a tuple of them (residual), or one tuple per path (branches)
 
 
 _new = object.__new__
 
 
 def _block_info(index, kind, name, input_shape, output_shape, params, macs, activation_bytes, geometry,
-                implicit_flatten, block, buffers=0) -> BlockInfo:
+                implicit_flatten, block, buffers=0, children=()) -> BlockInfo:
     """BlockInfo(...) without the frozen dataclass __init__ (11 object.__setattr__ calls: ~3x slower)."""
     info = _new(BlockInfo)
     info.__dict__.update(index=index, kind=kind, name=name, input_shape=input_shape, output_shape=output_shape,
                          params=params, macs=macs, activation_bytes=activation_bytes, geometry=geometry,
-                         implicit_flatten=implicit_flatten, block=block, buffers=buffers)
+                         implicit_flatten=implicit_flatten, block=block, buffers=buffers, children=children)
     return info
 
 
@@ -168,14 +170,38 @@ def infer(project: Project) -> Inference:
     if not isinstance(blocks, list):
         add(Problem(f"blocks must be a list, got {_show(blocks)}", field="blocks", value=blocks))
         blocks = []
-    infos: list[BlockInfo] = []
-    auto_names = automatic_names(blocks)
-    shape = input_shape
-    pipeline = Pipeline()
     batch = getattr(getattr(project, "training", None), "batch_size", None)
     batch = batch if type(batch) is int and 1 <= batch <= MAX_INT else None
+    infos, shape = _infer_pipeline(blocks, input_shape, add, batch, Pipeline(), top=True)
+
+    if not blocks:
+        add(Problem("the pipeline is empty: add blocks, e.g. flatten then dense with softmax",
+                    field="blocks", value=[]))
+    else:
+        check_output(infos[-1], blocks[-1], num_classes, add)
+    training = getattr(project, "training", None)
+    loss = check_training(training, add)
+    if infos and loss is not None:
+        check_loss(infos[-1], loss, num_classes, add)
+    if blocks and input_shape is not None and all(info.output_shape is not None for info in infos):
+        _check_memory(infos, blocks, input_shape, training, add)
+
+    return Inference(tuple(infos), tuple(problems), input_shape, shape if blocks else None)
+
+
+def _infer_pipeline(blocks: list, shape: Shape | None, add, batch: int | None, pipeline: Pipeline,
+                    top: bool) -> tuple[list[BlockInfo], Shape | None]:
+    """The infos and output shape of a pipeline of blocks fed ``shape`` (the network's, or a group's
+    inner one: then its problems come through ``add`` prefixed with the path to the group)."""
+    infos: list[BlockInfo] = []
+    problems: list[Problem] = []  # this pipeline's, counted to tell a block's own errors
+    counting = _counting(add, problems)
+    add = counting
+    auto_names = automatic_names(blocks)
     ctx = ShapeContext(add, pipeline, batch)
-    last = len(blocks) - 1
+    ctx.nested = lambda inner, inner_shape, prefix, index: _infer_pipeline(
+        inner, inner_shape, _nested_add(add, prefix, index), batch, copy.copy(ctx.pipeline), top=False)
+    last = len(blocks) - 1 if top else -1  # inside a group no block is the network's last
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
             add(Problem(f"block {i + 1}: a block must be an object like {{\"kind\": \"conv\", ...}}, "
@@ -219,23 +245,29 @@ def infer(project: Project) -> Inference:
         if shaped is None or out is None:
             infos.append(_block_info(i, kind, name, in_shape, out, 0, 0, nbytes, NO_GEOMETRY, False, filled))
         else:
-            infos.append(_block_info(i, kind, name, in_shape, out, shaped.params, shaped.macs, nbytes,
-                                     shaped.geometry, shaped.implicit_flatten, filled, shaped.buffers))
-
-    if not blocks:
-        add(Problem("the pipeline is empty: add blocks, e.g. flatten then dense with softmax",
-                    field="blocks", value=[]))
-    else:
+            infos.append(_block_info(i, kind, name, in_shape, out, shaped.params, shaped.macs,
+                                     nbytes + shaped.inner_bytes, shaped.geometry, shaped.implicit_flatten, filled,
+                                     shaped.buffers, shaped.children))
+    if blocks:
         check_names_unique(infos, blocks, add)
-        check_output(infos[-1], blocks[-1], num_classes, add)
-    training = getattr(project, "training", None)
-    loss = check_training(training, add)
-    if infos and loss is not None:
-        check_loss(infos[-1], loss, num_classes, add)
-    if blocks and input_shape is not None and all(info.output_shape is not None for info in infos):
-        _check_memory(infos, blocks, input_shape, training, add)
+    return infos, shape
 
-    return Inference(tuple(infos), tuple(problems), input_shape, shape if blocks else None)
+
+
+def _counting(add, found: list):
+    """``add`` that also keeps what it adds in ``found``."""
+    def counted(problem: Problem) -> None:
+        found.append(problem)
+        add(problem)
+    return counted
+
+
+def _nested_add(add, prefix: str, index: int):
+    """``add`` for a group's inner pipeline: messages gain the path ("block 4 › path 2 › "), and
+    the problem belongs to the group's block at ``index`` (the block one selects to see it)."""
+    def nested(problem: Problem) -> None:
+        add(dataclasses.replace(problem, message=prefix + problem.message, block=index))
+    return nested
 
 
 def _check_memory(infos, blocks, input_shape, training, add) -> None:

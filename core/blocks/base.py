@@ -82,6 +82,8 @@ class Shaped(NamedTuple):
     buffers: int = 0  # values saved with the weights but not trained (BatchNorm's running statistics)
     geometry: Geometry = Geometry()
     implicit_flatten: bool = False
+    children: tuple = ()  # a group's inner BlockInfos: a pipeline (residual) or one per path (branches)
+    inner_bytes: int = 0  # the activations its inner blocks keep, besides its own output
 
 
 @dataclass
@@ -98,7 +100,7 @@ class ShapeContext:
     it from block to block (``at``): it runs on every keystroke."""
 
     __slots__ = ("index", "kind", "input_shape", "values", "block", "add", "pipeline", "is_last", "previous",
-                 "batch_size")
+                 "batch_size", "nested")
 
     def __init__(self, add, pipeline: Pipeline | None = None, batch_size: int | None = None):
         self.add = add  # Problem -> None
@@ -107,6 +109,9 @@ class ShapeContext:
         self.index, self.kind, self.input_shape, self.values, self.block = 0, "", (), {}, {}
         self.is_last = False
         self.previous: BlockInfo | None = None  # what inference found for the block before, for lints
+        # nested(blocks, input_shape, message prefix, block index) -> (infos, output shape): a group's
+        # inner pipeline, inferred with its problems prefixed by the path to it
+        self.nested = None
 
     def at(self, index: int, kind: str, input_shape: Shape, values: dict, block: dict, is_last: bool,
            previous: BlockInfo | None) -> ShapeContext:
