@@ -325,6 +325,7 @@ _DEFAULTS.update({kind: {f[0]: _check_value(f[1], f[2], f[3], f[4], f[5]) for f 
 assert not any(v is _BAD for d in _DEFAULTS.values() for v in d.values())
 # Defaults are immutable (ints, strings, None), so shallow copies of these dicts are safe.
 _FILLED = {kind: {"kind": kind, **{f[0]: f[2] for f in fields}} for kind, fields in _SPECS.items()}
+_STRUCTURE = {kind: spec.structure for kind, spec in KINDS.items()}
 _FIELDS = {kind: {f[0]: (f[1], f[3], f[4], f[5]) for f in fields} for kind, fields in _SPECS.items()}
 
 
@@ -339,6 +340,9 @@ def _check_fields(i: int, kind: str, block: dict, add) -> tuple[dict, dict]:
         spec = fieldmap.get(key)
         if spec is None:
             if key == "kind":
+                continue
+            if key in _STRUCTURE[kind]:  # a group's inner blocks: its shape rule reads them
+                filled[key] = copy.deepcopy(v)
                 continue
             if key != "name":
                 add(_unknown_field(i, kind, key, v))

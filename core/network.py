@@ -6,7 +6,7 @@ are named ``<block name>.weight`` / ``<block name>.bias``, the names every expor
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,21 +30,28 @@ def _quiet_overflow(method):
 
 
 @dataclass
-class _Stage:
-    """The layers one block became, in order, and where its parameters live."""
+class Stage:
+    """The layers one block became, in order, and where its parameters live.
+
+    ``path`` is the block's full name ("conv1", or "res1.conv1" inside a group): the prefix of its
+    parameters' names. ``named`` lists every layer holding parameters or buffers, with its prefix.
+    """
 
     info: BlockInfo
     layers: list[Layer]
     param_layer: Layer | None = None
+    path: str = ""
+    named: list = field(default_factory=list)
 
 
-def _block_layers(info: BlockInfo, rng: np.random.Generator, dtype) -> _Stage:
-    """The engine layers of one block, as its kind declares them."""
+def build_stage(info: BlockInfo, rng: np.random.Generator, dtype, parent: str = "") -> Stage:
+    """The engine layers of one block, as its kind declares them; ``parent`` is its group's path."""
     spec = KINDS.get(info.kind)
     if spec is None:  # inference rejects these first
         raise ValueError(f"block {info.index + 1}: unknown kind {info.kind!r}")
-    layers, param_layer = spec.layers(info, rng, dtype)
-    return _Stage(info, layers, param_layer)
+    path = f"{parent}.{info.name}" if parent else info.name
+    layers, param_layer = spec.layers(info, rng, dtype, path)
+    return Stage(info, layers, param_layer, path, spec.named_layers(path, layers))
 
 
 class Network:
@@ -60,7 +67,7 @@ class Network:
         self.inference = validate(project)
         self.dtype = np.dtype(dtype)
         rng = rng if rng is not None else np.random.default_rng(project.training.seed)
-        self.stages = [_block_layers(info, rng, self.dtype) for info in self.inference.blocks]
+        self.stages = [build_stage(info, rng, self.dtype) for info in self.inference.blocks]
         self.layers: list[Layer] = [layer for s in self.stages for layer in s.layers]
         self.loss = make_loss(project.training.loss)
         last = self.layers[-1]
@@ -101,21 +108,29 @@ class Network:
         x = np.asarray(x, dtype=self.dtype)
         return x if self._shift is None else (x - self._shift) * self._scale
 
+    def walk_stages(self) -> list[Stage]:
+        """Every stage, groups' inner ones too, in order (a group before its inner blocks)."""
+        out: list[Stage] = []
+
+        def visit(stages) -> None:
+            for stage in stages:
+                out.append(stage)
+                visit(KINDS[stage.info.kind].inner_stages(stage))
+        visit(self.stages)
+        return out
+
     # --- parameters -------------------------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
         """The live parameter arrays under their stable names (``conv1.weight``...)."""
-        return {f"{s.info.name}.{k}": v for s in self.stages if s.param_layer
-                for k, v in s.param_layer.params.items()}
+        return {f"{prefix}.{k}": v for s in self.stages for prefix, layer in s.named for k, v in layer.params.items()}
 
     def gradients(self) -> dict[str, np.ndarray]:
         """Gradients of the last ``train_step``, same names and shapes as ``parameters()``."""
-        return {f"{s.info.name}.{k}": v for s in self.stages if s.param_layer
-                for k, v in s.param_layer.grads.items()}
+        return {f"{prefix}.{k}": v for s in self.stages for prefix, layer in s.named for k, v in layer.grads.items()}
 
     def buffers(self) -> dict[str, np.ndarray]:
         """The live arrays saved with the parameters but not trained (``bn1.running_mean``...)."""
-        return {f"{s.info.name}.{k}": v for s in self.stages for layer in s.layers
-                for k, v in layer.buffers.items()}
+        return {f"{prefix}.{k}": v for s in self.stages for prefix, layer in s.named for k, v in layer.buffers.items()}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters and the buffers: what weights files, checkpoints and exports hold."""

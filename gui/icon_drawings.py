@@ -53,6 +53,23 @@ DRAWINGS = {
   <path d="M7 3v12M11 3v12M3 7h12M3 11h12" stroke="{c}" stroke-width="0.8" opacity="0.6"/>
   <path d="M14 14l3.5 3.5" stroke="{c}" stroke-width="1.5" stroke-linecap="round"/>
   <rect x="17" y="17" width="4.5" height="4.5" fill="{c}"/>""",
+    # two cards with a skip arrow round them, joined at a plus
+    "residual": """
+  <rect x="3" y="3" width="9" height="6" rx="1.5" fill="{l}" stroke="{c}" stroke-width="1.4"/>
+  <rect x="3" y="12" width="9" height="6" rx="1.5" fill="{l}" stroke="{c}" stroke-width="1.4"/>
+  <path d="M12 6h6.5v13.5" fill="none" stroke="{c}" stroke-width="1.5"/>
+  <circle cx="12" cy="21" r="2.3" fill="{c}"/><path d="M10.9 21h2.2M12 19.9v2.2" stroke="#ffffff" stroke-width="1"/>
+  <path d="M7.5 18v1.5L10 21" fill="none" stroke="{c}" stroke-width="1.4"/>
+  <path d="M18.5 19.5L14.3 21" fill="none" stroke="{c}" stroke-width="1.4"/>""",
+    # three paths from one input, joined again
+    "branches": """
+  <circle cx="12" cy="3.5" r="2" fill="{c}"/>
+  <path d="M12 5.5L5 10M12 5.5v4.5M12 5.5l7 4.5" stroke="{c}" stroke-width="1.3"/>
+  <rect x="2.5" y="10" width="5" height="5" rx="1" fill="{l}" stroke="{c}" stroke-width="1.3"/>
+  <rect x="9.5" y="10" width="5" height="5" rx="1" fill="{l}" stroke="{c}" stroke-width="1.3"/>
+  <rect x="16.5" y="10" width="5" height="5" rx="1" fill="{l}" stroke="{c}" stroke-width="1.3"/>
+  <path d="M5 15l7 4.5M12 15v4.5M19 15l-7 4.5" stroke="{c}" stroke-width="1.3"/>
+  <rect x="8" y="19.5" width="8" height="3" rx="1" fill="{c}"/>""",
     # every input joined to every output
     "dense": """
   <path d="M5 5L19 8M5 5L19 16M5 12L19 8M5 12L19 16M5 19L19 8M5 19L19 16" stroke="{c}" stroke-width="1"

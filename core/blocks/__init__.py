@@ -24,7 +24,7 @@ from netbuilder.core.blocks.base import (
 )
 from netbuilder.core.blocks.pool import MODES as POOL_MODES
 
-_HELPERS = ("base", "window")  # modules of this package that declare no kind
+_HELPERS = ("base", "window", "group")  # modules of this package that declare no kind
 
 
 def _discover() -> dict[str, BlockKind]:
@@ -57,8 +57,7 @@ def kind_of(block: Any) -> BlockKind | None:
 
 def default_block(kind: str) -> dict[str, Any]:
     """A new block of ``kind`` with every field at its default."""
-    spec = KINDS[kind]
-    return {"kind": kind, **{f.name: copy.deepcopy(f.default) for f in spec.fields}}
+    return KINDS[kind].default()
 
 
 def with_defaults(block: dict[str, Any]) -> dict[str, Any]:

@@ -19,13 +19,13 @@ class Activation(BlockKind):
     def describe(self, b: dict) -> str:
         return f"activation {b['activation']}"
 
-    def layers(self, info, rng, dtype):
+    def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers import Activation as ActivationLayer
 
         return [ActivationLayer(info.block["activation"])], None
 
     def onnx(self, graph, stage):
-        graph.activation(stage.info.name, stage.info.block["activation"], stage.info.name + "_out")
+        graph.activation(stage.path, stage.info.block["activation"], stage.path + "_out")
 
     def torch(self, stage, final_activation=True):
         from netbuilder.core.blocks.base import LEAKY_RELU_SLOPE

@@ -157,6 +157,13 @@ class BlockKind:
     shows_maps = False  # its output is a stack of feature maps worth showing while training
     has_weights = False  # a block whose parameters the gradient views and the filters view show
     aliases: tuple[str, ...] = ()  # names from other libraries that mean this kind ("conv2d")
+    structure: tuple[str, ...] = ()  # a group's keys holding blocks ("blocks", "paths"): not fields
+
+    def default(self) -> dict:
+        """A new block of this kind, every field at its default (a group with inner blocks)."""
+        import copy
+
+        return {"kind": self.kind, **{f.name: copy.deepcopy(f.default) for f in self.fields}}
 
     # --- fields --------------------------------------------------------------------------------
     def field(self, name: str) -> Field | None:
@@ -193,9 +200,18 @@ class BlockKind:
         return f"{info.params:,} parameters", None
 
     # --- the engine ----------------------------------------------------------------------------
-    def layers(self, info: BlockInfo, rng, dtype) -> tuple[list, Any]:
-        """(engine layers in order, the layer holding the block's parameters or None)."""
+    def layers(self, info: BlockInfo, rng, dtype, path: str) -> tuple[list, Any]:
+        """(engine layers in order, the layer holding the block's parameters or None); ``path`` is
+        the block's full name, which a group passes on to its inner blocks."""
         raise NotImplementedError(f"{self.kind} blocks have no engine layers")
+
+    def named_layers(self, path: str, layers: list) -> list:
+        """(name prefix, layer) of every layer holding parameters or buffers: what they are saved as."""
+        return [(path, layer) for layer in layers if layer.params or layer.buffers]
+
+    def inner_stages(self, stage) -> list:
+        """A group's inner stages, flat (for walks over every block); none for a plain block."""
+        return []
 
     # --- lowerings -----------------------------------------------------------------------------
     def onnx(self, graph, stage) -> None:
@@ -208,11 +224,16 @@ class BlockKind:
         block leaves its activation out (logits for a fused loss)."""
         raise NotImplementedError(f"{self.kind} blocks have no PyTorch lowering")
 
+    def torch_classes(self, stage) -> list[str]:
+        """Source of the ``nn.Module`` classes the block's module needs (a group's), defined before ``Net``."""
+        return []
+
     def numpy(self, stage) -> dict | None:
         """The block's entry in predict.py's LAYERS (plain data), or None if it does nothing at inference."""
         raise NotImplementedError(f"{self.kind} blocks have no numpy lowering")
 
     numpy_step: str = ""  # source of ``def step_<kind>(x, layer, weights)`` for predict.py
+    needs_steps: tuple[str, ...] = ()  # other kinds' steps that this one's step calls
 
 
 def activated(expression: str, activation: str, apply: bool = True) -> str:

@@ -55,7 +55,7 @@ class BatchNorm(BlockKind):
         c = input_shape[0]
         return f"params = 2·{c} = {2 * c:,} (scale and shift) + buffers 2·{c} (running mean and variance)"
 
-    def layers(self, info, rng, dtype):
+    def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers import Activation
         from netbuilder.core.layers.batchnorm import BatchNorm as BatchNormLayer
 
@@ -64,7 +64,7 @@ class BatchNorm(BlockKind):
         return [bn] + ([Activation(b["activation"])] if b["activation"] != "identity" else []), bn
 
     def onnx(self, graph, stage):
-        name, layer, b = stage.info.name, stage.param_layer, stage.info.block
+        name, layer, b = stage.path, stage.param_layer, stage.info.block
         inputs = [graph.x] + [graph.const(f"{name}.{key}", value) for key, value in (
             ("weight", layer.params["weight"]), ("bias", layer.params["bias"]),
             ("running_mean", layer.buffers["running_mean"]), ("running_var", layer.buffers["running_var"]))]

@@ -88,7 +88,7 @@ class Conv(BlockKind):
         return f"{info.block.get('filters', 0):,} filters of {g.in_channels:,}x{kh:,}x{kw:,}", "filters"
 
     # --- the engine ----------------------------------------------------------------------------
-    def layers(self, info, rng, dtype):
+    def layers(self, info, rng, dtype, path):
         from netbuilder.core.init import scheme_for
         from netbuilder.core.layers import Activation, Conv2D
 
@@ -99,7 +99,7 @@ class Conv(BlockKind):
 
     # --- lowerings -----------------------------------------------------------------------------
     def onnx(self, graph, stage):
-        name, g, params = stage.info.name, stage.info.geometry, stage.param_layer.params
+        name, g, params = stage.path, stage.info.geometry, stage.param_layer.params
         inputs = [graph.x, graph.const(f"{name}.weight", params["weight"])]
         if "bias" in params:
             inputs.append(graph.const(f"{name}.bias", params["bias"]))

@@ -63,7 +63,7 @@ class Dense(BlockKind):
             return super().weights_text(info)
         return f"{info.block.get('units', 0):,} units of {info.geometry.in_features:,} inputs each", "units"
 
-    def layers(self, info, rng, dtype):
+    def layers(self, info, rng, dtype, path):
         from netbuilder.core.init import scheme_for
         from netbuilder.core.layers import Activation, Flatten
         from netbuilder.core.layers import Dense as DenseLayer
@@ -75,7 +75,7 @@ class Dense(BlockKind):
 
     def onnx(self, graph, stage):
         info, params = stage.info, stage.param_layer.params
-        name = info.name
+        name = stage.path
         if info.implicit_flatten:
             graph.op("Flatten", [graph.x], name + "_flat", name + "_flatten", axis=1)
         w = graph.const(f"{name}.weight", params["weight"])

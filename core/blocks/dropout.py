@@ -18,7 +18,7 @@ class Dropout(BlockKind):
     def describe(self, b: dict) -> str:
         return f"dropout {b['rate']}"
 
-    def layers(self, info, rng, dtype):
+    def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers import Dropout as DropoutLayer
 
         return [DropoutLayer(info.block["rate"], rng=rng)], None

@@ -27,13 +27,13 @@ class Flatten(BlockKind):
         c, h, w = input_shape
         return [f"out = {c}·{h}·{w} = {c * h * w:,}"]
 
-    def layers(self, info, rng, dtype):
+    def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers import Flatten as FlattenLayer
 
         return [FlattenLayer()], None
 
     def onnx(self, graph, stage):
-        graph.op("Flatten", [graph.x], stage.info.name + "_out", stage.info.name, axis=1)
+        graph.op("Flatten", [graph.x], stage.path + "_out", stage.path, axis=1)
 
     def torch(self, stage, final_activation=True):
         return "nn.Flatten()", ["x = {m}(x)"]

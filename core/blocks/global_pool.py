@@ -39,14 +39,14 @@ class GlobalPool(BlockKind):
         c, h, w = input_shape
         return [f"out = {c}·1·1: each {h}x{w} map becomes its {'mean' if block['mode'] == 'average' else 'largest'}"]
 
-    def layers(self, info, rng, dtype):
+    def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers.global_pool import GlobalPool as GlobalPoolLayer
 
         return [GlobalPoolLayer("avg" if info.block["mode"] == "average" else "max", dtype=dtype)], None
 
     def onnx(self, graph, stage):
         op = "GlobalAveragePool" if stage.info.block["mode"] == "average" else "GlobalMaxPool"
-        graph.op(op, [graph.x], stage.info.name + "_out", stage.info.name)
+        graph.op(op, [graph.x], stage.path + "_out", stage.path)
 
     def torch(self, stage, final_activation=True):
         module = "nn.AdaptiveAvgPool2d(1)" if stage.info.block["mode"] == "average" else "nn.AdaptiveMaxPool2d(1)"

@@ -64,14 +64,14 @@ class Pool(BlockKind):
         stride = block["size"] if block["stride"] is None else block["stride"]
         return window_lines(block["size"], stride, block["padding"], input_shape)
 
-    def layers(self, info, rng, dtype):
+    def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers import Pool2D
 
         g = info.geometry
         return [Pool2D(info.block["mode"], g.kernel, g.stride, g.pads, dtype=dtype)], None
 
     def onnx(self, graph, stage):
-        name, g, mode = stage.info.name, stage.info.geometry, stage.info.block["mode"]
+        name, g, mode = stage.path, stage.info.geometry, stage.info.block["mode"]
         window = dict(kernel_shape=list(g.kernel), strides=list(g.stride), pads=onnx_pads(g.pads))
         if mode == "max":  # padding never wins, as -inf
             graph.op("MaxPool", [graph.x], name + "_out", name, **window)

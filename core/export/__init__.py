@@ -109,11 +109,13 @@ def weight_mismatches(network, state: dict[str, np.ndarray]) -> list[str]:
     from netbuilder.core.weights import value_problem
 
     params = {**network.parameters(), **network.buffers()}
-    blocks = {s.info.name: s.info for s in network.stages}
+    blocks = {s.path: s for s in network.walk_stages()}
     problems = []
     for name, p in params.items():
-        block = blocks[name.rpartition(".")[0]]
-        where = f"block {block.index + 1} ({block.kind} {block.name!r})"
+        stage = blocks[name.rpartition(".")[0]]
+        info = stage.info
+        where = (f"block {info.index + 1} ({info.kind} {info.name!r})" if stage.path == info.name
+                 else f"{stage.path} ({info.kind})")
         if name not in state:
             problems.append(f"{where}: {name} {_shape(p.shape)} is missing from the file")
         elif value_problem(name, state[name]):

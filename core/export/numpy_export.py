@@ -32,12 +32,17 @@ SCRIPT_FILE, WEIGHTS_FILE = "predict.py", "weights.npz"
 def layer_specs(network) -> list[dict]:
     """The network as a list of plain dicts (what predict.py's LAYERS holds), one per block that
     does something at inference, each as its kind describes itself (``BlockKind.numpy``)."""
+    return stage_specs(network.stages)
+
+
+def stage_specs(stages) -> list[dict]:
+    """predict.py's entries of ``stages`` (a group's inner ones nest inside its own entry)."""
     specs = []
-    for stage in network.stages:
+    for stage in stages:
         spec = KINDS[stage.info.kind].numpy(stage)
         if spec is None:
             continue  # e.g. dropout: the identity at inference
-        spec = {"name": stage.info.name, "kind": stage.info.kind, **spec}
+        spec = {"name": stage.path, "kind": stage.info.kind, **spec}
         stored = {k: v for layer in stage.layers for k, v in {**layer.params, **layer.buffers}.items()}
         if stored:  # what load_weights checks the file for: parameters and buffers
             spec["shapes"] = {k: tuple(v.shape) for k, v in stored.items()}
@@ -46,8 +51,12 @@ def layer_specs(network) -> list[dict]:
 
 
 def _steps(network) -> str:
-    """The step functions of the kinds the network uses, and the table predict() dispatches on."""
-    kinds = list(dict.fromkeys(stage.info.kind for stage in network.stages if KINDS[stage.info.kind].numpy_step))
+    """The step functions of the kinds the network uses (groups' inner ones and what their steps
+    call too), and the table run() dispatches on."""
+    kinds = [stage.info.kind for stage in network.walk_stages()]
+    for kind in list(kinds):
+        kinds += KINDS[kind].needs_steps
+    kinds = [k for k in dict.fromkeys(kinds) if KINDS[k].numpy_step]
     source = "".join("\n" + KINDS[k].numpy_step.strip("\n") + "\n\n" for k in kinds)
     table = "STEPS = {" + ", ".join(f"{k!r}: step_{k}" for k in kinds) + "}"
     return source + "\n" + table + "\n"
@@ -183,7 +192,12 @@ def predict(x, weights=None):
         mean = np.asarray(NORMALIZATION["mean"]).astype(np.float32)[None, :, None, None]
         scale = (1.0 / np.asarray(NORMALIZATION["std"])).astype(np.float32)[None, :, None, None]
         x = (x - mean) * scale
-    for layer in LAYERS:
+    return run(LAYERS, x, weights)
+
+
+def run(layers, x, weights):
+    """x through ``layers`` (LAYERS, or a group's inner ones), each by its kind's step."""
+    for layer in layers:
         x = STEPS[layer["kind"]](x, layer, weights)
     return x
 

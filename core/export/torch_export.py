@@ -48,6 +48,32 @@ def _reserved_names() -> set[str]:
     return set(dir(nn.Module)) | set(_BUFFERS)
 
 
+def stage_lines(stages, final_activation: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """(``__init__`` lines, ``forward`` lines, class sources of groups) for a pipeline of stages, each
+    written by its block's kind (``BlockKind.torch``; a group's ``torch_classes`` too)."""
+    reserved = _reserved_names()
+    init: list[str] = []
+    body: list[str] = []
+    classes: list[str] = []
+    last = len(stages) - 1
+    for i, stage in enumerate(stages):
+        info = stage.info
+        name, kind = info.name, info.kind
+        if name in reserved:
+            raise ExportError(f"block {info.index + 1} ({kind}): the name {name!r} is taken by PyTorch's nn.Module "
+                              f"(or the export), so it cannot name a layer; rename the block, e.g. {kind}_{name}")
+        # a legal block name that is a Python keyword cannot be written self.<name>
+        attr = f"getattr(self, {name!r})" if keyword.iskeyword(name) else f"self.{name}"
+        spec = KINDS[kind]
+        classes += spec.torch_classes(stage)
+        module, lines = spec.torch(stage, final_activation or i != last)
+        if module is not None:
+            init.append(f"self.add_module({name!r}, {module})" if keyword.iskeyword(name)
+                        else f"self.{name} = {module}")
+        body += [line.replace("{m}", attr) for line in lines]
+    return init, body, classes
+
+
 def module_source(network, class_names: list[str] | None = None, final_activation: bool = True) -> str:
     """The Python source of ``model.py`` for ``network``: ``class Net(nn.Module)`` and its constants.
 
@@ -56,7 +82,6 @@ def module_source(network, class_names: list[str] | None = None, final_activatio
     block's activation out (logits for a fused loss), for the bridge only.
     """
     project = network.project
-    reserved = _reserved_names()
     stats = normalization_of(project)
     init: list[str] = []
     body: list[str] = []
@@ -68,20 +93,9 @@ def module_source(network, class_names: list[str] | None = None, final_activatio
                  f"        self.register_buffer(\"input_scale\", (1 / torch.tensor({[float(v) for v in std]!r}, "
                  "dtype=torch.float64)).float().view(1, -1, 1, 1), persistent=False)"]
         body.append("        x = (x - self.input_mean) * self.input_scale")
-    last = len(network.stages) - 1
-    for i, stage in enumerate(network.stages):
-        info = stage.info
-        name, kind = info.name, info.kind
-        if name in reserved:
-            raise ExportError(f"block {info.index + 1} ({kind}): the name {name!r} is taken by PyTorch's nn.Module "
-                              f"(or the export), so it cannot name a layer; rename the block, e.g. {kind}_{name}")
-        # a legal block name that is a Python keyword cannot be written self.<name>
-        attr = f"getattr(self, {name!r})" if keyword.iskeyword(name) else f"self.{name}"
-        module, lines = KINDS[kind].torch(stage, final_activation or i != last)
-        if module is not None:
-            init.append(f"        self.add_module({name!r}, {module})" if keyword.iskeyword(name)
-                        else f"        self.{name} = {module}")
-        body += [f"        {line.replace('{m}', attr)}" for line in lines]
+    stage_init, stage_body, classes = stage_lines(network.stages, final_activation)
+    init += [f"        {line}" for line in stage_init]
+    body += [f"        {line}" for line in stage_body]
 
     c, h, w = (int(v) for v in project.input_shape)
     names = class_names if class_names is not None else class_names_of(project)
@@ -108,7 +122,7 @@ CLASS_NAMES = {names!r}
 CLASS_TO_INDEX = {{name: index for index, name in enumerate(CLASS_NAMES)}}  # the output each class is
 
 
-class Net(nn.Module):
+{''.join(c + chr(10) * 3 for c in classes)}class Net(nn.Module):
     def __init__(self):
         super().__init__()
 {chr(10).join(init)}

@@ -48,7 +48,8 @@ def test_every_kind_declares_its_schema_palette_icon_and_colour(kind):
     for f in spec.fields:
         assert f.help and f.type in ("int", "pair", "padding", "choice", "float", "optional_pair", "bool")
     block = default_block(kind)
-    assert with_defaults({"kind": kind}) == block
+    structure = {key: block[key] for key in spec.structure}  # a group's inner blocks are not field defaults
+    assert with_defaults({"kind": kind, **structure}) == block
     assert not short_settings(block).startswith(("unknown kind", "not a block"))  # its own one-line description
     assert spec.palette and all(e.kind == kind and e.label and e.subtitle and e.help.endswith(".")
                                 for e in spec.palette)
@@ -70,13 +71,14 @@ def test_every_kind_shapes_builds_and_lowers(kind):
     net = Network(project)
     stage = next(s for s in net.stages if s.info.kind == kind)
     assert stage.layers, f"{kind}: no engine layers"
-    if info.params:
-        assert stage.param_layer is not None
-        assert sum(p.size for p in stage.param_layer.params.values()) == info.params
-    assert sum(v.size for layer in stage.layers for k, v in layer.buffers.items()
+    # every parameter and buffer the shape rule counts is in a named layer, under the block's path
+    assert sum(p.size for _, layer in stage.named for p in layer.params.values()) == info.params
+    assert sum(v.size for _, layer in stage.named for k, v in layer.buffers.items()
                if k != "num_batches_tracked") == info.buffers
+    assert all(prefix == stage.path or prefix.startswith(stage.path + ".") for prefix, _ in stage.named)
     module, lines = spec.torch(stage)
-    assert module is None or module.startswith("nn.")
+    classes = spec.torch_classes(stage)  # a group's own nn.Module classes, which its module expression names
+    assert module is None or module.startswith("nn.") or any(f"class {module[:-2]}(nn.Module)" in c for c in classes)
     assert all(isinstance(line, str) for line in lines)
     spec_dict = spec.numpy(stage)
     if spec_dict is not None:
