@@ -28,7 +28,7 @@ from typing import Any
 from netbuilder.core.atomic import write_atomically
 from netbuilder.core.errors import Problem, ProjectError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: group blocks (residual, branches); format-1 files open unchanged
 
 LOSSES = ("cross_entropy", "squared_error", "binary_cross_entropy")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")

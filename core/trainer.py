@@ -386,7 +386,7 @@ class Trainer:
 
     def _dropout_rngs(self) -> dict[str, np.random.Generator]:
         """Dropout blocks drawing from a generator other than the trainer's (a network built elsewhere)."""
-        return {stage.info.name: layer.rng for stage in self.network.stages for layer in stage.layers
+        return {stage.path: layer.rng for stage in self.network.walk_stages() for layer in stage.layers
                 if isinstance(layer, Dropout) and layer.rng is not self.rng}
 
     # --- running -------------------------------------------------------------------------------

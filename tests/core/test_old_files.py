@@ -31,3 +31,24 @@ def test_an_old_checkpoint_resumes():
     assert trainer.history.epochs_done == 1
     trainer.fit(epochs=1)
     assert trainer.history.epochs_done == 2 and np.isfinite(trainer.history.train_loss[-1])
+
+
+def test_an_old_project_saves_as_format_2_and_trains_to_the_same_weights_as_before(tmp_path):
+    import dataclasses
+    import json
+
+    from netbuilder.core.project import load_project, save_project
+
+    project, old_state = load_weights(OLD / "tiny.weights.npz")
+    format_1 = tmp_path / "old.json"
+    format_1.write_text(json.dumps({**project.to_dict(), "format": 1}), encoding="utf-8")
+    reopened = load_project(format_1)
+    save_project(reopened, tmp_path / "saved.json")
+    assert json.loads((tmp_path / "saved.json").read_text(encoding="utf-8"))["format"] == 2
+    project = load_project(tmp_path / "saved.json")
+    project.training = dataclasses.replace(project.training, batch_size=32)  # as the file was trained
+    trainer = Trainer(project, shapes_dataset(320, 0))
+    trainer.fit(epochs=1)
+    new_state = trainer.network.state_dict()
+    assert new_state.keys() == old_state.keys()
+    assert all(np.array_equal(new_state[k], old_state[k]) for k in new_state)  # bit for bit, as before

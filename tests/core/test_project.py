@@ -230,7 +230,7 @@ def test_deep_nesting_is_a_project_error():
     ({}, 'no "format" field'),
     ({"format": "1"}, 'format must be a whole number (the file format version), got "1"'),
     ({"format": True}, "got true"),
-    ({"format": 0}, "format must be between 1 and 1, got 0"),
+    ({"format": 0}, "format must be between 1 and 2, got 0"),
     ({"format": 1, "name": 5}, "name must be a string, got 5"),
     ({"format": 1, "input_shape": [28, 28]}, "input_shape must be [channels, height, width]"),
     ({"format": 1, "input_shape": [1, 28.0, 28]}, "got [1, 28.0, 28]"),
@@ -263,7 +263,7 @@ def test_newer_format_is_the_only_complaint():
         Project.from_dict({"format": FORMAT_VERSION + 1, "blocks": 3, "layers": []}, "new.json")
     assert messages(exc) == [f"format {FORMAT_VERSION + 1} is newer than this version of netbuilder "
                              f"supports (format {FORMAT_VERSION}); update netbuilder to open it"]
-    assert str(exc.value).startswith("new.json: format 2")
+    assert str(exc.value).startswith(f"new.json: format {FORMAT_VERSION + 1}")
 
 
 def test_every_structural_problem_is_collected():
