@@ -35,19 +35,34 @@ def short_settings(block: dict) -> str:
     return KINDS[kind].describe(with_defaults(block))
 
 
+def nested_rows(infos, number: str = "", depth: int = 0):
+    """(number, depth, info) for every block, a group's inner ones after it, indented one deeper:
+    "4", "4.1", "4.2" for a residual group's, "5.p1.1" for the first block of path 1 of branches."""
+    for info in infos:
+        label = f"{number}{info.index + 1}"
+        yield label, depth, info
+        children = info.children
+        if children and isinstance(children[0], tuple):  # branches: one pipeline per path
+            for k, path in enumerate(children, start=1):
+                yield from nested_rows(path, f"{label}.p{k}.", depth + 1)
+        else:
+            yield from nested_rows(children, f"{label}.", depth + 1)
+
+
 def format_summary(project: Project, inference: Inference | None = None, timing: EpochEstimate | None = None) -> str:
     """The summary table of ``project`` (inferred now unless ``inference`` is given), with the
     estimated training time when ``timing`` is given (it is measured on this machine)."""
     result = inference if inference is not None else infer(project)
     rows = [("#", "block", "output shape", "params", "MACs")]
-    name_width = max((len(info.name) for info in result.blocks), default=0)
-    for info in result.blocks:
+    listed = list(nested_rows(result.blocks))
+    name_width = max((len("  " * depth + info.name) for _, depth, info in listed), default=0)
+    for number, depth, info in listed:
         known = info.output_shape is not None
         rows.append((
-            str(info.index + 1),
-            f"{info.name.ljust(name_width)}  {short_settings(info.block)}",
+            number,
+            f"{('  ' * depth + info.name).ljust(name_width)}  {short_settings(info.block)}",
             format_shape(info.output_shape),
-            f"{info.params:,}" if known else "?",
+            f"{info.params:,}" if known else "?",  # a group's row: the total of its inner blocks
             f"{info.macs:,}" if known else "?",
         ))
     widths = [max(len(row[c]) for row in rows) for c in range(5)]

@@ -57,7 +57,7 @@ class Branches(BlockKind):
             ctx.problem(f"paths must be a list of pipelines (lists of blocks), e.g. [[...], [...]], "
                         f"got {paths!r}"[:200], "paths")
             return Shaped(None)
-        results = [ctx.nested(path, ctx.input_shape, f"{ctx.head[:-2]} › path {k + 1} › ", ctx.index)
+        results = [ctx.nested(path, ctx.input_shape, f"block {ctx.index + 1} › path {k + 1} › ", ctx.index)
                    for k, path in enumerate(paths)]
         outs = [out for _, out in results]
         if any(out is None for out in outs):

@@ -67,7 +67,7 @@ class Residual(BlockKind):
         inner = check_pipeline_field(ctx, "blocks", allow_empty=False)
         if inner is None:
             return Shaped(None)
-        infos, out = ctx.nested(inner, ctx.input_shape, f"{ctx.head[:-2]} › ", ctx.index)
+        infos, out = ctx.nested(inner, ctx.input_shape, f"block {ctx.index + 1} › ", ctx.index)
         if out is None:
             return Shaped(None)
         inp, projection = ctx.input_shape, ctx.values["projection"]
