@@ -47,10 +47,24 @@ def spatial_block(draw):
 
 
 @st.composite
+def group_block(draw):
+    """A residual group or branches around a few spatial blocks (nesting one level more at times)."""
+    inner = draw(st.lists(spatial_block(), min_size=1, max_size=2))
+    if draw(st.booleans()):
+        return {"kind": "residual", "blocks": inner, "projection": draw(st.sampled_from(["auto", "conv1x1"])),
+                "activation": draw(activations)}
+    other = draw(st.lists(spatial_block(), min_size=0, max_size=2))
+    if draw(st.integers(0, 3)) == 0:
+        other = [{"kind": "residual", "blocks": other or [{"kind": "activation", "activation": "tanh"}],
+                  "projection": "auto", "activation": "identity"}]
+    return {"kind": "branches", "paths": [inner, other], "merge": draw(st.sampled_from(["concat", "add"]))}
+
+
+@st.composite
 def architectures(draw):
     """A random project whose inference is valid, with a loss that fits its last activation."""
     c, h, w = draw(st.integers(1, 3)), draw(st.integers(4, 10)), draw(st.integers(4, 10))
-    blocks = draw(st.lists(spatial_block(), min_size=0, max_size=4))
+    blocks = draw(st.lists(st.one_of(spatial_block(), group_block()), min_size=0, max_size=4))
     if draw(st.integers(0, 3)) == 0:
         blocks.append({"kind": "global_pool", "mode": draw(st.sampled_from(["average", "max"]))})
     blocks.append({"kind": "flatten"})
