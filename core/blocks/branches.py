@@ -42,6 +42,7 @@ class Branches(BlockKind):
                             "Runs several pipelines on the same input and joins their outputs, as Inception's "
                             "modules do."),)
     accent = "#7a6a2f"  # bronze
+    shows_maps = True  # the merged maps
     aliases = ("inception", "parallel", "concat")
 
     def default(self) -> dict:

@@ -54,6 +54,7 @@ class Residual(BlockKind):
                             "Adds its input to the output of its inner blocks, as ResNet does: the gradient flows "
                             "along the skip, so deep networks still train."),)
     accent = "#3f6f8f"  # steel blue
+    shows_maps = True  # its output, the sum: the feature maps the next block sees
     aliases = ("resblock", "residual_block", "skip")
 
     def default(self) -> dict:

@@ -8,7 +8,7 @@ from netbuilder.core.project import load_project
 from netbuilder.core.resources import resource_path
 
 EXAMPLES = resource_path("examples")
-NAMES = ["lenet5", "mlp", "small_vgg", "xor", "vgg_bn"]
+NAMES = ["lenet5", "mlp", "small_vgg", "xor", "vgg_bn", "resnet_small", "inception_mini"]
 
 
 def test_the_examples_exist():
@@ -85,4 +85,40 @@ def test_vgg_bn_normalises_every_convolution_and_learns():
     project.training = dataclasses.replace(project.training, epochs=2, batch_size=32)
     trainer = Trainer(project, shapes_dataset(1200, 0))
     trainer.fit(epochs=2)
+    assert trainer.history.val_accuracy[-1] > 0.3
+
+
+def test_resnet_small_has_three_residual_stages_and_learns():
+    import dataclasses
+
+    from netbuilder.core.datasets.shapes import shapes_dataset
+    from netbuilder.core.trainer import Trainer
+
+    project = load_project(EXAMPLES / "resnet_small.json")
+    result = validate(project)
+    stages = [b for b in result.blocks if b.kind == "residual"]
+    assert len(stages) == 3 and [s.output_shape for s in stages] == [(8, 28, 28), (16, 14, 14), (32, 7, 7)]
+    assert [b.kind for b in result.blocks[-2:]] == ["global_pool", "dense"]
+    # the two stages that halve the size and double the channels take a 1x1 stride-2 convolution on the skip
+    assert [s.geometry.stride for s in stages] == [None, (2, 2), (2, 2)] and not result.problems
+    project.training = dataclasses.replace(project.training, epochs=3, batch_size=16)
+    trainer = Trainer(project, shapes_dataset(1200, 0))
+    trainer.fit(epochs=3)
+    assert trainer.history.val_accuracy[-1] > 0.5  # chance is 10%
+
+
+def test_inception_mini_merges_three_paths_twice_and_learns():
+    import dataclasses
+
+    from netbuilder.core.datasets.shapes import shapes_dataset
+    from netbuilder.core.trainer import Trainer
+
+    project = load_project(EXAMPLES / "inception_mini.json")
+    result = validate(project)
+    groups = [b for b in result.blocks if b.kind == "branches"]
+    assert len(groups) == 2 and all(len(g.children) == 3 for g in groups)
+    assert [g.output_shape for g in groups] == [(32, 14, 14), (64, 7, 7)]
+    project.training = dataclasses.replace(project.training, epochs=3, batch_size=32)
+    trainer = Trainer(project, shapes_dataset(1200, 0))
+    trainer.fit(epochs=3)
     assert trainer.history.val_accuracy[-1] > 0.3

@@ -96,6 +96,14 @@ def _well_conditioned(net, x) -> bool:
     return True
 
 
+def _neighbours(blocks):
+    """Every (block, the block after it) pair, inside groups too."""
+    yield from zip(blocks, blocks[1:])
+    for block in blocks:
+        for inner in [block.get("blocks") or [], *(block.get("paths") or [])]:
+            yield from _neighbours(inner)
+
+
 def _torch_loss(loss: str, out, labels, classes: int):
     n = out.shape[0]
     if loss == "cross_entropy":
@@ -187,6 +195,10 @@ def test_optimizer_steps_match_torch(name, overrides, project):
                 assume(False)
         assume(all(np.isfinite(p).all() and np.abs(p).max() < 1e6 for p in net.parameters().values()))
         if name == "adam":
+            # A bias right before batchnorm has a gradient of exactly zero in exact arithmetic (the
+            # mean is subtracted): in float32 it is rounding, whose sign Adam turns into full steps.
+            assume(not any(b["kind"] == "batchnorm" and a["kind"] in ("dense", "conv") and a.get("bias", True)
+                           for a, b in _neighbours(project.blocks)))
             # Adam moves every weight by about the learning rate whatever the gradient's size, so a
             # gradient that is float32 rounding around zero (a sum of terms that cancel) has a sign
             # either framework may get: such a run compares rounding, not update rules.
