@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from netbuilder.core.blocks import kind_of
 from netbuilder.gui import theme
 from netbuilder.gui.canvas_items import (
     CARD_WIDTH,
@@ -420,6 +421,23 @@ class PipelineCanvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
+    def _add_group_actions(self, menu: QMenu, index: int) -> None:
+        """Wrap this block (and those after it) in a residual group; unwrap a group."""
+        blocks = self.doc.project.blocks
+        editable = not self.doc.locked
+        menu.addSeparator()
+        wrap = menu.addMenu(theme.block_icon("residual"), "&Wrap in residual group")
+        wrap.setEnabled(editable)
+        names = [info.name for info in self.doc.inference.blocks]
+        for last in range(index, min(index + 6, len(blocks))):
+            label = (f"{names[index]} alone" if last == index
+                     else f"{names[index]} … {names[last]} ({last - index + 1} blocks)")
+            wrap.addAction(label, lambda last=last: self.doc.wrap_in_residual(index, last))
+        spec = kind_of(blocks[index]) if 0 <= index < len(blocks) else None
+        if spec is not None and spec.unwrap(blocks[index]) is not None:
+            unwrap = menu.addAction("&Unwrap group", lambda: self.doc.unwrap_group(index))
+            unwrap.setEnabled(editable)
+
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         self.context_menu_at(event.pos()).exec(event.globalPos())
 
@@ -434,6 +452,7 @@ class PipelineCanvas(QGraphicsView):
             menu.addSeparator()
             menu.addAction(self.move_up_action)
             menu.addAction(self.move_down_action)
+            self._add_group_actions(menu, card.index)
             return menu
         index = self.insertion_index_at(pos)
         editable = not self.doc.locked

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from netbuilder.core.block_names import automatic_names, effective_name
-from netbuilder.core.blocks import KINDS, default_block
+from netbuilder.core.blocks import KINDS, default_block, kind_of
 from netbuilder.core.inference import Inference, infer
 from netbuilder.core.project import Project, TrainingSettings, load_project, save_project
 from netbuilder.core.resources import resource_path
@@ -122,6 +122,35 @@ class ProjectDocument(QObject):
         if not 0 <= index < len(self._project.blocks):
             return -1
         return self.insert_blocks([self._project.blocks[index]], index + 1, text="Duplicate block")
+
+    def wrap_in_residual(self, first: int, last: int) -> int:
+        """Put blocks ``first``..``last`` inside a new residual group (one undo step); its index."""
+        n = len(self._project.blocks)
+        if not (0 <= first <= last < n) or not self._can_edit():
+            return -1
+        inner = copy.deepcopy(self._project.blocks[first:last + 1])
+        group = {**default_block("residual"), "blocks": inner}
+        self.undo_stack.beginMacro("Wrap in residual group")
+        self.remove_blocks(list(range(first, last + 1)))
+        index = self.insert_blocks([group], first)
+        self.undo_stack.endMacro()
+        return index
+
+    def unwrap_group(self, index: int) -> int:
+        """Replace a residual group (or branches with one path that holds blocks) by its inner
+        blocks, in one undo step; the first one's index, or -1 when it cannot be unwrapped."""
+        if not 0 <= index < len(self._project.blocks) or not self._can_edit():
+            return -1
+        block = self._project.blocks[index]
+        spec = kind_of(block)
+        inner = spec.unwrap(block) if spec is not None else None
+        if inner is None:
+            return -1
+        self.undo_stack.beginMacro("Unwrap group")
+        self.remove_blocks([index])
+        first = self.insert_blocks(copy.deepcopy(inner), index) if inner else index
+        self.undo_stack.endMacro()
+        return first
 
     def move_block(self, source: int, target: int) -> None:
         """Move a block so that it ends up at index ``target`` (both in the current list)."""

@@ -213,6 +213,10 @@ class BlockKind:
         """A group's inner stages, flat (for walks over every block); none for a plain block."""
         return []
 
+    def unwrap(self, block: dict) -> list | None:
+        """The blocks a group becomes when unwrapped, or None when it cannot be (a plain block)."""
+        return None
+
     # --- lowerings -----------------------------------------------------------------------------
     def onnx(self, graph, stage) -> None:
         """Append the block's ONNX nodes to ``graph`` (see ``core.export.onnx_export._Graph``)."""

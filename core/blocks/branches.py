@@ -92,6 +92,14 @@ class Branches(BlockKind):
     def named_layers(self, path, layers):
         return [pair for stages in layers[0].paths_stages for pair in named_of(stages)]
 
+    def unwrap(self, block: dict) -> list | None:
+        """The one path that holds blocks; branches of several such paths stay a group."""
+        paths = block.get("paths")
+        if not isinstance(paths, list) or not all(isinstance(p, list) for p in paths):
+            return None
+        full = [p for p in paths if p]
+        return full[0] if len(full) == 1 else None
+
     def inner_stages(self, stage) -> list:
         return [s for stages in stage.layers[0].paths_stages for s in stages]
 

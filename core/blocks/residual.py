@@ -121,6 +121,10 @@ class Residual(BlockKind):
     def inner_stages(self, stage) -> list:
         return list(stage.layers[0].stages)
 
+    def unwrap(self, block: dict) -> list | None:
+        inner = block.get("blocks")
+        return inner if isinstance(inner, list) else None
+
     def onnx(self, graph, stage):
         name, group, act = stage.path, stage.layers[0], stage.info.block["activation"]
         skip = graph.x

@@ -338,7 +338,8 @@ def test_context_menus(canvas, doc):
     menu = canvas.context_menu_at(canvas.card_rect(3).center())
     assert doc.selected == 3
     labels = [a.text().replace("&", "") for a in menu.actions() if not a.isSeparator()]
-    assert labels == ["Delete block", "Duplicate block", "Copy block", "Paste block", "Move up", "Move down"]
+    assert labels == ["Delete block", "Duplicate block", "Copy block", "Paste block", "Move up", "Move down",
+                      "Wrap in residual group"]
     next(a for a in menu.actions() if a.text() == "Move &up").trigger()
     assert kinds(doc)[2:4] == ["pool", "conv"] and doc.selected == 2
 
@@ -419,3 +420,26 @@ def test_double_clicking_the_input_card_asks_for_the_data(qtbot, canvas):
     centre = canvas.mapFromScene(canvas.input_card.sceneBoundingRect().center())
     qtbot.mouseDClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=centre)
     assert asked == [True]
+
+
+def test_wrapping_blocks_in_a_residual_group_and_unwrapping_it_again(canvas, doc):
+    before = copy.deepcopy(doc.project.blocks)
+    menu = canvas.context_menu_at(canvas.card_rect(2).center())  # conv2
+    wrap = next(a for a in menu.actions() if a.menu() is not None and "Wrap" in a.text()).menu()
+    next(a for a in wrap.actions() if "(2 blocks)" in a.text()).trigger()  # conv2 and pool2
+    assert kinds(doc)[:4] == ["conv", "pool", "residual", "flatten"]
+    group = doc.project.blocks[2]
+    assert [b["kind"] for b in group["blocks"]] == ["conv", "pool"] and doc.undo_stack.count() == 1
+    # conv2 + pool2 change the shape (6x14x14 -> 16x5x5): the skip gets a projection, said in a note
+    notes = [p.message for p in doc.inference.problems_for(2)]
+    assert any("1x1 convolution" in m for m in notes) or any("no 1x1 convolution" in m for m in notes)
+    assert len(canvas.cards) == len(doc.project.blocks)  # one card for the group
+    menu = canvas.context_menu_at(canvas.card_rect(2).center())
+    next(a for a in menu.actions() if a.text() == "&Unwrap group").trigger()
+    assert kinds(doc)[:5] == ["conv", "pool", "conv", "pool", "flatten"]
+    doc.undo_stack.undo()
+    assert kinds(doc)[2] == "residual"
+    doc.undo_stack.undo()
+    assert doc.project.blocks == before  # names and all, as it was
+    doc.undo_stack.redo()
+    assert kinds(doc)[2] == "residual"
