@@ -23,6 +23,8 @@ def output_size_formula(block: BlockInfo | dict, input_shape: Shape | None = Non
     is None). Conv and pool give one line, or one per axis when height and width differ, plus
     the pads "same" padding chose; flatten gives the product; kinds without arithmetic give none.
     """
+    if isinstance(block, BlockInfo) and block.children and block.kind in KINDS:
+        return KINDS[block.kind].group_lines(block)  # a group: how its inner blocks make its output
     block, input_shape = _unpack(block, input_shape)
     if block is None or not _is_shape(input_shape):
         return []

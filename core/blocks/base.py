@@ -191,6 +191,10 @@ class BlockKind:
         """Lines deriving the output size, for the inspector (block with defaults filled)."""
         return []
 
+    def group_lines(self, info: BlockInfo) -> list[str]:
+        """For a group: how its inner blocks make its output, a line per block (or path)."""
+        return []
+
     def params_formula(self, block: dict, input_shape: Shape) -> str | None:
         """The parameter count written out, or None when the kind has no parameters."""
         return None

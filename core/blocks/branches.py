@@ -12,11 +12,13 @@ import copy
 from netbuilder.core.blocks.base import BlockKind, Field, PaletteEntry, Shaped
 from netbuilder.core.blocks.group import (
     build_stages,
+    chain_text,
     class_name_of,
     inner_bytes,
     lower_onnx,
     named_of,
     numpy_specs,
+    shape_text,
     torch_class,
 )
 
@@ -80,6 +82,11 @@ class Branches(BlockKind):
         return Shaped(tuple(output), sum(i.params for i in infos), sum(i.macs for i in infos),
                       sum(i.buffers for i in infos), children=tuple(tuple(p) for p, _ in results),
                       inner_bytes=inner_bytes(infos))
+
+    def group_lines(self, info):
+        lines = [f"path {k}: {chain_text(path)}" for k, path in enumerate(info.children, start=1)]
+        how = "channels stacked" if info.block["merge"] == "concat" else "summed"
+        return lines + [f"out = the paths' outputs {how} = {shape_text(info.output_shape)}"]
 
     def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers.groups import Branches as BranchesLayer

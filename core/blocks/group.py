@@ -71,3 +71,12 @@ def class_name_of(kind: str, path: str) -> str:
 def structure_of(block: Any, key: str) -> list:
     value = block.get(key) if isinstance(block, dict) else None
     return value if isinstance(value, list) else []
+
+
+def shape_text(shape) -> str:
+    return " x ".join(map(str, shape)) if shape is not None else "?"
+
+
+def chain_text(infos) -> str:
+    """"conv1 → 16 x 28 x 28 → batchnorm1 → 16 x 28 x 28" for a pipeline's infos."""
+    return " → ".join(f"{i.name} {shape_text(i.output_shape)}" for i in infos) or "the input itself"

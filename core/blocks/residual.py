@@ -13,12 +13,14 @@ import copy
 from netbuilder.core.blocks.base import ACTIVATIONS, BlockKind, Field, Geometry, PaletteEntry, Shaped, activated
 from netbuilder.core.blocks.group import (
     build_stages,
+    chain_text,
     check_pipeline_field,
     class_name_of,
     inner_bytes,
     lower_onnx,
     named_of,
     numpy_specs,
+    shape_text,
     torch_class,
 )
 
@@ -96,6 +98,12 @@ class Residual(BlockKind):
                             f"{strides[0]} on the skip path makes the input fit ({c_in * c_out + c_out:,} parameters)",
                             "projection", "note")
         return Shaped(out, params, macs, buffers, geometry, False, tuple(infos), inner_bytes(infos))
+
+    def group_lines(self, info):
+        g = info.geometry
+        skip = (f"1x1 convolution, stride {g.stride[0]}, of the input" if g.kernel is not None else "the input")
+        return [f"inner: {chain_text(info.children)}",
+                f"out = {info.block['activation']}(inner + {skip}) = {shape_text(info.output_shape)}"]
 
     def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers import Activation, Conv2D

@@ -125,3 +125,15 @@ def test_the_default_groups_from_the_palette_are_valid_where_they_are_dropped():
         project = Project(name=kind, input_shape=(3, 16, 16), num_classes=3, blocks=[
             default_block(kind), {"kind": "global_pool"}, {"kind": "dense", "units": 3, "activation": "softmax"}])
         assert infer(project).ok, infer(project).problems
+
+
+def test_the_inspector_formula_of_a_group_shows_how_its_inner_blocks_make_its_output():
+    from netbuilder.core.formula import output_size_formula
+
+    result = infer(nested_project())
+    down, inc1 = result.blocks[2], result.blocks[3]
+    assert output_size_formula(down) == ["inner: conv1 6 x 3 x 3",
+                                         "out = relu(inner + 1x1 convolution, stride 2, of the input) = 6 x 3 x 3"]
+    lines = output_size_formula(inc1)
+    assert lines[0] == "path 1: conv1 4 x 3 x 3" and lines[2] == "path 3: the input itself"
+    assert lines[-1] == "out = the paths' outputs channels stacked = 16 x 3 x 3"
