@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from netbuilder.core.errors import ERROR, NOTE, WARNING
 from netbuilder.core.inference import Inference
 from netbuilder.core.speed import project_estimate
-from netbuilder.core.summary import format_shape, short_settings
+from netbuilder.core.summary import format_shape, nested_rows, short_settings
 from netbuilder.gui import theme
 from netbuilder.gui.document import ProjectDocument
 
@@ -123,19 +123,25 @@ class SummaryPanel(QWidget):
         by_block: dict[int, list] = {}
         for p in result.problems:
             by_block.setdefault(p.block, []).append(p)
+        # A group's inner blocks get rows of their own under it, indented (as the CLI's summary);
+        # each row stands for its top-level block, which a click selects.
+        rows = []
+        for number, depth, info in nested_rows(result.blocks):
+            rows.append((number, depth, info, info.index if depth == 0 else rows[-1][3]))
+        self._row_blocks = [top for *_, top in rows]
         with QSignalBlocker(self.table):
-            self.table.setRowCount(len(result.blocks))
-            for info in result.blocks:
+            self.table.setRowCount(len(rows))
+            for row, (number, depth, info, top) in enumerate(rows):
                 known = info.output_shape is not None
                 cells = (
-                    str(info.index + 1),
-                    f"{info.name}  ·  {short_settings(info.block)}",
+                    number,
+                    f"{'    ' * depth}{info.name}  ·  {short_settings(info.block)}",
                     format_shape(info.output_shape),
                     f"{info.params:,}" if known else "?",
                     f"{info.macs:,}" if known else "?",
                     format_bytes(info.activation_bytes) if known else "?",
                 )
-                problems = sorted(by_block.get(info.index, []), key=lambda p: _ORDER[p.severity])
+                problems = sorted(by_block.get(top, []) if depth == 0 else [], key=lambda p: _ORDER[p.severity])
                 worst = problems[0].severity if problems else None
                 tip = "\n".join(f"{_MARKS[p.severity]} {p.message}" for p in problems)
                 for c, text in enumerate(cells):
@@ -150,7 +156,9 @@ class SummaryPanel(QWidget):
                             item.setForeground(QBrush(QColor(severity_colors(ERROR)[0])))
                     if tip:
                         item.setToolTip(tip)
-                    self.table.setItem(info.index, c, item)
+                    if depth:
+                        item.setForeground(QBrush(QColor(theme.MUTED)))
+                    self.table.setItem(row, c, item)
         self._show_selection(self.doc.selected)
 
         self.totals.setText(
@@ -180,15 +188,16 @@ class SummaryPanel(QWidget):
 
     def _show_selection(self, index: int) -> None:
         with QSignalBlocker(self.table):
-            if 0 <= index < self.table.rowCount():
-                self.table.selectRow(index)
+            rows = [r for r, top in enumerate(getattr(self, "_row_blocks", [])) if top == index]
+            if index >= 0 and rows:
+                self.table.selectRow(rows[0])
             else:
                 self.table.clearSelection()
 
     # -- view -> model ------------------------------------------------------------------------
     def _row_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
-        self.doc.select(rows[0].row() if rows else -1)
+        self.doc.select(self._row_blocks[rows[0].row()] if rows else -1)
 
     def _problem_clicked(self, item: QListWidgetItem) -> None:
         block = item.data(BLOCK_ROLE)

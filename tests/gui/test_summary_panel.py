@@ -141,3 +141,16 @@ def test_a_long_problem_wraps_and_is_shown_whole(qtbot, doc):
     rect = panel.problems.visualItemRect(item)
     assert rect.height() >= 2 * line  # wrapped, not one clipped line
     assert panel.problems.height() >= rect.height()
+
+
+def test_a_groups_inner_blocks_have_indented_rows_that_select_the_group(doc, panel):
+    doc.new_project("resnet_small")
+    result = doc.inference
+    inner = sum(len(b.children) for b in result.blocks)
+    assert panel.table.rowCount() == len(result.blocks) + inner
+    assert [cell(panel, r, "#") for r in range(2, 7)] == ["3", "3.1", "3.2", "3.3", "3.4"]
+    assert cell(panel, 3, "Block").startswith("    conv1  ·  conv 8 @ 3x3")
+    panel.table.selectRow(8)  # 4.1: the first block inside residual2
+    assert doc.selected == 3
+    doc.select(4)  # residual3 is the row after residual2's four inner rows
+    assert panel.table.selectionModel().selectedRows()[0].row() == 12
