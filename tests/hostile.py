@@ -291,6 +291,21 @@ def make_corpus(root: Path) -> list[Entry]:
         ("fullwidth", named((0, "ｄｅｎｓｅ")), ["block 1 (conv)", "ASCII"]),
     ]:
         project_entry(f"names/{what}", _lenet(change), says, commands=("summary",))
+    # --- groups edited by hand: inner pipelines that are not pipelines, or do not fit ---------------
+    for what, group, says in [
+        ("blocks-not-a-list", {"kind": "residual", "blocks": "conv"}, ["block 2 (residual)", "blocks must be a list"]),
+        ("inner-not-a-block", {"kind": "residual", "blocks": [5]}, ["block 2 › block 1", "must be an object"]),
+        ("inner-unknown-kind", {"kind": "residual", "blocks": [{"kind": "convolution2"}]},
+         ["block 2 › block 1", "unknown kind"]),
+        ("path-not-a-list", {"kind": "branches", "paths": [[], 5]}, ["block 2 (branches)", "paths must be a list"]),
+        ("concat-sizes", {"kind": "branches", "paths": [[{"kind": "pool", "size": 2}], []]},
+         ["block 2 (branches)", "path 1 gives 6 x 14 x 14", "path 2 6 x 28 x 28"]),
+        ("deep-inner-size", {"kind": "residual", "blocks": [{"kind": "branches", "paths": [
+            [{"kind": "conv", "filters": 2, "kernel_size": 99}]]}]},
+         ["block 2 › block 1 › path 1 › block 1 (conv)", "99x99"]),
+    ]:
+        project_entry(f"groups/{what}", _lenet(lambda d, g=group: d["blocks"].insert(1, g)), says,
+                      commands=("summary",))
     return entries
 
 

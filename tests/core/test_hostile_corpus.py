@@ -13,7 +13,7 @@ import pytest
 from netbuilder.core import cli, memory
 from tests.hostile import MEMORY, make_corpus
 
-CLASSES = ("sizes", "files", "numbers", "checkpoints", "names")
+CLASSES = ("sizes", "files", "numbers", "checkpoints", "names", "groups")
 
 
 @pytest.fixture(scope="module")
