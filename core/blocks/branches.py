@@ -28,10 +28,6 @@ _PATHS = [[{"kind": "conv", "filters": 8, "kernel_size": 1, "activation": "relu"
           [{"kind": "pool", "mode": "max", "size": 3, "stride": 1, "padding": 1}]]
 
 
-def _fmt(shape) -> str:
-    return " x ".join(map(str, shape))
-
-
 class Branches(BlockKind):
     kind = "branches"
     position = 95
@@ -69,13 +65,13 @@ class Branches(BlockKind):
         first = outs[0]
         for k, out in enumerate(outs[1:], start=2):
             if merge == "add" and out != first:
-                ctx.problem(f"'add' needs paths of one shape, but path 1 gives {_fmt(first)} and path {k} "
-                            f"{_fmt(out)}", "merge")
+                ctx.problem(f"'add' needs paths of one shape, but path 1 gives {shape_text(first)} and path {k} "
+                            f"{shape_text(out)}", "merge")
                 return Shaped(None)
             if merge == "concat" and (len(out) != len(first) or out[1:] != first[1:]):
                 what = "heights and widths" if len(first) == 3 else "kinds of output"
                 ctx.problem(f"'concat' joins channels, so the paths' {what} must agree, but path 1 gives "
-                            f"{_fmt(first)} and path {k} {_fmt(out)}", "merge")
+                            f"{shape_text(first)} and path {k} {shape_text(out)}", "merge")
                 return Shaped(None)
         output = first if merge == "add" else (sum(out[0] for out in outs), *first[1:])
         infos = [info for path_infos, _ in results for info in path_infos]

@@ -2,8 +2,6 @@
 inner stages, and lowering those stages with each inner block's own kind."""
 from __future__ import annotations
 
-from typing import Any
-
 
 def check_pipeline_field(ctx, key: str, allow_empty: bool) -> list | None:
     """``ctx.block[key]`` when it is a list of blocks (non-empty unless ``allow_empty``), else None
@@ -66,11 +64,6 @@ def torch_class(stages, class_name: str, forward: list[str], extra_init: list[st
 def class_name_of(kind: str, path: str) -> str:
     """A Python class name for a group at ``path`` ("res1.inner" -> "Residual_res1_inner")."""
     return f"{kind.capitalize()}_{path.replace('.', '_')}"
-
-
-def structure_of(block: Any, key: str) -> list:
-    value = block.get(key) if isinstance(block, dict) else None
-    return value if isinstance(value, list) else []
 
 
 def shape_text(shape) -> str:

@@ -79,7 +79,7 @@ class Residual(BlockKind):
         buffers = sum(i.buffers for i in infos)
         geometry = Geometry()
         if out != inp or projection == "conv1x1":
-            shown = f"{' x '.join(map(str, inp))} to {' x '.join(map(str, out))}"
+            shown = f"{shape_text(inp)} to {shape_text(out)}"
             if projection == "none":
                 ctx.problem(f"its inner blocks change the shape from {shown}, so the input cannot be added to "
                             "their output; keep the shape, or set projection to 'auto'", "projection")

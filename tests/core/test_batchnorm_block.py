@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netbuilder.core.checkpoint import save_checkpoint
 from netbuilder.core.export import export, import_weights
 from netbuilder.core.inference import infer
 from netbuilder.core.network import Network
@@ -13,6 +12,7 @@ from netbuilder.core.project import Project, TrainingSettings
 from netbuilder.core.summary import format_summary
 from netbuilder.core.trainer import Trainer
 from netbuilder.core.weights import load_weights, save_weights
+from tests.core.test_checkpoint import _resumed
 from tests.core.test_trainer import blobs
 
 
@@ -86,12 +86,7 @@ def test_resume_is_exact_with_batchnorm(tmp_path):
     project, data = bn_project(), blobs(n=40, shape=(1, 4, 4))
     unbroken = Trainer(project, data)
     unbroken.fit(epochs=3)
-    first = Trainer(project, data)
-    first.fit(epochs=1)
-    save_checkpoint(tmp_path / "ck.npz", first.checkpoint())
-    second = Trainer.from_checkpoint(tmp_path / "ck.npz", data)
-    second.fit(epochs=2)
-    a, b = second.network.state_dict(), unbroken.network.state_dict()
+    a, b = _resumed(project, data, 1, 2, tmp_path).network.state_dict(), unbroken.network.state_dict()
     assert a.keys() == b.keys() and "batchnorm2.running_mean" in a
     assert all(np.array_equal(a[k], b[k]) for k in a)
 

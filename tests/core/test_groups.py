@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from netbuilder.core.blocks import default_block
-from netbuilder.core.checkpoint import save_checkpoint
 from netbuilder.core.export import export
 from netbuilder.core.inference import infer
 from netbuilder.core.network import Network
@@ -14,6 +13,7 @@ from netbuilder.core.project import Project, TrainingSettings
 from netbuilder.core.summary import format_summary
 from netbuilder.core.trainer import Trainer
 from tests.core.gradcheck import numeric_grad, rel_error
+from tests.core.test_checkpoint import _resumed
 from tests.core.test_trainer import blobs
 
 CONV = {"kind": "conv", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"}
@@ -102,12 +102,7 @@ def test_resume_is_exact_with_groups_holding_batchnorm_and_dropout(tmp_path):
     project, data = nested_project(dropout=True), blobs(n=32, shape=(2, 6, 6))
     unbroken = Trainer(project, data)
     unbroken.fit(epochs=3)
-    first = Trainer(project, data)
-    first.fit(epochs=1)
-    save_checkpoint(tmp_path / "ck.npz", first.checkpoint())
-    second = Trainer.from_checkpoint(tmp_path / "ck.npz", data)
-    second.fit(epochs=2)
-    a, b = second.network.state_dict(), unbroken.network.state_dict()
+    a, b = _resumed(project, data, 1, 2, tmp_path).network.state_dict(), unbroken.network.state_dict()
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
