@@ -25,6 +25,14 @@ class Problem:
     value: Any = None
     severity: str = ERROR
     fix: tuple[str, Any] | None = None  # (what a button says, the value it gives the field), if one fixes it
+    # Inside a group: where below ``block`` the problem lies, as (lane, index) pairs — lane 0 of a
+    # residual group, path k of branches — so (1, 0) is "path 2 › block 1"; () for the block itself.
+    path: tuple[int, ...] = ()
+
+    @property
+    def address(self) -> tuple[int, ...]:
+        """(block, lane, index, ...): the block the problem is about, however deep; () for the project."""
+        return () if self.block is None else (self.block, *self.path)
 
     def __str__(self) -> str:
         return self.message

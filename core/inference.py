@@ -142,8 +142,33 @@ class Inference:
         return sum(b.activation_bytes for b in self.blocks)
 
     def problems_for(self, index: int) -> list[Problem]:
-        """Problems of the block at 0-based ``index``."""
+        """Problems of the block at 0-based ``index``, a group's inner blocks' included."""
         return [p for p in self.problems if p.block == index]
+
+    def problems_at(self, address: tuple[int, ...]) -> list[Problem]:
+        """Problems of the block at ``address`` (block, lane, index, ...) itself, not those inside it."""
+        address = tuple(address)
+        return [p for p in self.problems if p.address == address]
+
+    def info_at(self, address: tuple[int, ...]) -> BlockInfo | None:
+        """What inference found for the block at ``address``, or None where it found nothing."""
+        from netbuilder.core.blocks import kind_of
+
+        infos = self.blocks
+        info = None
+        for depth in range(0, len(address), 2):
+            i = address[depth]
+            if not 0 <= i < len(infos):
+                return None
+            info = infos[i]
+            if depth + 1 < len(address):
+                spec = kind_of(info.block)
+                lanes = spec.lane_infos(info) if spec is not None else []
+                lane = address[depth + 1]
+                if not 0 <= lane < len(lanes):
+                    return None
+                infos = lanes[lane]
+        return info
 
 
 def validate(project: Project) -> Inference:
@@ -199,8 +224,8 @@ def _infer_pipeline(blocks: list, shape: Shape | None, add, batch: int | None, p
     add = counting
     auto_names = automatic_names(blocks)
     ctx = ShapeContext(add, pipeline, batch)
-    ctx.nested = lambda inner, inner_shape, prefix, index: _infer_pipeline(
-        inner, inner_shape, _nested_add(add, prefix, index), batch, copy.copy(ctx.pipeline), top=False)
+    ctx.nested = lambda inner, inner_shape, prefix, index, lane=0: _infer_pipeline(
+        inner, inner_shape, _nested_add(add, prefix, index, lane), batch, copy.copy(ctx.pipeline), top=False)
     last = len(blocks) - 1 if top else -1  # inside a group no block is the network's last
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
@@ -243,7 +268,10 @@ def _infer_pipeline(blocks: list, shape: Shape | None, add, batch: int | None, p
         else:
             nbytes = 4 * out[0]
         if shaped is None or out is None:
-            infos.append(_block_info(i, kind, name, in_shape, out, 0, 0, nbytes, NO_GEOMETRY, False, filled))
+            # a group whose merge failed still shows what its inner blocks found
+            children = shaped.children if shaped is not None else ()
+            infos.append(_block_info(i, kind, name, in_shape, out, 0, 0, nbytes, NO_GEOMETRY, False, filled,
+                                     children=children))
         else:
             infos.append(_block_info(i, kind, name, in_shape, out, shaped.params, shaped.macs,
                                      nbytes + shaped.inner_bytes, shaped.geometry, shaped.implicit_flatten, filled,
@@ -262,11 +290,13 @@ def _counting(add, found: list):
     return counted
 
 
-def _nested_add(add, prefix: str, index: int):
-    """``add`` for a group's inner pipeline: messages gain the path ("block 4 › path 2 › "), and
-    the problem belongs to the group's block at ``index`` (the block one selects to see it)."""
+def _nested_add(add, prefix: str, index: int, lane: int):
+    """``add`` for a group's inner pipeline ``lane``: messages gain the path ("block 4 › path 2 › "),
+    the problem belongs to the group's block at ``index`` (the block one selects to see it), and its
+    ``path`` says which inner block it is about."""
     def nested(problem: Problem) -> None:
-        add(dataclasses.replace(problem, message=prefix + problem.message, block=index))
+        path = (lane, problem.block, *problem.path) if problem.block is not None else ()
+        add(dataclasses.replace(problem, message=prefix + problem.message, block=index, path=path))
     return nested
 
 

@@ -1,7 +1,9 @@
-"""The pipeline canvas: the network as a column of cards, from the input to the output.
+"""The pipeline canvas: the network as a column of cards, from the input to the output, with each
+group drawn as a framed lane of its own cards (see ``canvas_layout``).
 
 It reads the document's project and inference and redraws on their signals; every edit (drop,
-reorder, delete, duplicate, paste) goes to the document as an undoable command.
+reorder, delete, duplicate, paste, wrap) goes to the document as an undoable command. Selection
+is the document's: a block's address, and with Shift the consecutive blocks of its pipeline.
 """
 from __future__ import annotations
 
@@ -13,10 +15,6 @@ from PySide6.QtGui import (
     QColor,
     QContextMenuEvent,
     QDrag,
-    QDragEnterEvent,
-    QDragLeaveEvent,
-    QDragMoveEvent,
-    QDropEvent,
     QGuiApplication,
     QKeyEvent,
     QKeySequence,
@@ -38,37 +36,39 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from netbuilder.core.addresses import Address, lane_of, walk
+from netbuilder.core.block_names import automatic_names, effective_name
 from netbuilder.core.blocks import kind_of
+from netbuilder.core.errors import ERROR, NOTE
 from netbuilder.gui import theme
+from netbuilder.gui.canvas_drops import MIME_ORIGIN, CanvasDrops
 from netbuilder.gui.canvas_items import (
     CARD_WIDTH,
-    ArrowsItem,
     CardItem,
+    FrameItem,
     InsertionMarker,
+    JoinItem,
     PlaceholderItem,
-    block_content,
-    input_content,
-    output_content,
+    WiresItem,
 )
+from netbuilder.gui.canvas_layout import GAP, Gap, Placer
+from netbuilder.gui.canvas_menu import context_menu
+from netbuilder.gui.card_content import JOIN_FIELDS, block_content, input_content, output_content
 from netbuilder.gui.document import ProjectDocument
-from netbuilder.gui.mime import MIME_BLOCKS, blocks_mime, read_blocks_mime
-from netbuilder.gui.palette import PALETTE_ENTRIES
+from netbuilder.gui.mime import blocks_mime, read_blocks_mime
 
-GAP = 26                    # vertical space between cards, where the arrows (and drops) go
 MARGIN = 18
 HINT_SPACE = 26             # room for the hint line above the input card
 MIN_ZOOM, MAX_ZOOM = 0.25, 2.5
 ZOOM_STEP = 1.15
-# Marks a drag that started on this document's canvas (a reorder) as opposed to a copy coming
-# from another window or process that happens to carry "source": "pipeline".
-MIME_ORIGIN = "application/x-netbuilder-origin"
 _HINT = "Drop blocks between the cards · drag a card to move it · right-click for more"
 
 
-class PipelineCanvas(QGraphicsView):
-    """Input card, one card per block, output card; drop, reorder, select, delete, copy, paste, zoom."""
+class PipelineCanvas(CanvasDrops, QGraphicsView):
+    """Input card, one card per block (groups framed with their inner cards), output card; drop,
+    reorder, select, delete, copy, paste, wrap, zoom."""
 
-    # A block card was double-clicked (index): the window may bring the inspector forward.
+    # A block card was double-clicked (its top-level index): the window may bring the inspector forward.
     blockActivated = Signal(int)
     # The input card was double-clicked: the user wants to choose the data.
     dataRequested = Signal()
@@ -88,10 +88,14 @@ class PipelineCanvas(QGraphicsView):
         self.setAcceptDrops(True)
         self.setMouseTracking(True)
 
-        self.cards: list[CardItem] = []
+        self.cards: list[CardItem] = []  # the network's own blocks' cards, by index (a group's is its header)
+        self.cards_at: dict[Address, CardItem] = {}  # every block's card, inner ones included
+        self.frames: dict[Address, FrameItem] = {}
+        self.joins: dict[Address, JoinItem] = {}
+        self.column_width = CARD_WIDTH
         self.input_card = CardItem("input")
         self.output_card = CardItem("output")
-        self.arrows = ArrowsItem()
+        self.arrows = WiresItem()
         self.marker = InsertionMarker()
         self.placeholder = PlaceholderItem()
         self.hint = QGraphicsSimpleTextItem(_HINT)
@@ -99,10 +103,11 @@ class PipelineCanvas(QGraphicsView):
         for item in (self.input_card, self.output_card, self.arrows, self.marker, self.placeholder, self.hint):
             self._scene.addItem(item)
         self._shown = None  # the Inference the cards show
-        self._gap_y: list[float] = []  # the centre of each gap a drop can land in (one more than blocks)
+        self._gaps: list[Gap] = []  # every place a drop can land, in every pipeline
         self.marker_index: int | None = None  # where a drop would land while a drag is over the canvas
+        self.marker_lane: Address | None = None  # ... and in which pipeline
         self._zoom = 1.0
-        self._press: tuple[QPoint, int] | None = None  # left press on a card: (viewport pos, index)
+        self._press: tuple[QPoint, Address] | None = None  # left press on a card: (viewport pos, address)
         self._scroll_step = 0  # auto-scroll while a drag hovers near the top or bottom edge
         self._scroll_timer = QTimer(self)
         self._scroll_timer.setInterval(30)
@@ -147,7 +152,7 @@ class PipelineCanvas(QGraphicsView):
             return a
 
         self.delete_action = action("&Delete block", self.delete_selected, QKeySequence.StandardKey.Delete,
-                                    Qt.Key.Key_Backspace, tip="Remove the selected block")
+                                    Qt.Key.Key_Backspace, tip="Remove the selected blocks")
         self.duplicate_action = action("D&uplicate block", self.duplicate_selected, "Ctrl+D",
                                        tip="Insert a copy of the selected block after it")
         self.copy_action = action("&Copy block", self.copy_selected, QKeySequence.StandardKey.Copy,
@@ -167,50 +172,70 @@ class PipelineCanvas(QGraphicsView):
 
     def _update_actions(self) -> None:
         editable = not self.doc.locked
-        has_block = 0 <= self.doc.selected < len(self.doc.project.blocks)
-        n = len(self.doc.project.blocks)
+        address, count = self.doc.selected_path, self.doc.selected_count
+        has_block = self.doc.block_at(address) is not None
+        n = len(self.doc.pipeline_at(lane_of(address)) or []) if has_block else 0
         self.delete_action.setEnabled(editable and has_block)
         self.duplicate_action.setEnabled(editable and has_block)
         self.copy_action.setEnabled(has_block)
-        self.paste_action.setEnabled(editable and self._clipboard_blocks() is not None)
-        self.move_up_action.setEnabled(editable and has_block and self.doc.selected > 0)
-        self.move_down_action.setEnabled(editable and has_block and self.doc.selected < n - 1)
+        self.paste_action.setEnabled(editable and self.clipboard_blocks() is not None)
+        self.move_up_action.setEnabled(editable and has_block and count == 1 and address[-1] > 0)
+        self.move_down_action.setEnabled(editable and has_block and count == 1 and address[-1] < n - 1)
 
     # --- edits ---------------------------------------------------------------------------------
+    def _selection(self) -> tuple[Address, list[int]]:
+        """The selected blocks' lane and their indices in it (none when nothing is selected)."""
+        address, count = self.doc.selected_path, self.doc.selected_count
+        if self.doc.block_at(address) is None:
+            return (), []
+        return lane_of(address), list(range(address[-1], address[-1] + count))
+
+    def is_selected(self, address: Address) -> bool:
+        lane, indices = self._selection()
+        return bool(indices) and lane_of(address) == lane and address[-1] in indices
+
     def delete_selected(self) -> None:
-        i = self.doc.selected
-        if 0 <= i < len(self.doc.project.blocks):
-            self.doc.remove_blocks([i])
-            # keep a selection so pressing Delete again goes on removing
-            self.doc.select(min(i, len(self.doc.project.blocks) - 1))
+        lane, indices = self._selection()
+        if not indices:
+            return
+        self.doc.remove_blocks(indices, lane)
+        # keep a selection so pressing Delete again goes on removing (the group once its lane is empty)
+        left = len(self.doc.pipeline_at(lane) or [])
+        self.doc.select_path((*lane, min(indices[0], left - 1)) if left else lane[:-1])
 
     def duplicate_selected(self) -> None:
-        if self.doc.selected >= 0:
-            self.doc.duplicate_block(self.doc.selected)
+        lane, indices = self._selection()
+        if indices:
+            blocks = self.doc.pipeline_at(lane)[indices[0]:indices[-1] + 1]
+            self.doc.insert_blocks(blocks, indices[-1] + 1, text="Duplicate block" if len(blocks) == 1
+                                   else "Duplicate blocks", lane=lane)
 
     def copy_selected(self) -> None:
-        i = self.doc.selected
-        if 0 <= i < len(self.doc.project.blocks):
-            QGuiApplication.clipboard().setMimeData(blocks_mime([self.doc.project.blocks[i]], "clipboard"))
+        lane, indices = self._selection()
+        if indices:
+            blocks = self.doc.pipeline_at(lane)[indices[0]:indices[-1] + 1]
+            QGuiApplication.clipboard().setMimeData(blocks_mime(blocks, "clipboard"))
 
-    def paste(self, index: int | None = None) -> None:
-        """Insert the clipboard's blocks at ``index``; by default after the selection, or at the end."""
-        blocks = self._clipboard_blocks()
+    def paste(self, index: int | None = None, lane: Address | None = None) -> None:
+        """Insert the clipboard's blocks at ``index`` of ``lane``; by default after the selection,
+        or at the end of the network."""
+        blocks = self.clipboard_blocks()
         if not blocks:
             return
-        if index is None:
-            index = self.doc.selected + 1 if self.doc.selected >= 0 else None
-        self.doc.insert_blocks(blocks, index, text="Paste block" if len(blocks) == 1 else "Paste blocks")
+        if lane is None:
+            lane, indices = self._selection()
+            index = indices[-1] + 1 if indices else None
+        self.doc.insert_blocks(blocks, index, text="Paste block" if len(blocks) == 1 else "Paste blocks", lane=lane)
 
-    def _clipboard_blocks(self) -> list[dict] | None:
+    def clipboard_blocks(self) -> list[dict] | None:
         mime = QGuiApplication.clipboard().mimeData()
         payload = read_blocks_mime(mime) if mime is not None else None
         return payload["blocks"] if payload and payload["blocks"] else None
 
     def _move_selected(self, step: int) -> None:
-        i = self.doc.selected
-        if 0 <= i < len(self.doc.project.blocks):
-            self.doc.move_block(i, i + step)
+        lane, indices = self._selection()
+        if len(indices) == 1:
+            self.doc.move_block(indices[0], indices[0] + step, lane)
 
     # --- building the picture from the document --------------------------------------------------
     def _sync(self, *_args) -> None:
@@ -218,68 +243,100 @@ class PipelineCanvas(QGraphicsView):
             self.refresh()
 
     def refresh(self) -> None:
-        """Bring every card up to date with the document (cards are reused; extra ones removed)."""
-        project, inference = self.doc.project, self.doc.inference
-        self._shown = inference  # kept alive, so an identity check cannot be fooled by a reused id
-        blocks = project.blocks
-        while len(self.cards) < len(blocks):
-            card = CardItem("block", len(self.cards))
-            self._scene.addItem(card)
-            self.cards.append(card)
-        while len(self.cards) > len(blocks):
-            self._scene.removeItem(self.cards.pop())
-        for i, card in enumerate(self.cards):
-            card.index = i
-            card.set_content(block_content(project, inference, i))
-            card.set_selected(i == self.doc.selected)
-        self.input_card.set_content(input_content(project, inference))
-        self.output_card.set_content(output_content(project, inference))
-        self._layout()
+        """Bring every card, frame and join up to date with the document (items are reused by
+        address; those no longer needed removed), then lay them out."""
+        project = self.doc.project
+        self._shown = self.doc.inference  # kept alive, so an identity check cannot be fooled by a reused id
+        used: set[Address] = set()
+        placer = Placer(lambda a, w: self._size_card(a, w, used), lambda a, w: self._size_join(a, w, used))
+        self.input_card.set_content(input_content(project, self._shown))
+        self.output_card.set_content(output_content(project, self._shown))
+        x = -CARD_WIDTH / 2
+        self.input_card.setPos(x, 0)
+        y = self.input_card.height()
+        self.placeholder.setVisible(not project.blocks)
+        if project.blocks:
+            y = placer.lane((), project.blocks, 0, CARD_WIDTH, y, (-1e9, 1e9))
+        else:
+            self.placeholder.setPos(x, y + GAP)
+            placer.out.gaps.append(Gap((), 0, x, -x, y + GAP + PlaceholderItem.HEIGHT / 2))
+            placer.out.arrows.append((0, y, y + GAP))
+            y += GAP + PlaceholderItem.HEIGHT
+        out = placer.out
+        out.arrows.append((0, y, y + GAP))
+        self.output_card.setPos(x, y + GAP)
+        bottom = y + GAP + self.output_card.height()
+        self._gaps = out.gaps
+        self._drop_unused(used)
+        for placed in out.cards:
+            self.cards_at[placed.address].setPos(placed.x, placed.y)
+        for frame in out.frames:
+            item = self.frames.get(frame.address)
+            if item is None:
+                item = self.frames[frame.address] = FrameItem(frame.address)
+                self._scene.addItem(item)
+            errors = any(p.severity == ERROR and p.address[:len(frame.address)] == frame.address
+                         for p in self._shown.problems)
+            item.set_frame(kind_of(self.doc.block_at(frame.address)).kind, QRectF(*frame.rect), frame.labels, errors)
+            self.joins[frame.address].setPos(frame.join[0], frame.join[1])
+        for address in list(self.frames):
+            if address not in used:
+                self._scene.removeItem(self.frames.pop(address))
+        self.cards = [self.cards_at[(i,)] for i in range(len(project.blocks))]
+        for address, card in self.cards_at.items():
+            card.set_selected(self.is_selected(address))
+        self.arrows.setPos(0, 0)
+        self.arrows.set_wires(out.arrows, out.lines, out.skips)
+        self.hint.setText(_HINT if project.blocks else "Build the network between the input and the output")
+        self.hint.setPos(-self.hint.boundingRect().width() / 2, -HINT_SPACE + 4)
+        left, right = min(out.left, x), max(out.right, -x)
+        self._scene.setSceneRect(QRectF(left - MARGIN, -HINT_SPACE - MARGIN, right - left + 2 * MARGIN,
+                                        bottom + HINT_SPACE + 2 * MARGIN))
         self._update_actions()
 
-    def _layout(self) -> None:
-        """Stack the cards top to bottom and draw the arrows in the gaps."""
-        x = -CARD_WIDTH / 2
-        y = 0.0
-        self.hint.setText(_HINT if self.cards else "Build the network between the input and the output")
-        self.hint.setPos(-self.hint.boundingRect().width() / 2, y - HINT_SPACE + 4)
-        self.input_card.setPos(x, y)
-        y += self.input_card.height()
-        gaps = []
-        self._gap_y = []
-        self.placeholder.setVisible(not self.cards)
-        if not self.cards:
-            gaps.append((y, y + GAP))
-            self.placeholder.setPos(x, y + GAP)
-            self._gap_y.append(y + GAP + PlaceholderItem.HEIGHT / 2)
-            y += GAP + PlaceholderItem.HEIGHT
-        for card in self.cards:
-            gaps.append((y, y + GAP))
-            self._gap_y.append(y + GAP / 2)
-            y += GAP
-            card.setPos(x, y)
-            y += card.height()
-        gaps.append((y, y + GAP))
-        if self.cards:
-            self._gap_y.append(y + GAP / 2)
-        y += GAP
-        self.output_card.setPos(x, y)
-        y += self.output_card.height()
-        self.arrows.setPos(x, 0)
-        self.arrows.set_gaps(gaps)
-        self._scene.setSceneRect(QRectF(x - MARGIN, -HINT_SPACE - MARGIN, CARD_WIDTH + 2 * MARGIN,
-                                        y + HINT_SPACE + 2 * MARGIN))
+    def _size_card(self, address: Address, width: float, used: set) -> float:
+        """The card of the block at ``address``, made or reused and given its content; its height."""
+        card = self.cards_at.get(address)
+        if card is None:
+            card = self.cards_at[address] = CardItem("block", address[-1], address)
+            self._scene.addItem(card)
+            if self.doc.locked:
+                card.setCursor(Qt.CursorShape.ArrowCursor)
+        card.set_content(block_content(self.doc.project, self._shown, address), width)
+        used.add(address)
+        return card.height()
+
+    def _size_join(self, address: Address, width: float, used: set) -> float:
+        """The join of the group at ``address`` (⊕ or the merge), with the problems of how its lanes meet."""
+        join = self.joins.get(address)
+        if join is None:
+            join = self.joins[address] = JoinItem(address)
+            self._scene.addItem(join)
+        info = self._shown.info_at(address)
+        spec = kind_of(self.doc.block_at(address))
+        glyph, text = spec.join_text(info) if info is not None else ("+", "")
+        problems = [p for p in self._shown.problems_at(address) if p.field in JOIN_FIELDS]
+        join.set_join(glyph, text, tuple(p.message for p in problems if p.severity != NOTE),
+                      tuple(p.message for p in problems if p.severity == NOTE), width)
+        used.add(address)
+        return join.height()
+
+    def _drop_unused(self, used: set) -> None:
+        for items in (self.cards_at, self.joins):
+            for address in [a for a in items if a not in used]:
+                self._scene.removeItem(items.pop(address))
+
+    def lane_names(self, lane: Address) -> list[str]:
+        """The names of the blocks of ``lane``, as their cards show them."""
+        blocks = self.doc.pipeline_at(lane) or []
+        return [effective_name(b, auto) if isinstance(b, dict) else "?"
+                for b, auto in zip(blocks, automatic_names(blocks))]
 
     # --- geometry, for drops and tests -----------------------------------------------------------
-    def card_rect(self, i: int) -> QRect:
-        """Block card ``i``'s rectangle in viewport coordinates."""
-        card = self.cards[i]
-        return self.mapFromScene(card.mapRectToScene(QRectF(0, 0, CARD_WIDTH, card.height()))).boundingRect()
-
-    def insertion_index_at(self, pos: QPoint | QPointF) -> int:
-        """The index a block dropped at viewport ``pos`` gets: the gap nearest above or below the pointer."""
-        y = self.mapToScene(QPointF(pos).toPoint()).y()
-        return sum(1 for card in self.cards if card.pos().y() + card.height() / 2 < y)
+    def card_rect(self, i: int | Address) -> QRect:
+        """The rectangle, in viewport coordinates, of block card ``i`` (an index or an address)."""
+        card = self.cards[i] if isinstance(i, int) else self.cards_at[tuple(i)]
+        return self.mapFromScene(card.mapRectToScene(QRectF(0, 0, card.width, card.height()))).boundingRect()
 
     def card_at(self, pos: QPoint | QPointF) -> CardItem | None:
         """The block card under viewport ``pos`` (None over the input, output or empty space)."""
@@ -288,18 +345,21 @@ class PipelineCanvas(QGraphicsView):
                 return item
         return None
 
-    def mime_for_card(self, i: int) -> QMimeData:
-        """What dragging card ``i`` carries: ``blocks_mime([block], "pipeline", i)`` plus this canvas's origin."""
-        mime = blocks_mime([self.doc.project.blocks[i]], "pipeline", i)
+    def mime_for_card(self, i: int | Address) -> QMimeData:
+        """What dragging card ``i`` (an index or an address) carries: the block, its address and
+        this canvas's origin."""
+        address = (i,) if isinstance(i, int) else tuple(i)
+        mime = blocks_mime([self.doc.block_at(address)], "pipeline", address[-1], address)
         mime.setData(MIME_ORIGIN, self._origin)
         return mime
 
     # --- selection, locking -----------------------------------------------------------------------
-    def _on_selection(self, index: int) -> None:
-        for card in self.cards:
-            card.set_selected(card.index == index)
-        if 0 <= index < len(self.cards):
-            self.ensureVisible(self.cards[index], 16, 24)
+    def _on_selection(self, _index: int) -> None:
+        for address, card in self.cards_at.items():
+            card.set_selected(self.is_selected(address))
+        card = self.cards_at.get(self.doc.selected_path)
+        if card is not None:
+            self.ensureVisible(card, 16, 24)
         self._update_actions()
 
     def _on_lock(self, reason: str) -> None:
@@ -307,7 +367,7 @@ class PipelineCanvas(QGraphicsView):
             self.banner.setText(f"{reason} — the pipeline is locked until it stops")
         self.banner.setVisible(bool(reason))
         self._place_banner()
-        for card in self.cards:
+        for card in self.cards_at.values():
             card.setCursor(Qt.CursorShape.ArrowCursor if reason else Qt.CursorShape.OpenHandCursor)
         self._update_actions()
 
@@ -351,15 +411,28 @@ class PipelineCanvas(QGraphicsView):
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         pos = event.position().toPoint()
         card = self.card_at(pos)
-        if event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
-            self.doc.select(card.index if card else -1)
-        self._press = (pos, card.index) if card and event.button() == Qt.MouseButton.LeftButton else None
+        if event.button() == Qt.MouseButton.LeftButton and card is not None and (
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            self._extend_selection(card.address)
+        elif event.button() == Qt.MouseButton.LeftButton or (
+                event.button() == Qt.MouseButton.RightButton and not (card and self.is_selected(card.address))):
+            self.doc.select_path(card.address if card else ())
+        self._press = (pos, card.address) if card and event.button() == Qt.MouseButton.LeftButton else None
         event.accept()
+
+    def _extend_selection(self, address: Address) -> None:
+        """Shift+click: select from the selected block to ``address`` when both are in one pipeline."""
+        current = self.doc.selected_path
+        if not current or lane_of(current) != lane_of(address):
+            self.doc.select_path(address)
+            return
+        first, last = sorted((current[-1], address[-1]))  # from the first selected one (the anchor)
+        self.doc.select_path((*lane_of(address), first), last - first + 1)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         card = self.card_at(event.position().toPoint())
         if card is not None and event.button() == Qt.MouseButton.LeftButton:
-            self.blockActivated.emit(card.index)
+            self.blockActivated.emit(card.address[0])
         elif (event.button() == Qt.MouseButton.LeftButton
               and self.input_card.sceneBoundingRect().contains(self.mapToScene(event.position().toPoint()))):
             self.dataRequested.emit()
@@ -367,11 +440,11 @@ class PipelineCanvas(QGraphicsView):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._press and event.buttons() & Qt.MouseButton.LeftButton:
-            start, index = self._press
+            start, address = self._press
             if (event.position().toPoint() - start).manhattanLength() >= QApplication.startDragDistance():
                 self._press = None
-                if not self.doc.locked and 0 <= index < len(self.cards):
-                    self._drag_card(index)
+                if not self.doc.locked and address in self.cards_at:
+                    self._drag_card(address)
                 return
         super().mouseMoveEvent(event)  # hover highlight and tooltips
 
@@ -379,10 +452,10 @@ class PipelineCanvas(QGraphicsView):
         self._press = None
         super().mouseReleaseEvent(event)
 
-    def _drag_card(self, index: int) -> None:
-        card = self.cards[index]
+    def _drag_card(self, address: Address) -> None:
+        card = self.cards_at[address]
         drag = QDrag(self)
-        drag.setMimeData(self.mime_for_card(index))
+        drag.setMimeData(self.mime_for_card(address))
         drag.setPixmap(self._card_pixmap(card))
         drag.setHotSpot(QPoint(24, 20))
         card.set_dimmed(True)
@@ -407,159 +480,25 @@ class PipelineCanvas(QGraphicsView):
         return pixmap
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        n = len(self.doc.project.blocks)
         key, mods = event.key(), event.modifiers()
-        if mods == Qt.KeyboardModifier.NoModifier and key in (Qt.Key.Key_Up, Qt.Key.Key_Down) and n:
-            current = self.doc.selected
-            if current < 0:
-                self.doc.select(0 if key == Qt.Key.Key_Down else n - 1)
+        if mods == Qt.KeyboardModifier.NoModifier and key in (Qt.Key.Key_Up, Qt.Key.Key_Down) and self.cards:
+            # every card in reading order, inner ones included
+            order = [a for a in walk(self.doc.project.blocks) if a in self.cards_at]
+            current = self.doc.selected_path
+            if current not in order:
+                self.doc.select_path(order[0] if key == Qt.Key.Key_Down else order[-1])
             else:
-                self.doc.select(max(0, min(n - 1, current + (1 if key == Qt.Key.Key_Down else -1))))
+                i = order.index(current) + (1 if key == Qt.Key.Key_Down else -1)
+                self.doc.select_path(order[max(0, min(len(order) - 1, i))])
             return
-        if key == Qt.Key.Key_Escape and self.doc.selected >= 0:
+        if key == Qt.Key.Key_Escape and self.doc.selected_path:
             self.doc.select(-1)
             return
         super().keyPressEvent(event)
-
-    def _add_group_actions(self, menu: QMenu, index: int) -> None:
-        """Wrap this block (and those after it) in a residual group; unwrap a group."""
-        blocks = self.doc.project.blocks
-        editable = not self.doc.locked
-        menu.addSeparator()
-        wrap = menu.addMenu(theme.block_icon("residual"), "&Wrap in residual group")
-        wrap.setEnabled(editable)
-        names = [info.name for info in self.doc.inference.blocks]
-        for last in range(index, min(index + 6, len(blocks))):
-            label = (f"{names[index]} alone" if last == index
-                     else f"{names[index]} … {names[last]} ({last - index + 1} blocks)")
-            wrap.addAction(label, lambda last=last: self.doc.wrap_in_residual(index, last))
-        spec = kind_of(blocks[index]) if 0 <= index < len(blocks) else None
-        if spec is not None and spec.unwrap(blocks[index]) is not None:
-            unwrap = menu.addAction("&Unwrap group", lambda: self.doc.unwrap_group(index))
-            unwrap.setEnabled(editable)
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         self.context_menu_at(event.pos()).exec(event.globalPos())
 
     def context_menu_at(self, pos: QPoint) -> QMenu:
         """The menu for a right-click at viewport ``pos``: block actions on a card, paste/add elsewhere."""
-        menu = QMenu(self)
-        card = self.card_at(pos)
-        if card is not None:
-            self.doc.select(card.index)
-            for a in (self.delete_action, self.duplicate_action, self.copy_action, self.paste_action):
-                menu.addAction(a)
-            menu.addSeparator()
-            menu.addAction(self.move_up_action)
-            menu.addAction(self.move_down_action)
-            self._add_group_actions(menu, card.index)
-            return menu
-        index = self.insertion_index_at(pos)
-        editable = not self.doc.locked
-        paste = menu.addAction("&Paste here", lambda: self.paste(index))
-        paste.setEnabled(editable and self._clipboard_blocks() is not None)
-        add = menu.addMenu("&Add block here")
-        add.setEnabled(editable)
-        for entry in PALETTE_ENTRIES:
-            a = add.addAction(theme.block_icon(entry.block()), entry.label,
-                              lambda e=entry: self.doc.insert_blocks([e.block()], index))
-            a.setToolTip(entry.help)
-        add.setToolTipsVisible(True)
-        menu.addSeparator()
-        menu.addAction(self.zoom_fit_action)
-        return menu
-
-    # --- drag and drop -----------------------------------------------------------------------------
-    def _drop_payload(self, event: QDropEvent) -> dict | None:
-        """The blocks an incoming drag carries, or None when this canvas should refuse it."""
-        mime = event.mimeData()
-        if self.doc.locked or mime is None or not mime.hasFormat(MIME_BLOCKS):
-            return None
-        payload = read_blocks_mime(mime)
-        return payload if payload and payload["blocks"] else None
-
-    def _is_reorder(self, event: QDropEvent, payload: dict) -> bool:
-        mime = event.mimeData()
-        return (payload.get("source") == "pipeline" and bytes(mime.data(MIME_ORIGIN)) == self._origin
-                and isinstance(payload.get("index"), int) and 0 <= payload["index"] < len(self.doc.project.blocks))
-
-    def _accept(self, event: QDragMoveEvent) -> bool:
-        payload = self._drop_payload(event)
-        if payload is None:
-            event.ignore()
-            self._show_marker(None)
-            return False
-        action = Qt.DropAction.MoveAction if self._is_reorder(event, payload) else Qt.DropAction.CopyAction
-        event.setDropAction(action)
-        event.accept()
-        pos = event.position()
-        self._show_marker(self.insertion_index_at(pos))
-        self._set_scroll_step(pos.y())
-        return True
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        self._accept(event)
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        self._accept(event)
-
-    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
-        self._show_marker(None)
-        self._set_scroll_step(None)
-        event.accept()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self._show_marker(None)
-        self._set_scroll_step(None)
-        payload = self._drop_payload(event)
-        if payload is None:
-            event.ignore()
-            return
-        index = self.insertion_index_at(event.position())
-        if self._is_reorder(event, payload):
-            source = payload["index"]
-            # the gap index counts the moved block itself when it lies above the gap
-            target = index - 1 if index > source else index
-            if target != source:
-                self.doc.move_block(source, target)
-            event.setDropAction(Qt.DropAction.MoveAction)
-        else:
-            self.doc.insert_blocks(payload["blocks"], index)
-            event.setDropAction(Qt.DropAction.CopyAction)
-        event.accept()
-
-    def _show_marker(self, index: int | None) -> None:
-        self.marker_index = index
-        if index is None or not self._gap_y:
-            self.marker.hide()
-            self.placeholder.set_active(False)
-            return
-        self.placeholder.set_active(not self.cards)
-        self.marker.setVisible(bool(self.cards))
-        self.marker.setPos(-CARD_WIDTH / 2, self._gap_y[min(index, len(self._gap_y) - 1)])
-
-    def marker_scene_y(self) -> float | None:
-        """The marker's y in scene coordinates while shown (for tests)."""
-        return self.marker.pos().y() if self.marker.isVisible() else None
-
-    def gap_scene_y(self, index: int) -> float:
-        """The centre of gap ``index`` (before block ``index``) in scene coordinates."""
-        return self._gap_y[index]
-
-    def _set_scroll_step(self, y: float | None) -> None:
-        edge = 36
-        height = self.viewport().height()
-        if y is None or edge <= y <= height - edge:
-            self._scroll_step = 0
-            self._scroll_timer.stop()
-            return
-        self._scroll_step = -12 if y < edge else 12
-        if not self._scroll_timer.isActive():
-            self._scroll_timer.start()
-
-    def _auto_scroll(self) -> None:
-        bar = self.verticalScrollBar()
-        bar.setValue(bar.value() + self._scroll_step)
-        if self._scroll_step == 0 or bar.value() in (bar.minimum(), bar.maximum()):
-            self._scroll_timer.stop()
-
+        return context_menu(self, pos)

@@ -1,24 +1,18 @@
-"""The items the pipeline canvas draws (block cards, the arrows between them, the insertion marker)
-and what each card shows, derived from the project and its inference.
+"""The items the pipeline canvas draws: block cards, a group's frame and join, the wires between
+them, the insertion marker and the empty pipeline's drop zone.
 
 Items only draw what they are given (``CardItem.set_content``); the canvas places them.
 """
 from __future__ import annotations
 
 import html
-import os
-from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from netbuilder.core.errors import ERROR, NOTE, WARNING
-from netbuilder.core.inference import Inference
-from netbuilder.core.project import Project
-from netbuilder.core.summary import format_shape, short_settings
 from netbuilder.gui import theme
-from netbuilder.gui.palette import block_help
+from netbuilder.gui.card_content import CardContent, short_message
 
 CARD_WIDTH = 400
 CARD_HEIGHT = 52            # two text lines
@@ -28,38 +22,15 @@ PAD = 12
 BADGE_R = 9                 # the "!" badge on a card's corner
 
 
-@dataclass(frozen=True)
-class CardContent:
-    """What a card shows; equal contents mean nothing to repaint."""
-
-    role: str                       # "block", "input" or "output"
-    kind: str                       # for the accent colour
-    icon: str                       # icon stem ("conv", "pool_max", "input")
-    number: str                     # "3" (1-based) for blocks, "" for input/output
-    title: str                      # block name, "Input", "Output"
-    settings: str                   # short settings, dataset, ...
-    shape_text: str                 # "6 x 28 x 28", "shape unknown", "10 classes"
-    params_text: str                # "156 params", "" for input/output
-    errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    unknown: bool = False           # shape unknown because of a problem upstream
-    help: str = ""                  # what the block does, for the tooltip
-
-
-def _short(message: str) -> str:
-    """A problem message without its "block 3 (conv): " prefix: the card already says which block."""
-    head, sep, rest = message.partition("): ")
-    return rest if sep and head.startswith("block ") and "(" in head else message
-
-
 class CardItem(QGraphicsItem):
     """One card of the pipeline: the input, a block, or the output."""
 
-    def __init__(self, role: str, index: int = -1):
+    def __init__(self, role: str, index: int = -1, address: tuple = ()):
         super().__init__()
         self.role = role
-        self.index = index          # the block's index for block cards; -1 for input/output
+        self.index = index          # the block's index in its pipeline for block cards; -1 for input/output
+        self.address = address or ((index,) if index >= 0 else ())  # where the block is (core.addresses)
+        self.width = CARD_WIDTH
         self.content: CardContent | None = None
         self.selected = False
         self.hovered = False
@@ -95,17 +66,17 @@ class CardItem(QGraphicsItem):
             return ""
         found = c.errors or c.warnings
         more = f"  (+{len(found) - 1} more)" if len(found) > 1 else ""
-        return _short(found[0]) + more
+        return short_message(found[0]) + more
 
     def height(self) -> float:
         return CARD_HEIGHT + (len(self._lines) * self._line_h + 8 if self._lines else 0)
 
-    def set_content(self, content: CardContent) -> bool:
-        """Show ``content``; returns whether anything changed."""
-        if content == self.content:
+    def set_content(self, content: CardContent, width: float = CARD_WIDTH) -> bool:
+        """Show ``content`` on a card ``width`` wide; returns whether anything changed."""
+        if content == self.content and width == self.width:
             return False
         self.prepareGeometryChange()
-        self.content = content
+        self.content, self.width = content, width
         self._lines = self._wrap(self.message, bool(content.errors))
         self.setToolTip(self._tooltip_html())
         self.update()
@@ -117,22 +88,7 @@ class CardItem(QGraphicsItem):
             return []
         metrics = QFontMetrics(theme.font(-0.5, bold=error))
         self._line_h = metrics.height()
-        width = CARD_WIDTH - STRIP - 2 * PAD - BADGE_R
-        lines: list[str] = []
-        rest = text
-        while rest and len(lines) < MESSAGE_LINES:
-            if len(lines) == MESSAGE_LINES - 1 or metrics.horizontalAdvance(rest) <= width:
-                lines.append(metrics.elidedText(rest, Qt.TextElideMode.ElideRight, width))
-                break
-            # the longest run of whole words that fits
-            cut = len(rest)
-            while cut > 0 and metrics.horizontalAdvance(rest[:cut]) > width:
-                space = rest.rfind(" ", 0, cut)
-                cut = space if space > 0 else cut - 1
-            cut = max(cut, 1)
-            lines.append(rest[:cut])
-            rest = rest[cut:].lstrip()
-        return lines
+        return _wrapped(metrics, text, int(self.width - STRIP - 2 * PAD - BADGE_R), MESSAGE_LINES)
 
     def set_selected(self, selected: bool) -> None:
         if selected != self.selected:
@@ -174,7 +130,7 @@ class CardItem(QGraphicsItem):
     # --- QGraphicsItem ---------------------------------------------------------------------
     def boundingRect(self) -> QRectF:
         # the selection ring is drawn 4 px outside; the badge sits on the top-right corner
-        return QRectF(-5, -BADGE_R - 1, CARD_WIDTH + BADGE_R + 6, self.height() + BADGE_R + 6)
+        return QRectF(-5, -BADGE_R - 1, self.width + BADGE_R + 6, self.height() + BADGE_R + 6)
 
     def hoverEnterEvent(self, event) -> None:
         self.hovered = True
@@ -193,7 +149,7 @@ class CardItem(QGraphicsItem):
         if self.dimmed:
             painter.setOpacity(0.4)
         h = self.height()
-        rect = QRectF(0, 0, CARD_WIDTH, h)
+        rect = QRectF(0, 0, self.width, h)
         error, warning = bool(c.errors), bool(c.warnings)
 
         if self.selected:
@@ -236,7 +192,7 @@ class CardItem(QGraphicsItem):
             painter.drawText(QRectF(0, 30, STRIP, 16), Qt.AlignmentFlag.AlignCenter, c.number)
 
         left = STRIP + PAD
-        right = CARD_WIDTH - PAD - (BADGE_R if error or warning else 0)
+        right = self.width - PAD - (BADGE_R if error or warning else 0)
         width = right - left
         # line 1: name, output shape
         bold = theme.font(0.5, bold=True)
@@ -270,7 +226,7 @@ class CardItem(QGraphicsItem):
                 painter.drawText(QRectF(left, CARD_HEIGHT - 5 + n * self._line_h, width, self._line_h),
                                  Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, line)
         if error or warning:
-            self._badge(painter, QPointF(CARD_WIDTH - 2, 2), theme.ERROR if error else theme.WARNING)
+            self._badge(painter, QPointF(self.width - 2, 2), theme.ERROR if error else theme.WARNING)
 
     @staticmethod
     def _badge(painter: QPainter, centre: QPointF, colour: str) -> None:
@@ -283,39 +239,196 @@ class CardItem(QGraphicsItem):
                          Qt.AlignmentFlag.AlignCenter, "!")
 
 
-class ArrowsItem(QGraphicsItem):
-    """The arrows between consecutive cards, one item for all of them (``set_gaps``)."""
+class WiresItem(QGraphicsItem):
+    """Every connection line of the pipeline in one item: arrows down the gaps between cards, plain
+    lines (a branch group's fan-out and fan-in) and residual skips (polylines ending in a head)."""
 
     def __init__(self):
         super().__init__()
-        self._gaps: list[tuple[float, float]] = []
+        self._wires: tuple = ((), (), ())
+        self._rect = QRectF()
         self.setZValue(-1)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
 
-    def set_gaps(self, gaps: list[tuple[float, float]]) -> None:
-        """(top, bottom) y of each arrow, drawn down the cards' centre line."""
-        if gaps != self._gaps:
-            self.prepareGeometryChange()
-            self._gaps = list(gaps)
-            self.update()
+    def set_wires(self, arrows, lines=(), skips=()) -> None:
+        """``arrows``: (x, top, bottom) each; ``lines`` and ``skips``: sequences of (x, y) points."""
+        wires = (tuple(arrows), tuple(tuple(p) for p in lines), tuple(tuple(p) for p in skips))
+        if wires == self._wires:
+            return
+        self.prepareGeometryChange()
+        self._wires = wires
+        xs = [x for x, _, _ in arrows] + [p[0] for line in (*lines, *skips) for p in line]
+        ys = [y for _, a, b in arrows for y in (a, b)] + [p[1] for line in (*lines, *skips) for p in line]
+        self._rect = (QRectF(min(xs) - 8, min(ys) - 8, max(xs) - min(xs) + 16, max(ys) - min(ys) + 16)
+                      if xs else QRectF())
+        self.update()
+
+    @property
+    def arrows(self) -> tuple:
+        return self._wires[0]
+
+    @property
+    def skips(self) -> tuple:
+        return self._wires[2]
 
     def boundingRect(self) -> QRectF:
-        if not self._gaps:
-            return QRectF()
-        return QRectF(CARD_WIDTH / 2 - 8, self._gaps[0][0], 16, self._gaps[-1][1] - self._gaps[0][0])
+        return self._rect
+
+    @staticmethod
+    def _head(painter: QPainter, tip: QPointF, dx: float, dy: float) -> None:
+        """A filled arrow head at ``tip`` pointing along the unit direction (dx, dy)."""
+        back = QPointF(tip.x() - 7 * dx, tip.y() - 7 * dy)
+        side = QPointF(-dy * 5, dx * 5)
+        painter.drawPolygon(QPolygonF([back + side, back - side, tip]))
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         colour = QColor(theme.ARROW)
-        x = CARD_WIDTH / 2
-        for top, bottom in self._gaps:
+        arrows, lines, skips = self._wires
+        for x, top, bottom in arrows:
             painter.setPen(QPen(colour, 1.6))
             # the tip stops short of the card, clear of a selected card's ring
             painter.drawLine(QPointF(x, top + 3), QPointF(x, bottom - 11))
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(colour)
-            painter.drawPolygon(QPolygonF([QPointF(x - 5, bottom - 13), QPointF(x + 5, bottom - 13),
-                                           QPointF(x, bottom - 6)]))
+            self._head(painter, QPointF(x, bottom - 6), 0, 1)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for line in lines:
+            painter.setPen(QPen(colour, 1.6))
+            painter.drawPolyline(QPolygonF([QPointF(*p) for p in line]))
+        skip = QColor(theme.SELECTION)
+        for line in skips:
+            painter.setPen(QPen(skip, 2, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+            points = [QPointF(*p) for p in line]
+            painter.drawPolyline(QPolygonF(points))
+            a, b = points[-2], points[-1]
+            length = max(1e-6, ((b.x() - a.x()) ** 2 + (b.y() - a.y()) ** 2) ** 0.5)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(skip)
+            self._head(painter, b, (b.x() - a.x()) / length, (b.y() - a.y()) / length)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+
+
+class FrameItem(QGraphicsItem):
+    """A group's lane: a tinted frame behind its header card, its inner cards and its join, with
+    each branch path's label; red when anything inside has an error."""
+
+    def __init__(self, address: tuple):
+        super().__init__()
+        self.address = address
+        self.kind, self.error = "", False
+        self._rect = QRectF()
+        self._labels: tuple = ()
+        self.setZValue(-2)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    def set_frame(self, kind: str, rect: QRectF, labels: tuple, error: bool) -> None:
+        """``rect`` in scene coordinates (the item stays at the origin); ``labels``: (x, y, text)."""
+        if (kind, rect, labels, error) != (self.kind, self._rect, self._labels, self.error):
+            self.prepareGeometryChange()
+            self.kind, self._rect, self._labels, self.error = kind, QRectF(rect), tuple(labels), error
+            self.update()
+
+    @property
+    def rect(self) -> QRectF:
+        return QRectF(self._rect)
+
+    @property
+    def labels(self) -> list[str]:
+        return [text for _, _, text in self._labels]
+
+    def boundingRect(self) -> QRectF:
+        return self._rect.adjusted(-2, -2, 2, 2)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        accent = theme.accent(self.kind)
+        border = QColor(theme.ERROR) if self.error else theme.tint(accent, 0.55, theme.SURFACE)
+        painter.setPen(QPen(border, 1.6 if self.error else 1.2, Qt.PenStyle.SolidLine))
+        painter.setBrush(theme.tint(accent, 0.07, theme.BACKGROUND))
+        painter.drawRoundedRect(self._rect, 11, 11)
+        painter.setPen(QColor(theme.MUTED))
+        painter.setFont(theme.font(-1.5, italic=True))
+        for x, y, text in self._labels:
+            painter.drawText(QPointF(x + 14, y + 12), text)
+
+
+class JoinItem(QGraphicsItem):
+    """Where a group's lanes meet: ⊕ (the skip added) or the merge of branch paths, with the shape
+    that comes out, or in red why they cannot meet."""
+
+    HEIGHT = 30
+
+    def __init__(self, address: tuple):
+        super().__init__()
+        self.address = address
+        self.width = 300.0
+        self.glyph, self.text = "+", ""
+        self.errors: tuple[str, ...] = ()
+        self.notes: tuple[str, ...] = ()
+        self._lines: list[str] = []
+        self._line_h = QFontMetrics(theme.font(-0.5, bold=True)).height()
+        self.setAcceptHoverEvents(True)
+
+    def set_join(self, glyph: str, text: str, errors: tuple, notes: tuple, width: float) -> None:
+        if (glyph, text, errors, notes, width) == (self.glyph, self.text, self.errors, self.notes, self.width):
+            return
+        self.prepareGeometryChange()
+        self.glyph, self.text, self.errors, self.notes, self.width = glyph, text, tuple(errors), tuple(notes), width
+        metrics = QFontMetrics(theme.font(-0.5, bold=True))
+        self._lines = _wrapped(metrics, short_message(errors[0]), int(width - 44)) if errors else []
+        self.setToolTip("\n".join([text, *errors, *notes]))
+        self.update()
+
+    @property
+    def message(self) -> str:
+        return self.errors[0] if self.errors else ""
+
+    def height(self) -> float:
+        return self.HEIGHT + (len(self._lines) * self._line_h + 6 if self._lines else 0)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(-2, -2, self.width + 4, self.height() + 4)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        error = bool(self.errors)
+        rect = QRectF(0, 0, self.width, self.height())
+        painter.setPen(QPen(QColor(theme.ERROR if error else theme.BORDER), 2 if error else 1.2))
+        painter.setBrush(QColor(theme.ERROR_FILL if error else theme.SURFACE))
+        painter.drawRoundedRect(rect, self.HEIGHT / 2, self.HEIGHT / 2)
+        centre = QPointF(18, self.HEIGHT / 2)
+        painter.setPen(QPen(QColor(theme.ERROR if error else theme.SELECTION), 1.8))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawEllipse(centre, 9, 9)
+        painter.setFont(theme.font(0, bold=True))
+        painter.drawText(QRectF(centre.x() - 9, centre.y() - 9, 18, 18), Qt.AlignmentFlag.AlignCenter, self.glyph)
+        painter.setPen(QColor(theme.ERROR if error else theme.TEXT))
+        painter.setFont(theme.font(-0.5, bold=True))
+        text = QFontMetrics(theme.font(-0.5, bold=True)).elidedText(self.text, Qt.TextElideMode.ElideRight,
+                                                                     int(self.width - 44))
+        painter.drawText(QRectF(34, 0, self.width - 44, self.HEIGHT), Qt.AlignmentFlag.AlignVCenter, text)
+        for n, line in enumerate(self._lines):
+            painter.drawText(QRectF(34, self.HEIGHT - 4 + n * self._line_h, self.width - 44, self._line_h),
+                             Qt.AlignmentFlag.AlignVCenter, line)
+
+
+def _wrapped(metrics: QFontMetrics, text: str, width: int, most: int = 4) -> list[str]:
+    """``text`` broken at spaces into at most ``most`` lines of ``width`` pixels, the last elided."""
+    lines: list[str] = []
+    rest = text
+    while rest and len(lines) < most:
+        if len(lines) == most - 1 or metrics.horizontalAdvance(rest) <= width:
+            lines.append(metrics.elidedText(rest, Qt.TextElideMode.ElideRight, width))
+            break
+        cut = len(rest)
+        while cut > 0 and metrics.horizontalAdvance(rest[:cut]) > width:
+            space = rest.rfind(" ", 0, cut)
+            cut = space if space > 0 else cut - 1
+        cut = max(cut, 1)
+        lines.append(rest[:cut])
+        rest = rest[cut:].lstrip()
+    return lines
 
 
 class InsertionMarker(QGraphicsItem):
@@ -323,22 +436,28 @@ class InsertionMarker(QGraphicsItem):
 
     def __init__(self):
         super().__init__()
+        self.width = CARD_WIDTH
         self.setZValue(10)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.hide()
 
+    def set_width(self, width: float) -> None:
+        if width != self.width:
+            self.prepareGeometryChange()
+            self.width = width
+
     def boundingRect(self) -> QRectF:
-        return QRectF(-20, -8, CARD_WIDTH + 40, 16)
+        return QRectF(-20, -8, self.width + 40, 16)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         colour = QColor(theme.SELECTION)
         painter.setPen(QPen(colour, 3.5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        painter.drawLine(QPointF(-6, 0), QPointF(CARD_WIDTH + 6, 0))
+        painter.drawLine(QPointF(-6, 0), QPointF(self.width + 6, 0))
         painter.setPen(QPen(QColor(theme.SURFACE), 2))
         painter.setBrush(colour)
         painter.drawEllipse(QPointF(-10, 0), 6, 6)
-        painter.drawEllipse(QPointF(CARD_WIDTH + 10, 0), 6, 6)
+        painter.drawEllipse(QPointF(self.width + 10, 0), 6, 6)
 
 
 class PlaceholderItem(QGraphicsItem):
@@ -374,77 +493,3 @@ class PlaceholderItem(QGraphicsItem):
         painter.setFont(theme.font(-0.5))
         painter.drawText(rect.adjusted(12, 48, -12, -14), Qt.AlignmentFlag.AlignCenter,
                          "or double-click a palette entry · start with convolution or flatten")
-
-
-# --- what each card shows, from the project and its inference --------------------------------
-def _dataset_label(spec: object) -> str:
-    if not isinstance(spec, dict):
-        return "no dataset"
-    kind = spec.get("kind", "shapes")
-    if kind == "shapes":
-        return "built-in shapes dataset"
-    path = spec.get("path") or spec.get("train_images")
-    return f"{kind} dataset" + (f" · {os.path.basename(str(path))}" if path else "")
-
-
-def block_content(project: Project, inference: Inference, i: int) -> CardContent:
-    """Block ``i``'s card: name, short settings, output shape, parameters and its problems."""
-    block = project.blocks[i]
-    info = inference.blocks[i] if i < len(inference.blocks) else None
-    problems = inference.problems_for(i)
-    kind = block.get("kind") if isinstance(block, dict) else None
-    errors = tuple(p.message for p in problems if p.severity == ERROR)
-    known = info is not None and info.output_shape is not None
-    return CardContent(
-        role="block",
-        kind=kind if isinstance(kind, str) else "?",
-        icon=theme.icon_name(block) if isinstance(block, dict) else "unknown",
-        number=str(i + 1),
-        title=info.name if info is not None else f"block {i + 1}",
-        settings=short_settings(block),
-        shape_text=format_shape(info.output_shape) if known else "shape unknown",
-        params_text=f"{info.params:,} params" if known else "? params",
-        errors=errors,
-        warnings=tuple(p.message for p in problems if p.severity == WARNING),
-        notes=tuple(p.message for p in problems if p.severity == NOTE),
-        unknown=not known and not errors,
-        help=block_help(block) if isinstance(block, dict) else "",
-    )
-
-
-def _project_problems(inference: Inference, fields: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(errors, warnings) not tied to a block whose field is one of ``fields``."""
-    found = [p for p in inference.problems if p.block is None and p.field in fields]
-    return (tuple(p.message for p in found if p.severity == ERROR),
-            tuple(p.message for p in found if p.severity == WARNING))
-
-
-def input_content(project: Project, inference: Inference) -> CardContent:
-    shape = inference.input_shape
-    errors, warnings = _project_problems(inference, ("input_shape", "dataset", "dataset.kind"))
-    return CardContent(
-        role="input", kind="input", icon="input", number="", title="Input",
-        settings=_dataset_label(project.dataset),
-        shape_text=format_shape(shape) if shape else "shape unknown", params_text="",
-        errors=errors, warnings=warnings,
-        help="What the network receives: channels x height x width of each image. "
-             "Double-click to choose the data.")
-
-
-def output_content(project: Project, inference: Inference) -> CardContent:
-    classes = project.num_classes
-    errors, warnings = _project_problems(inference, ("num_classes",))
-    if classes is None:
-        shape_text = "classes from the dataset"
-    else:
-        shape_text = "1 class (binary)" if classes == 1 else f"{classes} classes"
-    if not project.blocks:
-        settings = "the pipeline is empty"
-    elif inference.output_shape is None:
-        settings = "network output unknown"
-    else:
-        settings = f"network output {format_shape(inference.output_shape)}"
-    return CardContent(
-        role="output", kind="output", icon="output", number="", title="Output",
-        settings=settings, shape_text=shape_text, params_text="", errors=errors, warnings=warnings,
-        help="The network's answer: the last block must give one value per class.")

@@ -35,59 +35,64 @@ def _describe(block: dict) -> str:
     return block.get("name") or block.get("kind", "block")
 
 
+# Each edit names the pipeline it happens in by its lane (see core.addresses): () for the network's,
+# or one inside a group.
 class InsertBlocks(_DocumentCommand):
     """Insert blocks at ``index`` (add, paste, duplicate)."""
 
-    def __init__(self, doc: ProjectDocument, index: int, blocks: list[dict], text: str | None = None):
+    def __init__(self, doc: ProjectDocument, index: int, blocks: list[dict], text: str | None = None,
+                 lane: tuple = ()):
         default = f"Add {_describe(blocks[0])}" if len(blocks) == 1 else f"Add {len(blocks)} blocks"
         super().__init__(doc, text or default)
-        self.index, self.blocks = index, copy.deepcopy(blocks)
+        self.index, self.blocks, self.lane = index, copy.deepcopy(blocks), tuple(lane)
 
     def redo(self) -> None:
-        self.doc._insert(self.index, copy.deepcopy(self.blocks))
+        self.doc._insert(self.index, copy.deepcopy(self.blocks), self.lane)
 
     def undo(self) -> None:
-        self.doc._remove(list(range(self.index, self.index + len(self.blocks))))
+        self.doc._remove(list(range(self.index, self.index + len(self.blocks))), self.lane)
 
 
 class RemoveBlocks(_DocumentCommand):
     """Remove blocks; remembers where each was, so undo puts every one back in its place."""
 
-    def __init__(self, doc: ProjectDocument, indices: list[int]):
+    def __init__(self, doc: ProjectDocument, indices: list[int], lane: tuple = ()):
         indices = sorted(set(indices))
-        blocks = [doc.project.blocks[i] for i in indices]
+        pipeline = doc.pipeline_at(lane)
+        blocks = [pipeline[i] for i in indices]
         super().__init__(doc, f"Delete {_describe(blocks[0])}" if len(blocks) == 1 else f"Delete {len(blocks)} blocks")
-        self.indices, self.blocks = indices, copy.deepcopy(blocks)
+        self.indices, self.blocks, self.lane = indices, copy.deepcopy(blocks), tuple(lane)
 
     def redo(self) -> None:
-        self.doc._remove(self.indices)
+        self.doc._remove(self.indices, self.lane)
 
     def undo(self) -> None:
         for i, block in zip(self.indices, self.blocks):  # ascending: each lands where it was
-            self.doc._insert(i, [copy.deepcopy(block)])
+            self.doc._insert(i, [copy.deepcopy(block)], self.lane)
 
 
 class MoveBlock(_DocumentCommand):
     """Move the block at ``source`` so that it ends up at index ``target``."""
 
-    def __init__(self, doc: ProjectDocument, source: int, target: int):
-        super().__init__(doc, f"Move {_describe(doc.project.blocks[source])}")
-        self.source, self.target = source, target
+    def __init__(self, doc: ProjectDocument, source: int, target: int, lane: tuple = ()):
+        super().__init__(doc, f"Move {_describe(doc.pipeline_at(lane)[source])}")
+        self.source, self.target, self.lane = source, target, tuple(lane)
 
     def redo(self) -> None:
-        self.doc._move(self.source, self.target)
+        self.doc._move(self.source, self.target, self.lane)
 
     def undo(self) -> None:
-        self.doc._move(self.target, self.source)
+        self.doc._move(self.target, self.source, self.lane)
 
 
 class SetBlockField(_DocumentCommand):
     """Set one field of one block, or with ``remove`` take the key out (e.g. back to an automatic name)."""
 
-    def __init__(self, doc: ProjectDocument, index: int, field: str, value: Any, remove: bool = False):
-        block = doc.project.blocks[index]
+    def __init__(self, doc: ProjectDocument, index: int, field: str, value: Any, remove: bool = False,
+                 lane: tuple = ()):
+        block = doc.block_at((*lane, index))
         super().__init__(doc, f"{'Reset' if remove else 'Change'} {_describe(block)} {field}")
-        self.index, self.field = index, field
+        self.index, self.field, self.lane = index, field, tuple(lane)
         self.had = field in block
         self.old = copy.deepcopy(block.get(field))
         self.new = copy.deepcopy(value)
@@ -97,16 +102,17 @@ class SetBlockField(_DocumentCommand):
         return _SET_FIELD_ID
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, SetBlockField) or (other.index, other.field) != (self.index, self.field):
+        if not isinstance(other, SetBlockField) or (other.lane, other.index, other.field) != (
+                self.lane, self.index, self.field):
             return False
         self.new, self.keep = copy.deepcopy(other.new), other.keep
         return True
 
     def redo(self) -> None:
-        self.doc._set_field(self.index, self.field, copy.deepcopy(self.new), present=self.keep)
+        self.doc._set_field(self.index, self.field, copy.deepcopy(self.new), present=self.keep, lane=self.lane)
 
     def undo(self) -> None:
-        self.doc._set_field(self.index, self.field, copy.deepcopy(self.old), present=self.had)
+        self.doc._set_field(self.index, self.field, copy.deepcopy(self.old), present=self.had, lane=self.lane)
 
 
 class SetProjectValue(_DocumentCommand):

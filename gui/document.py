@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from netbuilder.core.addresses import Address, after_removal, block_at, inside, lane_of, pipeline_at
 from netbuilder.core.block_names import automatic_names, effective_name
 from netbuilder.core.blocks import KINDS, default_block, kind_of
 from netbuilder.core.inference import Inference, infer
@@ -51,7 +52,8 @@ class ProjectDocument(QObject):
         self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._project = project if project is not None else Project()
         self._path: Path | None = None
-        self._selected = -1
+        self._selected_path: Address = ()
+        self._selected_count = 1
         self._lock_reason = ""
         self._inference = infer(self._project)
 
@@ -75,7 +77,24 @@ class ProjectDocument(QObject):
 
     @property
     def selected(self) -> int:
-        return self._selected
+        """The selected top-level block, or the group holding the selected inner block (-1: none)."""
+        return self._selected_path[0] if self._selected_path else -1
+
+    @property
+    def selected_path(self) -> Address:
+        """The selected block's address (block, lane, index, ...; see core.addresses); () for none."""
+        return self._selected_path
+
+    @property
+    def selected_count(self) -> int:
+        """How many consecutive blocks of the selected one's lane are selected, from it on (0: none)."""
+        return self._selected_count if self._selected_path else 0
+
+    def block_at(self, address: Address) -> dict | None:
+        return block_at(self._project.blocks, address)
+
+    def pipeline_at(self, lane: Address) -> list | None:
+        return pipeline_at(self._project.blocks, lane)
 
     @property
     def locked(self) -> bool:
@@ -98,81 +117,122 @@ class ProjectDocument(QObject):
             raise ValueError(f"unknown block kind {kind!r}")
         return self.insert_blocks([default_block(kind)], index)
 
-    def insert_blocks(self, blocks: list[dict], index: int | None = None, text: str | None = None) -> int:
-        """Insert copies of ``blocks`` at ``index`` (default: the end); returns the first index."""
-        if not blocks or not self._can_edit():
+    def insert_blocks(self, blocks: list[dict], index: int | None = None, text: str | None = None,
+                      lane: Address = (), keep_names: bool = False) -> int:
+        """Insert copies of ``blocks`` at ``index`` of ``lane`` (default: the end of the network's
+        pipeline); returns the first index. They get fresh names unless ``keep_names`` (a move)
+        and no other block of the lane has theirs."""
+        pipeline = self.pipeline_at(lane)
+        if not blocks or pipeline is None or not self._can_edit():
             return -1
-        n = len(self._project.blocks)
+        n = len(pipeline)
         index = n if index is None else max(0, min(index, n))
-        new = [self._unnamed(b) for b in blocks]
+        new = [copy.deepcopy(b) if keep_names else self._unnamed(b) for b in blocks]
         after = [*range(index), *new, *range(index, n)]
-        pins, named = self._names_kept(after)
-        self._push_keeping_names(pins, commands.InsertBlocks(self, index, named, text))
-        self.select(index + len(blocks) - 1)
+        pins, named = self._names_kept(after, lane)
+        self._push_keeping_names(pins, commands.InsertBlocks(self, index, named, text, lane), lane)
+        self.select_path((*lane, index + len(blocks) - 1))
         return index
 
-    def remove_blocks(self, indices: list[int]) -> None:
-        indices = [i for i in indices if 0 <= i < len(self._project.blocks)]
+    def remove_blocks(self, indices: list[int], lane: Address = ()) -> None:
+        pipeline = self.pipeline_at(lane)
+        if pipeline is None:
+            return
+        indices = [i for i in indices if 0 <= i < len(pipeline)]
         if indices and self._can_edit():
             gone = set(indices)
-            pins, _ = self._names_kept([i for i in range(len(self._project.blocks)) if i not in gone])
-            self._push_keeping_names(pins, commands.RemoveBlocks(self, indices))
+            pins, _ = self._names_kept([i for i in range(len(pipeline)) if i not in gone], lane)
+            self._push_keeping_names(pins, commands.RemoveBlocks(self, indices, lane), lane)
 
-    def duplicate_block(self, index: int) -> int:
-        if not 0 <= index < len(self._project.blocks):
+    def duplicate_block(self, index: int, lane: Address = ()) -> int:
+        pipeline = self.pipeline_at(lane)
+        if pipeline is None or not 0 <= index < len(pipeline):
             return -1
-        return self.insert_blocks([self._project.blocks[index]], index + 1, text="Duplicate block")
+        return self.insert_blocks([pipeline[index]], index + 1, text="Duplicate block", lane=lane)
 
-    def wrap_in_residual(self, first: int, last: int) -> int:
-        """Put blocks ``first``..``last`` inside a new residual group (one undo step); its index."""
-        n = len(self._project.blocks)
-        if not (0 <= first <= last < n) or not self._can_edit():
+    def wrap(self, kind: str, first: int, last: int, lane: Address = ()) -> int:
+        """Put blocks ``first``..``last`` of ``lane`` inside a new group of ``kind`` (one undo step;
+        see ``BlockKind.wrap``); returns the group's index, or -1 when nothing was wrapped."""
+        pipeline = self.pipeline_at(lane)
+        spec = KINDS.get(kind)
+        if pipeline is None or spec is None or not (0 <= first <= last < len(pipeline)) or not self._can_edit():
             return -1
-        inner = copy.deepcopy(self._project.blocks[first:last + 1])
-        group = {**default_block("residual"), "blocks": inner}
-        self.undo_stack.beginMacro("Wrap in residual group")
-        self.remove_blocks(list(range(first, last + 1)))
-        index = self.insert_blocks([group], first)
+        group = spec.wrap(pipeline[first:last + 1])
+        if group is None:
+            return -1
+        self.undo_stack.beginMacro(spec.wrap_label.replace("&", "").split(",")[0])
+        self.remove_blocks(list(range(first, last + 1)), lane)
+        index = self.insert_blocks([group], first, lane=lane)
         self.undo_stack.endMacro()
+        self.select_path((*lane, index))
         return index
 
-    def unwrap_group(self, index: int) -> int:
+    def wrap_in_residual(self, first: int, last: int, lane: Address = ()) -> int:
+        return self.wrap("residual", first, last, lane)
+
+    def unwrap_group(self, index: int, lane: Address = ()) -> int:
         """Replace a residual group (or branches with one path that holds blocks) by its inner
         blocks, in one undo step; the first one's index, or -1 when it cannot be unwrapped."""
-        if not 0 <= index < len(self._project.blocks) or not self._can_edit():
-            return -1
-        block = self._project.blocks[index]
-        spec = kind_of(block)
+        block = self.block_at((*lane, index))
+        spec = kind_of(block) if block is not None else None
         inner = spec.unwrap(block) if spec is not None else None
-        if inner is None:
+        if inner is None or not self._can_edit():
             return -1
+        inner = copy.deepcopy(inner)
         self.undo_stack.beginMacro("Unwrap group")
-        self.remove_blocks([index])
-        first = self.insert_blocks(copy.deepcopy(inner), index) if inner else index
+        self.remove_blocks([index], lane)
+        first = self.insert_blocks(inner, index, lane=lane) if inner else index
         self.undo_stack.endMacro()
         return first
 
-    def move_block(self, source: int, target: int) -> None:
-        """Move a block so that it ends up at index ``target`` (both in the current list)."""
-        n = len(self._project.blocks)
+    def move_block(self, source: int, target: int, lane: Address = ()) -> None:
+        """Move a block so that it ends up at index ``target`` (both in ``lane``'s current list)."""
+        pipeline = self.pipeline_at(lane)
+        n = len(pipeline) if pipeline is not None else 0
         if not (0 <= source < n and 0 <= target < n) or source == target or not self._can_edit():
             return
         after = [i for i in range(n) if i != source]
         after.insert(target, source)
-        pins, _ = self._names_kept(after)
-        self._push_keeping_names(pins, commands.MoveBlock(self, source, target))
-        self.select(target)
+        pins, _ = self._names_kept(after, lane)
+        self._push_keeping_names(pins, commands.MoveBlock(self, source, target, lane), lane)
+        self.select_path((*lane, target))
 
-    def set_block_field(self, index: int, field: str, value: Any) -> None:
-        block = self._project.blocks[index]
-        if block.get(field) == value and field in block or not self._can_edit():
+    def move_to(self, source: Address, lane: Address, index: int) -> Address:
+        """Move the block at ``source`` to ``index`` of ``lane``, which may be another pipeline
+        (into, out of or between groups), in one undo step; ``index`` counts the lane as it is
+        now. Returns the block's new address, or () when the move is impossible (a group into
+        itself) or changes nothing."""
+        block = self.block_at(source)
+        target_list = self.pipeline_at(lane)
+        if block is None or target_list is None or not self._can_edit() or inside(lane, source):
+            return ()
+        if lane_of(source) == tuple(lane):
+            i = source[-1]
+            target = index - 1 if index > i else index
+            if target == i:
+                return ()
+            self.move_block(i, target, tuple(lane))
+            return (*lane, target)
+        moved = copy.deepcopy(block)
+        lane = after_removal(tuple(lane), source)  # where the lane is once the block has left its own
+        self.undo_stack.beginMacro(f"Move {block.get('name') or block.get('kind', 'block')}")
+        self.remove_blocks([source[-1]], lane_of(source))
+        # an index in the target lane does not change: the block left another pipeline
+        self.insert_blocks([moved], index, text="Move block", lane=lane, keep_names=True)
+        self.undo_stack.endMacro()
+        return (*lane, index)
+
+    def set_block_field(self, index: int, field: str, value: Any, lane: Address = ()) -> None:
+        block = self.block_at((*lane, index))
+        if block is None or block.get(field) == value and field in block or not self._can_edit():
             return
-        self.undo_stack.push(commands.SetBlockField(self, index, field, value))
+        self.undo_stack.push(commands.SetBlockField(self, index, field, value, lane=lane))
 
-    def clear_block_field(self, index: int, field: str) -> None:
+    def clear_block_field(self, index: int, field: str, lane: Address = ()) -> None:
         """Remove ``field`` from a block (an empty name goes back to the automatic one)."""
-        if field in self._project.blocks[index] and self._can_edit():
-            self.undo_stack.push(commands.SetBlockField(self, index, field, None, remove=True))
+        block = self.block_at((*lane, index))
+        if block is not None and field in block and self._can_edit():
+            self.undo_stack.push(commands.SetBlockField(self, index, field, None, remove=True, lane=lane))
 
     def set_value(self, key: str, value: Any) -> None:
         """Set a project-level value ("input_shape", "training.epochs", ...) as one undo step.
@@ -185,10 +245,18 @@ class ProjectDocument(QObject):
 
     # --- selection and locking --------------------------------------------------------------
     def select(self, index: int) -> None:
-        index = index if 0 <= index < len(self._project.blocks) else -1
-        if index != self._selected:
-            self._selected = index
-            self.selectionChanged.emit(index)
+        """Select top-level block ``index`` (-1 or out of range: nothing)."""
+        self.select_path((index,) if 0 <= index < len(self._project.blocks) else ())
+
+    def select_path(self, address: Address, count: int = 1) -> None:
+        """Select the block at ``address`` and the ``count - 1`` after it in its lane (() for none)."""
+        address = tuple(address)
+        if self.block_at(address) is None:
+            address = ()
+        count = max(1, min(count, len(self.pipeline_at(lane_of(address))) - address[-1])) if address else 1
+        if (address, count) != (self._selected_path, self._selected_count):
+            self._selected_path, self._selected_count = address, count
+            self.selectionChanged.emit(self.selected)
 
     def set_locked(self, reason: str) -> None:
         """Forbid pipeline edits (while training) with a reason the canvas shows; "" unlocks."""
@@ -232,31 +300,33 @@ class ProjectDocument(QObject):
         return out
 
     # --- mutators, called by the undo commands only ----------------------------------------
-    def _insert(self, index: int, blocks: list[dict]) -> None:
-        self._project.blocks[index:index] = blocks
+    def _insert(self, index: int, blocks: list[dict], lane: Address = ()) -> None:
+        self.pipeline_at(lane)[index:index] = blocks
         self._changed()
 
-    def _remove(self, indices: list[int]) -> None:
+    def _remove(self, indices: list[int], lane: Address = ()) -> None:
+        pipeline = self.pipeline_at(lane)
         for i in sorted(indices, reverse=True):
-            del self._project.blocks[i]
-        if self._selected >= len(self._project.blocks) or self._selected in indices:
-            self._selected = -1
+            del pipeline[i]
+        selected = self._selected_path
+        if selected and (any(inside(selected, (*lane, i)) for i in indices) or self.block_at(selected) is None):
+            self._selected_path = ()
             self.selectionChanged.emit(-1)
         self._changed()
 
-    def _move(self, source: int, target: int) -> None:
-        block = self._project.blocks.pop(source)
-        self._project.blocks.insert(target, block)
+    def _move(self, source: int, target: int, lane: Address = ()) -> None:
+        pipeline = self.pipeline_at(lane)
+        pipeline.insert(target, pipeline.pop(source))
         self._changed()
 
-    def _set_field(self, index: int, field: str, value: Any, present: bool) -> None:
-        block = self._project.blocks[index]
+    def _set_field(self, index: int, field: str, value: Any, present: bool, lane: Address = ()) -> None:
+        block = self.block_at((*lane, index))
         if present:
             block[field] = value
         else:
             block.pop(field, None)
         self._reinfer()
-        self.blockChanged.emit(index)
+        self.blockChanged.emit(lane[0] if lane else index)
 
     def _set_value(self, key: str, value: Any) -> None:
         if key.startswith("training."):
@@ -285,12 +355,15 @@ class ProjectDocument(QObject):
     # ("the second conv"), so an insert, removal or move would rename the blocks after it and
     # earlier weights would no longer fit: each such edit first pins, as the block's own name,
     # the name any existing block is about to lose, and a new block gets its name when created.
-    def _names_kept(self, after: list) -> tuple[list[tuple[int, str]], list[dict]]:
-        """For the block list ``after`` (each entry an existing block's index or a new block):
-        (index, name) of the existing blocks whose name would change, and the new blocks, each
-        with a name of its own that no other block has."""
-        blocks = self._project.blocks
-        current = [info.name for info in self._inference.blocks]
+    def _names_kept(self, after: list, lane: Address = ()) -> tuple[list[tuple[int, str]], list[dict]]:
+        """For the block list ``after`` of ``lane`` (each entry an existing block's index or a new
+        block): (index, name) of the existing blocks whose name would change, and the new blocks,
+        each with a name of its own that no other block of the lane has (its own if it has one)."""
+        blocks = self.pipeline_at(lane)
+        if lane:
+            current = [effective_name(b, auto) for b, auto in zip(blocks, automatic_names(blocks))]
+        else:
+            current = [info.name for info in self._inference.blocks]
         result = [blocks[e] if isinstance(e, int) else e for e in after]
         autos = automatic_names(result)
         pins = [(e, current[e]) for e, block, auto in zip(after, result, autos)
@@ -300,7 +373,7 @@ class ProjectDocument(QObject):
         for e, block, auto in zip(after, result, autos):
             if isinstance(e, int):
                 continue
-            name, k = auto, 1
+            name, k = block.get("name") or auto, 1
             while name in taken:
                 k += 1
                 name = f"{block.get('kind', 'block')}{k}"
@@ -308,21 +381,21 @@ class ProjectDocument(QObject):
             named.append({**block, "name": name})
         return pins, named
 
-    def _push_keeping_names(self, pins: list[tuple[int, str]], command) -> None:
+    def _push_keeping_names(self, pins: list[tuple[int, str]], command, lane: Address = ()) -> None:
         """Push ``command`` after pinning ``pins``, all as one undo step named like the command."""
         if not pins:
             self.undo_stack.push(command)
             return
         self.undo_stack.beginMacro(command.text())
         for index, name in pins:
-            self.undo_stack.push(commands.SetBlockField(self, index, "name", name))
+            self.undo_stack.push(commands.SetBlockField(self, index, "name", name, lane=lane))
         self.undo_stack.push(command)
         self.undo_stack.endMacro()
 
     def _replace(self, project: Project, path: Path | None) -> None:
         self._project = project
         self._path = path
-        self._selected = -1
+        self._selected_path = ()
         self.undo_stack.clear()
         self._inference = infer(project)
         self.projectReplaced.emit()

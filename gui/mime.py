@@ -1,7 +1,8 @@
 """The drag-and-drop and clipboard format of blocks, shared by palette, canvas and clipboard.
 
 Payload: JSON ``{"blocks": [block dicts], "source": "palette" | "pipeline" | "clipboard",
-"index": <index in the pipeline when source is "pipeline", else -1>}``.
+"index": <index in the pipeline when source is "pipeline", else -1>, "address": [the block's
+address (core.addresses) when source is "pipeline": its index, or its path inside groups]}``.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from PySide6.QtCore import QMimeData
 MIME_BLOCKS = "application/x-netbuilder-blocks"
 
 
-def blocks_mime(blocks: list[dict], source: str, index: int = -1) -> QMimeData:
+def blocks_mime(blocks: list[dict], source: str, index: int = -1, address: tuple = ()) -> QMimeData:
     mime = QMimeData()
-    payload = json.dumps({"blocks": blocks, "source": source, "index": index})
+    address = list(address) if address else ([index] if index >= 0 else [])
+    payload = json.dumps({"blocks": blocks, "source": source, "index": index, "address": address})
     mime.setData(MIME_BLOCKS, payload.encode("utf-8"))
     mime.setText(payload)  # pasting into a text editor shows the JSON, which is also readable
     return mime

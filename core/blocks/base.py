@@ -109,8 +109,8 @@ class ShapeContext:
         self.index, self.kind, self.input_shape, self.values, self.block = 0, "", (), {}, {}
         self.is_last = False
         self.previous: BlockInfo | None = None  # what inference found for the block before, for lints
-        # nested(blocks, input_shape, message prefix, block index) -> (infos, output shape): a group's
-        # inner pipeline, inferred with its problems prefixed by the path to it
+        # nested(blocks, input_shape, message prefix, block index, lane=0) -> (infos, output shape): a
+        # group's inner pipeline ``lane``, inferred with its problems prefixed by the path to it
         self.nested = None
 
     def at(self, index: int, kind: str, input_shape: Shape, values: dict, block: dict, is_last: bool,
@@ -158,6 +158,7 @@ class BlockKind:
     has_weights = False  # a block whose parameters the gradient views and the filters view show
     aliases: tuple[str, ...] = ()  # names from other libraries that mean this kind ("conv2d")
     structure: tuple[str, ...] = ()  # a group's keys holding blocks ("blocks", "paths"): not fields
+    side_by_side = False  # a group whose lanes run in parallel on one input (drawn side by side)
 
     def default(self) -> dict:
         """A new block of this kind, every field at its default (a group with inner blocks)."""
@@ -220,6 +221,25 @@ class BlockKind:
     def unwrap(self, block: dict) -> list | None:
         """The blocks a group becomes when unwrapped, or None when it cannot be (a plain block)."""
         return None
+
+    wrap_label = ""  # for a group kind: the menu entry that wraps selected blocks in a new group
+
+    def wrap(self, blocks: list[dict]) -> dict | None:
+        """A new group of this kind holding ``blocks`` (None for a plain kind): the reverse of ``unwrap``."""
+        return None
+
+    def join_text(self, info: BlockInfo) -> tuple[str, str]:
+        """For a group: (a one-character glyph, a line) saying how its lanes meet, for the canvas."""
+        return "", ""
+
+    def lanes(self, block: dict) -> list[list] | None:
+        """A group's inner pipelines, the block's own lists (a residual's one, one per path of
+        branches), or None for a plain block or a group whose structure is not a list of lists."""
+        return None
+
+    def lane_infos(self, info: BlockInfo) -> list[tuple]:
+        """What inference found for each of ``lanes``: a tuple of infos per lane (empty if none)."""
+        return []
 
     # --- lowerings -----------------------------------------------------------------------------
     def onnx(self, graph, stage) -> None:

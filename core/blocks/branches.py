@@ -36,6 +36,7 @@ class Branches(BlockKind):
     fields = (Field("merge", "choice", "concat", "how the paths' outputs are joined: 'concat' stacks their "
                                                  "channels, 'add' sums them", choices=MERGES),)
     structure = ("paths",)
+    side_by_side = True
     palette = (PaletteEntry("branches", "Branches", "parallel paths, merged",
                             "Runs several pipelines on the same input and joins their outputs, as Inception's "
                             "modules do."),)
@@ -56,27 +57,28 @@ class Branches(BlockKind):
             ctx.problem(f"paths must be a list of pipelines (lists of blocks), e.g. [[...], [...]], "
                         f"got {paths!r}"[:200], "paths")
             return Shaped(None)
-        results = [ctx.nested(path, ctx.input_shape, f"block {ctx.index + 1} › path {k + 1} › ", ctx.index)
+        results = [ctx.nested(path, ctx.input_shape, f"block {ctx.index + 1} › path {k + 1} › ", ctx.index, k)
                    for k, path in enumerate(paths)]
         outs = [out for _, out in results]
+        children = tuple(tuple(p) for p, _ in results)
         if any(out is None for out in outs):
-            return Shaped(None)
+            return Shaped(None, children=children)
         merge = ctx.values["merge"]
         first = outs[0]
         for k, out in enumerate(outs[1:], start=2):
             if merge == "add" and out != first:
                 ctx.problem(f"'add' needs paths of one shape, but path 1 gives {shape_text(first)} and path {k} "
                             f"{shape_text(out)}", "merge")
-                return Shaped(None)
+                return Shaped(None, children=children)
             if merge == "concat" and (len(out) != len(first) or out[1:] != first[1:]):
                 what = "heights and widths" if len(first) == 3 else "kinds of output"
                 ctx.problem(f"'concat' joins channels, so the paths' {what} must agree, but path 1 gives "
                             f"{shape_text(first)} and path {k} {shape_text(out)}", "merge")
-                return Shaped(None)
+                return Shaped(None, children=children)
         output = first if merge == "add" else (sum(out[0] for out in outs), *first[1:])
         infos = [info for path_infos, _ in results for info in path_infos]
         return Shaped(tuple(output), sum(i.params for i in infos), sum(i.macs for i in infos),
-                      sum(i.buffers for i in infos), children=tuple(tuple(p) for p, _ in results),
+                      sum(i.buffers for i in infos), children=children,
                       inner_bytes=inner_bytes(infos))
 
     def group_lines(self, info):
@@ -102,6 +104,24 @@ class Branches(BlockKind):
             return None
         full = [p for p in paths if p]
         return full[0] if len(full) == 1 else None
+
+    wrap_label = "Wrap in &branches, one path per block"
+
+    def join_text(self, info) -> tuple[str, str]:
+        merge = info.block.get("merge", "concat")
+        how = "concat: channels stacked" if merge == "concat" else "add: the paths summed"
+        result = f" → {shape_text(info.output_shape)}" if info.output_shape is not None else ""
+        return ("≡" if merge == "concat" else "+"), how + result
+
+    def wrap(self, blocks: list[dict]) -> dict | None:
+        return {**self.default(), "paths": [[copy.deepcopy(b)] for b in blocks]}
+
+    def lanes(self, block: dict) -> list[list] | None:
+        paths = block.get("paths")
+        return paths if isinstance(paths, list) and all(isinstance(p, list) for p in paths) else None
+
+    def lane_infos(self, info) -> list[tuple]:
+        return list(info.children)
 
     def inner_stages(self, stage) -> list:
         return [s for stages in stage.layers[0].paths_stages for s in stages]

@@ -72,7 +72,7 @@ class Residual(BlockKind):
             return Shaped(None)
         infos, out = ctx.nested(inner, ctx.input_shape, f"block {ctx.index + 1} › ", ctx.index)
         if out is None:
-            return Shaped(None)
+            return Shaped(None, children=tuple(infos))
         inp, projection = ctx.input_shape, ctx.values["projection"]
         params = sum(i.params for i in infos)
         macs = sum(i.macs for i in infos)
@@ -83,12 +83,12 @@ class Residual(BlockKind):
             if projection == "none":
                 ctx.problem(f"its inner blocks change the shape from {shown}, so the input cannot be added to "
                             "their output; keep the shape, or set projection to 'auto'", "projection")
-                return Shaped(None)
+                return Shaped(None, children=tuple(infos))
             strides = [_stride(a, b) for a, b in zip(inp[1:], out[1:])] if len(inp) == len(out) == 3 else [None]
             if None in strides:
                 ctx.problem(f"no 1x1 convolution takes {shown} on the skip path (it needs images of sizes a "
                             "stride can reach); change the inner blocks", "projection")
-                return Shaped(None)
+                return Shaped(None, children=tuple(infos))
             c_in, c_out = inp[0], out[0]
             geometry = Geometry(kernel=(1, 1), stride=(strides[0], strides[1]), pads=(0, 0, 0, 0), in_channels=c_in)
             params += c_in * c_out + c_out
@@ -125,6 +125,25 @@ class Residual(BlockKind):
         group = layers[0]
         extra = [(f"{path}.projection", group.projection_layer)] if group.projection_layer is not None else []
         return named_of(group.stages) + extra
+
+    wrap_label = "Wrap in &residual group"
+
+    def join_text(self, info) -> tuple[str, str]:
+        g, out = info.geometry, info.output_shape
+        skip = f"the input (1x1 conv, stride {g.stride[0]})" if g.kernel is not None else "the input"
+        then = info.block.get("activation", "relu")
+        result = f" → {shape_text(out)}" if out is not None else ""
+        return "+", f"add {skip}, then {then}{result}"
+
+    def wrap(self, blocks: list[dict]) -> dict | None:
+        return {**self.default(), "blocks": copy.deepcopy(blocks)}
+
+    def lanes(self, block: dict) -> list[list] | None:
+        inner = block.get("blocks")
+        return [inner] if isinstance(inner, list) else None
+
+    def lane_infos(self, info) -> list[tuple]:
+        return [info.children]
 
     def inner_stages(self, stage) -> list:
         return list(stage.layers[0].stages)

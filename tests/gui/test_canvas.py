@@ -339,7 +339,7 @@ def test_context_menus(canvas, doc):
     assert doc.selected == 3
     labels = [a.text().replace("&", "") for a in menu.actions() if not a.isSeparator()]
     assert labels == ["Delete block", "Duplicate block", "Copy block", "Paste block", "Move up", "Move down",
-                      "Wrap in residual group"]
+                      "Wrap in residual group", "Wrap in branches, one path per block"]
     next(a for a in menu.actions() if a.text() == "Move &up").trigger()
     assert kinds(doc)[2:4] == ["pool", "conv"] and doc.selected == 2
 
