@@ -14,6 +14,7 @@ from netbuilder.core.blocks import KINDS
 from netbuilder.core.datasets.normalize import check_normalization
 from netbuilder.core.inference import BlockInfo, validate
 from netbuilder.core.layers import Activation, Layer
+from netbuilder.core.layers.groups import forward_observed
 from netbuilder.core.layers.parallel import holds_blas_single_threaded
 from netbuilder.core.losses import make_loss
 from netbuilder.core.project import Project
@@ -185,6 +186,31 @@ class Network:
             for layer in stage.layers:
                 x = layer.forward(x, False)
             out.append((stage.info, x))
+        return out
+
+    @holds_blas_single_threaded
+    @_quiet_overflow
+    def forward_stages(self, x: np.ndarray, visit=None) -> list[tuple[Stage, np.ndarray]]:
+        """Every block's output for ``x``, the blocks inside groups too (inference mode, nothing cached).
+
+        ``[(stage, output), ...]`` in the order the outputs are made: a group's inner blocks (their
+        ``stage.path`` is "res1.conv1", "inc1.path2.conv1"), path by path, then the group's own
+        output. After, not before: the group's output (the sum, the merge) is made from its inner
+        blocks', so a view reads top to bottom as the data goes, and the last entry is still the
+        network's output (what the probe's prediction comes from). With ``visit``, each pair goes to
+        ``visit(stage, output)`` as soon as it is made and none is kept (a big batch's outputs need
+        not all be held at once); the list is empty then. Training never comes here: only probes
+        pay for the recording.
+        """
+        last_layers = {id(stage.layers[-1]): stage for stage in self.walk_stages() if stage.layers}
+        out: list[tuple[Stage, np.ndarray]] = []
+        keep = visit if visit is not None else (lambda stage, y: out.append((stage, y)))
+
+        def observe(layer: Layer, y: np.ndarray) -> None:
+            stage = last_layers.get(id(layer))
+            if stage is not None:
+                keep(stage, y)
+        forward_observed(self.layers, self._prepare(x), observe)
         return out
 
     def targets(self, labels: np.ndarray) -> np.ndarray:

@@ -247,8 +247,11 @@ class Trainer:
     def probe(self, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
         """Every block's output for one sample ``x`` (C, H, W) or (1, C, H, W), in inference mode.
 
-        Returns ``[(block name, block kind, output copy without the batch axis), ...]``. Waits
-        for the batch in progress to finish; training then waits for the probe.
+        Returns ``[(block name, block kind, output copy without the batch axis), ...]``, the blocks
+        inside groups too, named by their path ("res1.conv1", "inc1.path2.conv1"), in the order
+        of ``Network.forward_stages``: a group's inner blocks just before the group's own output
+        (the order the data goes through them; the last entry is the network's output). Waits for
+        the batch in progress to finish; training then waits for the probe.
         """
         x = np.asarray(x)
         if x.ndim == len(self._x.shape) - 1:
@@ -256,8 +259,8 @@ class Trainer:
         if x.shape[0] != 1 or x.shape[1:] != self._x.shape[1:]:
             raise ValueError(f"probe takes one sample of shape {self._x.shape[1:]}, got {x.shape}")
         with self._exclusive(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            blocks = self.network.forward_blocks(x)
-            return [(info.name, info.kind, np.array(out[0], copy=True)) for info, out in blocks]
+            stages = self.network.forward_stages(x)
+            return [(stage.path, stage.info.kind, np.array(out[0], copy=True)) for stage, out in stages]
 
     def validation_data(self) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of the validation split (copies): for confusion matrices and sample pickers."""

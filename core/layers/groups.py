@@ -30,9 +30,25 @@ def _layers(what: str, layers) -> list[Layer]:
 
 
 def _forward(layers: list[Layer], x: np.ndarray, training: bool) -> np.ndarray:
+    """The plain run of an inner pipeline: what a group's forward does unless told otherwise."""
     for layer in layers:
         x = layer.forward(x, training)
     return x
+
+
+def forward_observed(layers: list[Layer], x: np.ndarray, observe) -> np.ndarray:
+    """``layers`` in inference mode, calling ``observe(layer, output)`` after each one, the layers
+    inside groups too (a group's inner layers before the group itself, as their outputs are made).
+
+    The probe's path only: a group runs its inner pipelines with this runner instead of the plain
+    loop, so its sum or merge is the one training computes.
+    """
+    def run(layers: list[Layer], x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in layers:
+            x = layer.forward(x, training, run) if isinstance(layer, _Group) else layer.forward(x, training)
+            observe(layer, x)
+        return x
+    return run(layers, x, False)
 
 
 def _backward(layers: list[Layer], grad: np.ndarray, where: str) -> np.ndarray:
@@ -45,7 +61,13 @@ def _backward(layers: list[Layer], grad: np.ndarray, where: str) -> np.ndarray:
 
 
 class _Group(Layer):
-    """What Residual and Branches share: no params of their own, children named for the network."""
+    """What Residual and Branches share: no params of their own, children named for the network.
+
+    ``forward(x, training, run)`` runs each inner pipeline as ``run(layers, x, training)``: the
+    plain loop by default; a probe passes a runner that also keeps each inner block's output
+    (``Network.forward_stages``), so the group's own arithmetic (sum, merge) is written once and
+    training pays nothing for it.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,9 +116,9 @@ class Residual(_Group):
     def __repr__(self) -> str:
         return f"Residual(inner={self.inner!r}, projection={self.projection!r}, activation={self.activation!r})"
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = False, run=_forward) -> np.ndarray:
         x = np.asarray(x)
-        h = _forward(self.inner, x, training)
+        h = run(self.inner, x, training)
         s = self.projection.forward(x, training) if self.projection is not None else x
         if h.shape != s.shape:
             raise ValueError(f"Residual: the inner path gives shape {h.shape} but the skip path gives {s.shape}; "
@@ -147,9 +169,9 @@ class Branches(_Group):
         got = ", ".join(f"path{p} {y.shape}" for p, y in enumerate(ys, 1))
         return ValueError(f"Branches {self.merge!r} needs {need}; got {got}")
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = False, run=_forward) -> np.ndarray:
         x = np.asarray(x)
-        ys = [_forward(path, x, training) for path in self.paths]
+        ys = [run(path, x, training) for path in self.paths]
         if self.merge == "add":
             if any(y.shape != ys[0].shape for y in ys):
                 raise self._mismatch(ys, "outputs of one shape to add")
