@@ -1,7 +1,9 @@
 """Feature maps: one validation sample going through the network, layer by layer, while it trains.
 
 Shows the input image, every conv and pool block's output as a grid of tiles (one per channel),
-and the predicted class probabilities. It draws what the controller's ``probeReady`` carries
+and the predicted class probabilities. Blocks inside groups have their own sections, named by
+their path ("res1 › conv1", indented one step per level) and listed just before the group's own
+output, in the order the data goes through them. It draws what the controller's ``probeReady`` carries
 (computed by the worker, a few times per second) and asks for another sample with
 ``controller.set_probe_sample(i)``. Each tile is scaled to its own min..max by default, so weak
 channels still show their pattern; "same scale per layer" compares channel strengths instead.
@@ -45,6 +47,14 @@ def class_name(names: list[str] | None, k: int | None) -> str:
 
 def _dims(shape) -> str:
     return "×".join(str(int(v)) for v in shape)
+
+
+def section_title(name: str) -> str:
+    """How a section names a block: its path with "›" between the levels ("inc1 › path2 › conv1")."""
+    return " › ".join(name.split("."))
+
+
+INDENT = 16  # pixels per level of nesting: a section inside a group sits under the group's name
 
 
 class ProbabilityBars(QWidget):
@@ -114,17 +124,25 @@ class _LayerSection(QWidget):
     def __init__(self, name: str, kind: str, shape: tuple[int, ...], parent: QWidget | None = None):
         super().__init__(parent)
         self.name, self.kind, self.shape = name, kind, shape
+        self.title = section_title(name)
+        self.depth = name.count(".")
         c, h, w = shape
+        *outer, own = name.split(".")
+        # A block inside a group: the path to it, muted, then its own name; a group: its output.
+        where = "".join(f"{part} › " for part in outer)
+        spec = KINDS.get(kind)
+        what = f"{kind} output" if spec is not None and spec.structure else kind
         # Set once: changing a label's text re-runs the layout, too slow to do a few times a second.
         self.header = QLabel()
-        theme.set_text(self.header, f"<b>{name}</b> <span style='color:{{MUTED}}'>· {kind} · {c} map"
-                                    f"{'s' if c != 1 else ''} {h}×{w}</span>")
+        theme.set_text(self.header, (f"<span style='color:{{MUTED}}'>{where}</span>" if where else "")
+                       + f"<b>{own}</b> <span style='color:{{MUTED}}'>· {what} · {c} map"
+                         f"{'s' if c != 1 else ''} {h}×{w}</span>")
         self.grid = TileGrid(tile_size=56)
         self.grid.setObjectName(f"tiles_{name}")
         self.lows = np.zeros(shape[0])
         self.highs = np.zeros(shape[0])
         box = QVBoxLayout(self)
-        box.setContentsMargins(0, 0, 0, 6)
+        box.setContentsMargins(INDENT * self.depth, 0, 0, 6)
         box.setSpacing(3)
         box.addWidget(self.header)
         box.addWidget(self.grid)
@@ -136,7 +154,7 @@ class _LayerSection(QWidget):
 
     def tile_text(self, channel: int) -> str:
         c, h, w = self.shape
-        return (f"{self.name} · channel {channel} of {c} · {h}×{w} · "
+        return (f"{self.title} · channel {channel} of {c} · {h}×{w} · "
                 f"values {float(self.lows[channel]):.3g} … {float(self.highs[channel]):.3g}")
 
 
@@ -248,7 +266,7 @@ class FeatureMapView(QWidget):
 
     # --- for tests and callers ------------------------------------------------------------------
     def layers_shown(self) -> list[str]:
-        """Names of the blocks whose maps are shown, top to bottom."""
+        """Names of the blocks whose maps are shown, top to bottom (paths inside groups: "res1.conv1")."""
         return list(self._sections)
 
     def tile_count(self, layer_name: str) -> int:

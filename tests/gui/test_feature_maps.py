@@ -57,6 +57,20 @@ def probe_payload(net: Network, x: np.ndarray, label: int, index: int = 0) -> di
             "probabilities": p, "predicted": int(np.argmax(p))}
 
 
+def trainer_probe_payload(example: str, label: int = 0) -> dict:
+    """What the worker sends for a sample of ``example``: ``Trainer.probe``'s list, blocks in groups too."""
+    from netbuilder.core.trainer import Trainer
+    from tests.core.test_trainer import blobs
+
+    data = blobs(20, classes=10, shape=(1, 28, 28))
+    trainer = Trainer(load_project(EXAMPLES_DIR / f"{example}.json"), data)
+    x = data.x_train[label]
+    layers = trainer.probe(x)
+    p = layers[-1][2]
+    return {"sample_index": label, "label": label, "input": x.copy(), "layers": layers, "probabilities": p,
+            "predicted": int(np.argmax(p))}
+
+
 def dataset_payload(n: int = 20, shape=(1, 28, 28)) -> dict:
     rng = np.random.default_rng(1)
     return {"name": "shapes", "class_names": CLASSES, "input_shape": shape, "train_size": 100, "val_size": n,
@@ -93,6 +107,45 @@ def test_one_tile_per_channel_of_each_conv_and_pool_block(view, fake, qtbot):
     assert view.layers_shown() == ["conv1", "pool1", "conv2", "pool2"]
     assert [view.tile_count(n) for n in view.layers_shown()] == [6, 6, 16, 16]
     assert view.bars.values() == pytest.approx(probe_payload(net, x, 3)["probabilities"])
+
+
+RESNET_SMALL_MAPS = ["conv1", "batchnorm1", *[
+    f"residual{k}{inner}" for k in (1, 2, 3) for inner in (".conv1", ".batchnorm1", ".conv2", ".batchnorm2", "")]]
+
+
+def test_the_blocks_inside_groups_have_sections_named_by_their_path(view, fake, qtbot):
+    from netbuilder.gui.views.feature_maps import INDENT
+
+    payload = trainer_probe_payload("resnet_small")
+    fake.probeReady.emit(payload)
+    # each group's inner blocks just before the group's own output, as the data goes through them
+    assert view.layers_shown() == RESNET_SMALL_MAPS
+    assert [view.tile_count(n) for n in view.layers_shown()] == [8] * 7 + [16] * 5 + [32] * 5
+    inner, group, top = view.section("residual2.conv2"), view.section("residual2"), view.section("conv1")
+    assert "residual2 › </span><b>conv2</b>" in inner.header.text()
+    assert "· conv · 16 maps 14×14" in inner.header.text()
+    assert group.header.text().startswith("<b>residual2</b>")
+    assert "· residual output · 16 maps 14×14" in group.header.text()
+    assert "›" not in top.header.text()
+    margins = [view.section(n).layout().contentsMargins().left() for n in ("conv1", "residual2.conv2", "residual2")]
+    assert margins == [0, INDENT, 0]  # inner blocks indented under their group
+    maps = dict((n, a) for n, _, a in payload["layers"])["residual2.conv2"]
+    text = view.tile_text("residual2.conv2", 3)
+    assert text.startswith("residual2 › conv2 · channel 3 of 16 · 14×14 · values ")
+    assert f"{maps[3].min():.3g} … {maps[3].max():.3g}" in text
+
+
+def test_the_paths_of_branches_are_levels_of_the_section_titles(view, fake):
+    from netbuilder.gui.views.feature_maps import INDENT
+
+    fake.probeReady.emit(trainer_probe_payload("inception_mini"))
+    shown = view.layers_shown()
+    assert shown[:8] == ["conv1", "pool1", "branches1.path1.conv1", "branches1.path2.conv1", "branches1.path2.conv2",
+                         "branches1.path3.pool1", "branches1.path3.conv1", "branches1"]
+    section = view.section("branches1.path2.conv2")
+    assert "branches1 › path2 › </span><b>conv2</b>" in section.header.text()
+    assert section.layout().contentsMargins().left() == 2 * INDENT
+    assert "· branches output · 32 maps 14×14" in view.section("branches1").header.text()
 
 
 def test_a_wider_network_rebuilds_the_grid_and_updates_reuse_it(view, fake):
