@@ -23,12 +23,16 @@ Signals
                         int64 of the validation split at the latest epoch (rows true, columns
                         predicted) or None without a validation split, "grad_norms": {parameter name:
                         L2 norm averaged over that epoch's batches}, "dead_relu": {block name: share
-                        of ReLU units that output 0 for every sample of a 256-sample validation batch}}
+                        of ReLU units that output 0 for every sample of a 256-sample validation batch},
+                        "layer_order": [block name, ...] first to last (a group's inner blocks, then
+                        the group)}; a block inside a group is named by its path ("res1.conv1")
   probeReady(dict)     {"sample_index", "label", "input" (C, H, W), "layers": [(name, kind, array (C, H, W)
-                        or (F,)), ...] every block, "probabilities" (K,), "predicted": int (-1 if NaN)}:
+                        or (F,)), ...] every block, those inside groups by path ("res1.conv1") just
+                        before their group, "probabilities" (K,), "predicted": int (-1 if NaN)}:
                        about 4 a second while training, once after ``set_probe_sample`` when idle
                        or paused (at the next batch while training); the input is the raw image
-  filtersReady(object) {"name", "weight": (F, C, kh, kw)} of the first conv block, or None; ~2 a second
+  filtersReady(object) {"name", "weight": (F, C, kh, kw)} of the first conv block (inside a group too,
+                        by path), or None; ~2 a second
   runEnded(object)     core RunEnded (status "finished" | "stopped" | "diverged" | "failed"); always
                        the last signal of a run, also when it could not start
   error(str)           a message naming the problem (bad data, divergence, shape mismatch...)

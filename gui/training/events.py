@@ -107,19 +107,46 @@ def class_probabilities(output: np.ndarray, activation: str | None) -> np.ndarra
 
 
 def dead_relu_fractions(blocks) -> dict[str, float]:
-    """{block name: share of ReLU units that output 0 for every sample} of ``forward_blocks`` output.
+    """{block name: share of ReLU units that output 0 for every sample} of ``forward_blocks`` or
+    ``forward_stages`` output.
 
-    ``blocks`` is ``[(BlockInfo, output (N, ...)), ...]``; a unit is one channel at one position
-    (conv) or one feature (dense); only blocks whose activation is "relu" count.
+    ``blocks`` is ``[(BlockInfo or Stage, output (N, ...)), ...]``; a stage is named by its path
+    ("res1.batchnorm1" inside a group); a unit is one channel at one position (conv) or one feature
+    (dense); only blocks whose activation is "relu" count.
     """
     out = {}
-    for info, x in blocks:
+    for block, x in blocks:
+        info = getattr(block, "info", block)
         spec = KINDS.get(info.kind)
         if info.block.get("activation") != "relu" or spec is None or not spec.activation_field:
             continue
         alive = (x.reshape(len(x), -1) > 0).any(axis=0)
-        out[info.name] = float(1.0 - alive.mean()) if alive.size else 0.0
+        out[getattr(block, "path", None) or info.name] = float(1.0 - alive.mean()) if alive.size else 0.0
     return out
+
+
+def dead_relu_shares(network, x: np.ndarray) -> dict[str, float]:
+    """``dead_relu_fractions`` of every block of ``network`` on the batch ``x``, those inside groups
+    too (by path), in the order their outputs are made; each output is let go once counted."""
+    shares: dict[str, float] = {}
+    network.forward_stages(x, visit=lambda stage, y: shares.update(dead_relu_fractions([(stage, y)])))
+    return shares
+
+
+def layer_order(network) -> list[str]:
+    """The names the training views give a network's blocks, first to last: every block's path in the
+    order its output is made (a group's inner blocks, then the group), with the other holders of
+    parameters (a residual's skip projection, "res2.projection") just before their group."""
+    order: list[str] = []
+
+    def visit(stages) -> None:
+        for stage in stages:
+            visit(KINDS[stage.info.kind].inner_stages(stage))
+            order.extend(prefix for prefix, _ in stage.named if prefix not in order)
+            if stage.path not in order:
+                order.append(stage.path)
+    visit(network.stages)
+    return order
 
 
 class GradNorms:

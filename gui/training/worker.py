@@ -34,7 +34,8 @@ from netbuilder.gui.training.events import (
     ValidationRecorder,
     class_probabilities,
     dataset_source,
-    dead_relu_fractions,
+    dead_relu_shares,
+    layer_order,
     same_training_setup,
     x_in_epochs,
 )
@@ -232,6 +233,7 @@ class TrainingSession:
         recorder = ValidationRecorder.install(net)
         recorder.clear()
         norms = GradNorms()
+        order = layer_order(net)  # how the gradient view orders (and colours) the blocks, inner ones too
         batches: list[BatchEnd] = []  # trained, not yet sent
         epochs: list[EpochEnd] = []  # ended, not yet sent
         extras: dict[str, Any] = {}  # the confusion matrix and gradient norms of the last epoch ended
@@ -254,8 +256,9 @@ class TrainingSession:
                 if split:
                     send_batches(batches[:split])
                 del batches[:split]
-                dead = dead_relu_fractions(net.forward_blocks(self.samples[0][:DEAD_RELU_SAMPLES]))
-                sink.epochEnded.emit({"event": epochs[-1], "epochs": list(epochs), "dead_relu": dead, **extras})
+                dead = dead_relu_shares(net, self.samples[0][:DEAD_RELU_SAMPLES])
+                sink.epochEnded.emit({"event": epochs[-1], "epochs": list(epochs), "dead_relu": dead,
+                                      "layer_order": order, **extras})
                 epochs.clear()
             if batches:
                 send_batches(batches)
@@ -323,11 +326,14 @@ class TrainingSession:
 
 
 def first_filters(network) -> dict | None:
-    """{"name", "weight": (F, C, kh, kw) copy} of the first block with image kernels, or None."""
-    for stage in network.stages:
+    """{"name", "weight": (F, C, kh, kw) copy} of the first block with image kernels, or None.
+
+    Blocks inside groups count (named by path): in a network that starts with a group, the first
+    convolution, the one that sees the image, is inside it."""
+    for stage in network.walk_stages():
         weight = stage.param_layer.params.get("weight") if stage.param_layer is not None else None
         if weight is not None and weight.ndim == 4:
-            return {"name": stage.info.name, "weight": stage.param_layer.params["weight"].copy()}
+            return {"name": stage.path, "weight": weight.copy()}
     return None
 
 

@@ -6,6 +6,8 @@ scale, coloured from the first layer (dark) to the last (light), so gradients th
 way back to the input (vanishing, as with sigmoid) show as lines fanning out downwards, while
 ReLU keeps them close. The lower plot is each ReLU block's share of units that never fired on a
 validation batch ("dead_relu"). Both clear when a new run starts (not when a run is continued).
+Blocks inside groups are there too, named by their path ("res1.conv1", "inc1.path2.conv1"), placed
+first to last by the payload's "layer_order" (a group's inner blocks, then the group).
 """
 from __future__ import annotations
 
@@ -62,7 +64,8 @@ def _plot(title: str, left: str) -> pg.PlotWidget:
 
 
 def weight_norms(grad_norms: dict[str, float]) -> dict[str, float]:
-    """Block name -> its weight gradient's norm ("conv1.weight" -> "conv1"); all names if none are weights."""
+    """Block name -> its weight gradient's norm ("conv1.weight" -> "conv1", "res1.conv1.weight" ->
+    "res1.conv1": the path of a block inside a group); all names if none are weights."""
     weights = {name[: -len(".weight")]: v for name, v in grad_norms.items() if name.endswith(".weight")}
     return weights or dict(grad_norms)
 
@@ -158,6 +161,10 @@ class GradientView(QWidget):
         new = [n for n in dict.fromkeys([*norms, *dead]) if n not in self._layers]
         if new:
             self._layers.extend(new)
+            # Weights come in parameter order and dead shares only for ReLU blocks (a group's sum
+            # among them): the network's order puts each where it is, names it lacks last.
+            rank = {name: i for i, name in enumerate(payload.get("layer_order") or ())}
+            self._layers.sort(key=lambda name: rank.get(name, len(rank)))
             for name in norms:
                 self._norms.setdefault(name, [])
             for name in dead:

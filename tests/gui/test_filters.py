@@ -74,3 +74,20 @@ def test_hidden_view_draws_on_show(qtbot, fake):
     w.show()
     qtbot.waitExposed(w)
     assert w.tile_count == 4
+
+
+def test_the_first_filters_may_be_inside_a_group():
+    """A network that starts with a group: its first convolution, the one that sees the image, by path."""
+    from netbuilder.core.network import Network
+    from netbuilder.core.project import Project
+    from netbuilder.gui.training.worker import first_filters
+
+    conv = {"kind": "conv", "filters": 3, "kernel_size": 3, "padding": "same", "activation": "relu"}
+    project = Project(name="group first", input_shape=(1, 8, 8), num_classes=2, blocks=[
+        {"kind": "residual", "blocks": [dict(conv, filters=1)]}, dict(conv, filters=5),
+        {"kind": "dense", "units": 2, "activation": "softmax"}])
+    net = Network(project, rng=np.random.default_rng(0))
+    found = first_filters(net)
+    assert found["name"] == "residual1.conv1" and found["weight"].shape == (1, 1, 3, 3)
+    np.testing.assert_array_equal(found["weight"], net.parameters()["residual1.conv1.weight"])
+    assert first_filters(network())["name"] == "conv1"

@@ -110,3 +110,55 @@ def test_the_dead_relu_labels_never_overlap(qtbot, view, height, quarters):
     rects = [rect for rect, _, _ in texts]
     assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
     assert ("25%" in [t for _, _, t in texts]) == quarters and "50%" in [t for _, _, t in texts]
+
+
+def resnet_small_epoch() -> tuple[dict, object]:
+    """The epochEnded payload the worker sends for resnet_small after one batch: real norms and shares."""
+    import numpy as np
+
+    from netbuilder.gui.training.events import GradNorms, dead_relu_shares, layer_order
+    from tests.gui.test_feature_maps import network
+
+    net = network("resnet_small")
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 1, 28, 28), dtype=np.float32)
+    net.train_step(x, np.arange(4))
+    norms = GradNorms()
+    norms.add(net.gradients())
+    return {"event": EpochEnd(1, 1, 1, 1, 1, 1, 1), "grad_norms": norms.take(), "dead_relu": dead_relu_shares(net, x),
+            "layer_order": layer_order(net)}, net
+
+
+def test_the_blocks_inside_groups_are_named_by_their_path(view, fake):
+    payload, net = resnet_small_epoch()
+    fake.epochEnded.emit(payload)
+    inner = [".conv1", ".batchnorm1", ".conv2", ".batchnorm2"]
+    weighted = ["conv1", "batchnorm1", *[f"residual1{n}" for n in inner]]
+    for k in (2, 3):  # these two change the shape: a 1x1 convolution on the skip path, after the inner blocks
+        weighted += [f"residual{k}{n}" for n in inner] + [f"residual{k}.projection"]
+    assert view.layer_names() == weighted + ["dense1"]
+    assert all(view.series(name) == ([1], [pytest.approx(payload["grad_norms"][name + ".weight"])])
+               for name in view.layer_names())
+    # ReLU blocks inside the groups count too, and each group's own relu after the sum
+    assert list(payload["dead_relu"]) == ["batchnorm1", "residual1.batchnorm1", "residual1", "residual2.batchnorm1",
+                                          "residual2", "residual3.batchnorm1", "residual3"]
+    assert view.dead_series("residual2.batchnorm1")[0] == [1] and view.dead_series("residual2")[0] == [1]
+    # first to last as the data goes: each group's own entry right after its inner blocks, not at the end
+    assert view._layers.index("residual1.batchnorm2") + 1 == view._layers.index("residual1")
+    assert view._layers.index("residual2.projection") + 1 == view._layers.index("residual2")
+    assert view._layers[-1] == "dense1"
+    assert view.legend.text().index("&nbsp;residual1&nbsp;") < view.legend.text().index("residual2.conv1")
+
+
+def test_the_dead_share_of_an_inner_relu_block_counts_its_units():
+    import numpy as np
+
+    from netbuilder.gui.training.events import dead_relu_shares
+
+    _, net = resnet_small_epoch()
+    x = np.random.default_rng(1).random((6, 1, 28, 28), dtype=np.float32)
+    outputs = {stage.path: y for stage, y in net.forward_stages(x)}
+    shares = dead_relu_shares(net, x)
+    for name in ("residual2.batchnorm1", "residual3"):
+        assert shares[name] == pytest.approx(float((outputs[name] <= 0).all(axis=0).mean()))
+    assert "residual2.conv1" not in shares  # identity activation: no ReLU units there
