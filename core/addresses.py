@@ -69,3 +69,16 @@ def after_removal(address: Address, removed: Address) -> Address:
         return (*address[:depth], address[depth] - 1, *address[depth + 1:])
     return tuple(address)
 
+
+
+def address_text(blocks: list, address: Address) -> str:
+    """"block 5 › path 2 › block 1", as problem messages name a block (a residual group has one
+    lane, so it is not named)."""
+    parts = [f"block {address[0] + 1}"]
+    for depth in range(1, len(address) - 1, 2):
+        group = block_at(blocks, address[:depth])
+        spec = kind_of(group) if group is not None else None
+        if spec is not None and spec.side_by_side:
+            parts.append(f"path {address[depth] + 1}")
+        parts.append(f"block {address[depth + 1] + 1}")
+    return " › ".join(parts)

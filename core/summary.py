@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netbuilder.core.blocks import KINDS, with_defaults
+from netbuilder.core.blocks import KINDS, kind_of, with_defaults
 from netbuilder.core.errors import ERROR, NOTE, WARNING
 from netbuilder.core.inference import Inference, infer
 from netbuilder.core.project import Project
@@ -35,18 +35,21 @@ def short_settings(block: dict) -> str:
     return KINDS[kind].describe(with_defaults(block))
 
 
-def nested_rows(infos, number: str = "", depth: int = 0):
-    """(number, depth, info) for every block, a group's inner ones after it, indented one deeper:
-    "4", "4.1", "4.2" for a residual group's, "5.p1.1" for the first block of path 1 of branches."""
+def nested_rows(infos, number: str = "", depth: int = 0, lane: tuple = ()):
+    """(number, depth, info, address) for every block, a group's inner ones after it, indented one
+    deeper: "4", "4.1", "4.2" for a residual group's, "5.p1.1" for the first block of path 1 of
+    branches; ``address`` as in core.addresses."""
     for info in infos:
         label = f"{number}{info.index + 1}"
-        yield label, depth, info
-        children = info.children
-        if children and isinstance(children[0], tuple):  # branches: one pipeline per path
-            for k, path in enumerate(children, start=1):
-                yield from nested_rows(path, f"{label}.p{k}.", depth + 1)
-        else:
-            yield from nested_rows(children, f"{label}.", depth + 1)
+        address = (*lane, info.index)
+        yield label, depth, info, address
+        spec = kind_of(info.block)
+        if spec is None:
+            continue
+        lanes = spec.lane_infos(info)
+        for k, inner in enumerate(lanes):
+            prefix = f"{label}.p{k + 1}." if spec.side_by_side else f"{label}."
+            yield from nested_rows(inner, prefix, depth + 1, (*address, k))
 
 
 def format_summary(project: Project, inference: Inference | None = None, timing: EpochEstimate | None = None) -> str:
@@ -55,8 +58,8 @@ def format_summary(project: Project, inference: Inference | None = None, timing:
     result = inference if inference is not None else infer(project)
     rows = [("#", "block", "output shape", "params", "MACs")]
     listed = list(nested_rows(result.blocks))
-    name_width = max((len("  " * depth + info.name) for _, depth, info in listed), default=0)
-    for number, depth, info in listed:
+    name_width = max((len("  " * depth + info.name) for _, depth, info, _ in listed), default=0)
+    for number, depth, info, _ in listed:
         known = info.output_shape is not None
         rows.append((
             number,

@@ -247,8 +247,9 @@ class PipelineCanvas(CanvasDrops, QGraphicsView):
         address; those no longer needed removed), then lay them out."""
         project = self.doc.project
         self._shown = self.doc.inference  # kept alive, so an identity check cannot be fooled by a reused id
-        used: set[Address] = set()
-        placer = Placer(lambda a, w: self._size_card(a, w, used), lambda a, w: self._size_join(a, w, used))
+        used: set[Address] = set()  # cards laid out
+        joined: set[Address] = set()  # groups laid out (their frames and joins)
+        placer = Placer(lambda a, w: self._size_card(a, w, used), lambda a, w: self._size_join(a, w, joined))
         self.input_card.set_content(input_content(project, self._shown))
         self.output_card.set_content(output_content(project, self._shown))
         x = -CARD_WIDTH / 2
@@ -267,7 +268,9 @@ class PipelineCanvas(CanvasDrops, QGraphicsView):
         self.output_card.setPos(x, y + GAP)
         bottom = y + GAP + self.output_card.height()
         self._gaps = out.gaps
-        self._drop_unused(used)
+        self._drop_unused(self.cards_at, used)
+        self._drop_unused(self.joins, joined)
+        self._drop_unused(self.frames, joined)
         for placed in out.cards:
             self.cards_at[placed.address].setPos(placed.x, placed.y)
         for frame in out.frames:
@@ -279,9 +282,6 @@ class PipelineCanvas(CanvasDrops, QGraphicsView):
                          for p in self._shown.problems)
             item.set_frame(kind_of(self.doc.block_at(frame.address)).kind, QRectF(*frame.rect), frame.labels, errors)
             self.joins[frame.address].setPos(frame.join[0], frame.join[1])
-        for address in list(self.frames):
-            if address not in used:
-                self._scene.removeItem(self.frames.pop(address))
         self.cards = [self.cards_at[(i,)] for i in range(len(project.blocks))]
         for address, card in self.cards_at.items():
             card.set_selected(self.is_selected(address))
@@ -321,10 +321,9 @@ class PipelineCanvas(CanvasDrops, QGraphicsView):
         used.add(address)
         return join.height()
 
-    def _drop_unused(self, used: set) -> None:
-        for items in (self.cards_at, self.joins):
-            for address in [a for a in items if a not in used]:
-                self._scene.removeItem(items.pop(address))
+    def _drop_unused(self, items: dict, used: set) -> None:
+        for address in [a for a in items if a not in used]:
+            self._scene.removeItem(items.pop(address))
 
     def lane_names(self, lane: Address) -> list[str]:
         """The names of the blocks of ``lane``, as their cards show them."""

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from netbuilder.core.addresses import address_text
 from netbuilder.core.blocks import KINDS
 from netbuilder.core.errors import ERROR, WARNING, Problem
 from netbuilder.core.formula import output_size_formula, params_formula
@@ -181,12 +182,11 @@ class Inspector(QWidget):
         self._key = None
         self.refresh()
 
-    def _current(self) -> tuple[int, dict] | None:
-        i = self.doc.selected
-        blocks = self.doc.project.blocks
-        if 0 <= i < len(blocks) and isinstance(blocks[i], dict):
-            return i, blocks[i]
-        return None
+    def _current(self) -> tuple[tuple, dict] | None:
+        """(address, block) of the selected block, inside a group or not; None for none."""
+        address = self.doc.selected_path
+        block = self.doc.block_at(address)
+        return (address, block) if block is not None else None
 
     def _rebuild(self, key: tuple) -> None:
         old = self.form_host
@@ -238,10 +238,11 @@ class Inspector(QWidget):
             current = self._current()
             if current is None:
                 return
+            address = current[0]
             if field == "name" and value is None:  # emptied: back to the automatic name
-                self.doc.clear_block_field(current[0], field)
+                self.doc.clear_block_field(address[-1], field, lane=address[:-1])
             else:
-                self.doc.set_block_field(current[0], field, value)
+                self.doc.set_block_field(address[-1], field, value, lane=address[:-1])
         return commit
 
     def _value_commit(self, key: str) -> Commit:
@@ -266,17 +267,18 @@ class Inspector(QWidget):
         self.lock.setVisible(locked)
         self.form_host.setEnabled(not locked)
 
-    def _show_block(self, index: int, block: dict) -> None:
+    def _show_block(self, address: tuple, block: dict) -> None:
         inference = self.doc.inference
-        info = inference.blocks[index] if index < len(inference.blocks) else None
+        info = inference.info_at(address)
         kind = KINDS.get(block.get("kind"))
-        name = info.name if info else f"block {index + 1}"
-        self.title.setText(f"Block {index + 1} · {name}")
+        where = address_text(self.doc.project.blocks, address)
+        self.title.setText(f"{where[0].upper()}{where[1:]} · {info.name if info else block.get('name', 'block')}")
         self.subtitle.setText(f"{kind.label}: {_help_with_values(kind, block)}" if kind else "unknown kind of block")
-        problems = inference.problems_for(index)
+        # its own problems, and for a group those of the blocks inside it
+        problems = [p for p in inference.problems if p.address[:len(address)] == address]
         shown = set()
         for field_name, row in self._rows.items():
-            mine = [p for p in problems if p.field == field_name]
+            mine = [p for p in problems if p.field == field_name and p.address == address]
             shown.update(id(p) for p in mine)
             default = kind.field(field_name).default if kind and kind.field(field_name) else None
             row.show_value(block.get(field_name, default), info, mine)

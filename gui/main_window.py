@@ -319,9 +319,9 @@ class MainWindow(QMainWindow):
         """Train on a network with errors: back to the pipeline, the first red card selected and in
         view, and every problem in full (the status bar would clip it)."""
         self.set_mode(BUILD)
-        first = next((p.block for p in problems if p.block is not None), None)
+        first = next((p.address for p in problems if p.block is not None), None)
         if first is not None:
-            self.doc.select(first)  # the canvas scrolls the card into view
+            self.doc.select_path(first)  # the canvas scrolls the card into view
         n = len(problems)
         text = "\n".join(f"• {p.message}" for p in problems)
         self.tell(f"Cannot train yet: {n} problem{'s' if n != 1 else ''}",

@@ -41,7 +41,7 @@ _MARKS = {ERROR: "✖", WARNING: "⚠", NOTE: "ℹ"}
 _ORDER = {ERROR: 0, WARNING: 1, NOTE: 2}
 
 COLUMNS = ("#", "Block", "Output shape", "Params", "MACs", "Activations")
-BLOCK_ROLE = Qt.UserRole  # on problem list items: the block index, or -1
+BLOCK_ROLE = Qt.UserRole  # on problem list items: the block's address as a list, [] for the project
 
 
 def format_bytes(n: int) -> str:
@@ -120,18 +120,16 @@ class SummaryPanel(QWidget):
     # -- model -> view ------------------------------------------------------------------------
     def refresh(self, *_) -> None:
         result: Inference = self.doc.inference
-        by_block: dict[int, list] = {}
+        by_address: dict[tuple, list] = {}
         for p in result.problems:
-            by_block.setdefault(p.block, []).append(p)
+            by_address.setdefault(p.address, []).append(p)
         # A group's inner blocks get rows of their own under it, indented (as the CLI's summary);
-        # each row stands for its top-level block, which a click selects.
-        rows = []
-        for number, depth, info in nested_rows(result.blocks):
-            rows.append((number, depth, info, info.index if depth == 0 else rows[-1][3]))
-        self._row_blocks = [top for *_, top in rows]
+        # a click on one selects that block.
+        rows = list(nested_rows(result.blocks))
+        self._row_blocks = [address for *_, address in rows]
         with QSignalBlocker(self.table):
             self.table.setRowCount(len(rows))
-            for row, (number, depth, info, top) in enumerate(rows):
+            for row, (number, depth, info, address) in enumerate(rows):
                 known = info.output_shape is not None
                 cells = (
                     number,
@@ -141,7 +139,7 @@ class SummaryPanel(QWidget):
                     f"{info.macs:,}" if known else "?",
                     format_bytes(info.activation_bytes) if known else "?",
                 )
-                problems = sorted(by_block.get(top, []) if depth == 0 else [], key=lambda p: _ORDER[p.severity])
+                problems = sorted(by_address.get(address, []), key=lambda p: _ORDER[p.severity])
                 worst = problems[0].severity if problems else None
                 tip = "\n".join(f"{_MARKS[p.severity]} {p.message}" for p in problems)
                 for c, text in enumerate(cells):
@@ -174,7 +172,7 @@ class SummaryPanel(QWidget):
         for p in sorted(result.problems, key=lambda p: _ORDER[p.severity]):
             item = QListWidgetItem(f"{_MARKS[p.severity]}  {p.message}")
             item.setForeground(QBrush(QColor(severity_colors(p.severity)[0])))
-            item.setData(BLOCK_ROLE, p.block if p.block is not None else -1)
+            item.setData(BLOCK_ROLE, list(p.address))
             item.setToolTip(p.message)
             self.problems.addItem(item)
         counts = {s: sum(p.severity == s for p in result.problems) for s in (ERROR, WARNING, NOTE)}
@@ -188,7 +186,8 @@ class SummaryPanel(QWidget):
 
     def _show_selection(self, index: int) -> None:
         with QSignalBlocker(self.table):
-            rows = [r for r, top in enumerate(getattr(self, "_row_blocks", [])) if top == index]
+            selected = self.doc.selected_path
+            rows = [r for r, address in enumerate(getattr(self, "_row_blocks", [])) if address == selected]
             if index >= 0 and rows:
                 self.table.selectRow(rows[0])
             else:
@@ -197,12 +196,12 @@ class SummaryPanel(QWidget):
     # -- view -> model ------------------------------------------------------------------------
     def _row_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
-        self.doc.select(self._row_blocks[rows[0].row()] if rows else -1)
+        self.doc.select_path(self._row_blocks[rows[0].row()] if rows else ())
 
     def _problem_clicked(self, item: QListWidgetItem) -> None:
-        block = item.data(BLOCK_ROLE)
+        address = item.data(BLOCK_ROLE)
         # A project-level problem selects nothing, which shows the project settings in the inspector.
-        self.doc.select(block if isinstance(block, int) else -1)
+        self.doc.select_path(tuple(address) if isinstance(address, list) else ())
 
 
 def _demo() -> None:  # python -m netbuilder.gui.summary_panel

@@ -137,3 +137,55 @@ def test_new_project_from_each_template():
         assert not d.modified and d.undo_stack.count() == 0
     d.new_project(None)
     assert d.project.blocks == []
+
+
+# --- editing inside groups ---------------------------------------------------------------------
+def test_a_block_moves_into_a_group_after_it_and_the_group_address_follows(doc):
+    doc.wrap("residual", 2, 3)  # conv2, pool2 in a group at 2
+    start = copy.deepcopy(doc.project.blocks)
+    moved = copy.deepcopy(doc.project.blocks[0])
+    address = doc.move_to((0,), (2, 0), 1)  # conv1 into the group, between conv2 and pool2
+    assert address == (1, 0, 1) and doc.selected_path == (1, 0, 1)
+    assert [b["kind"] for b in doc.project.blocks[1]["blocks"]] == ["conv", "conv", "pool"]
+    assert doc.project.blocks[1]["blocks"][1] == {**moved, "name": doc.project.blocks[1]["blocks"][1]["name"]}
+    assert doc.undo_stack.count() == 2  # wrap, move: one step each
+    doc.undo_stack.undo()
+    assert doc.project.blocks == start
+
+
+def test_a_moved_block_keeps_its_own_name_unless_the_pipeline_it_joins_has_it(doc):
+    doc.set_block_field(0, "name", "stem")
+    doc.wrap("residual", 2, 2)
+    assert doc.move_to((0,), (2, 0), 0) == (1, 0, 0)  # the group is at 1 once conv1 has left
+    assert doc.project.blocks[1]["blocks"][0]["name"] == "stem"
+    assert doc.move_to((1, 0, 0), (1, 0), 0) == ()  # nowhere new: nothing done
+    assert doc.move_to((1,), (1, 0), 0) == ()  # a group into itself
+    doc.insert_blocks([{"kind": "conv", "name": "stem"}], 0)  # a new "stem" at the top: taken there
+    assert doc.project.blocks[0]["name"] != "stem"  # pasted blocks get fresh names
+    doc.set_block_field(0, "name", "conv9")
+    doc.set_block_field(0, "name", "stem", lane=(2, 0))
+    doc.clear_block_field(0, "name", lane=(2, 0))
+    doc.set_block_field(0, "name", "conv9", lane=(2, 0))  # both pipelines have a conv9 now, legal apart
+    doc.move_to((2, 0, 0), (), 0)
+    assert doc.project.blocks[0]["name"] != "conv9" and doc.project.blocks[1]["name"] == "conv9"
+
+
+def test_field_edits_inside_a_group_are_undone_and_merge_while_typing(doc):
+    doc.wrap("residual", 2, 2)
+    doc.set_block_field(0, "filters", 17, lane=(2, 0))
+    doc.set_block_field(0, "filters", 18, lane=(2, 0))
+    assert doc.project.blocks[2]["blocks"][0]["filters"] == 18
+    assert doc.inference.info_at((2, 0, 0)).output_shape[0] == 18
+    doc.undo_stack.undo()  # both keystrokes at once
+    assert doc.project.blocks[2]["blocks"][0]["filters"] == 16
+
+
+def test_removing_the_selected_group_clears_a_selection_inside_it(doc):
+    doc.wrap("residual", 2, 3)
+    doc.select_path((2, 0, 1))
+    assert doc.selected == 2 and doc.selected_count == 1
+    doc.remove_blocks([2])
+    assert doc.selected_path == () and doc.selected == -1
+    doc.undo_stack.undo()
+    doc.select_path((2, 0, 0), 5)
+    assert doc.selected_count == 2  # no more than the lane holds
