@@ -19,6 +19,7 @@ CARD_HEIGHT = 52            # two text lines
 MESSAGE_LINES = 3           # an error or warning takes at most this many lines under the settings
 STRIP = 46                  # the accent strip with the icon and the block's number
 PAD = 12
+NARROW = 300                # a card narrower than this (in a branch path) has a thinner strip and padding
 BADGE_R = 9                 # the "!" badge on a card's corner
 
 
@@ -88,7 +89,13 @@ class CardItem(QGraphicsItem):
             return []
         metrics = QFontMetrics(theme.font(-0.5, bold=error))
         self._line_h = metrics.height()
-        return _wrapped(metrics, text, int(self.width - STRIP - 2 * PAD - BADGE_R), MESSAGE_LINES)
+        strip, pad = self._margins
+        return _wrapped(metrics, text, int(self.width - strip - 2 * pad - BADGE_R), MESSAGE_LINES)
+
+    @property
+    def _margins(self) -> tuple[int, int]:
+        """(accent strip width, text padding): narrow cards give the text more of their width."""
+        return (STRIP, PAD) if self.width >= NARROW else (36, 8)
 
     def set_selected(self, selected: bool) -> None:
         if selected != self.selected:
@@ -176,23 +183,24 @@ class CardItem(QGraphicsItem):
         strip = QPainterPath()
         strip.addRoundedRect(rect.adjusted(1, 1, -1, -1), 7, 7)
         clip = QPainterPath()
-        clip.addRect(QRectF(0, 0, STRIP, h))
+        strip_w, pad = self._margins
+        clip.addRect(QRectF(0, 0, strip_w, h))
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(theme.tint(theme.accent(c.kind), 0.07 if c.unknown else 0.16, theme.SURFACE))
         painter.drawPath(strip.intersected(clip))
         painter.setPen(QPen(theme.tint(theme.accent(c.kind), 0.5, theme.SURFACE), 1))
-        painter.drawLine(QPointF(STRIP, 1), QPointF(STRIP, h - 1))
+        painter.drawLine(QPointF(strip_w, 1), QPointF(strip_w, h - 1))
         icon = theme.block_icon(c.icon)
         if not icon.isNull():
             mode = QIcon.Mode.Disabled if c.unknown else QIcon.Mode.Normal
-            icon.paint(painter, QRectF(11, 5, 24, 24).toRect(), Qt.AlignmentFlag.AlignCenter, mode)
+            icon.paint(painter, QRectF((strip_w - 24) / 2, 5, 24, 24).toRect(), Qt.AlignmentFlag.AlignCenter, mode)
         if c.number:
             painter.setPen(QColor(theme.MUTED))
             painter.setFont(theme.font(-1, bold=True))
-            painter.drawText(QRectF(0, 30, STRIP, 16), Qt.AlignmentFlag.AlignCenter, c.number)
+            painter.drawText(QRectF(0, 30, strip_w, 16), Qt.AlignmentFlag.AlignCenter, c.number)
 
-        left = STRIP + PAD
-        right = self.width - PAD - (BADGE_R if error or warning else 0)
+        left = strip_w + pad
+        right = self.width - pad - (BADGE_R if error or warning else 0)
         width = right - left
         # line 1: name, output shape
         bold = theme.font(0.5, bold=True)

@@ -17,7 +17,7 @@ from netbuilder.core.blocks import kind_of
 GAP = 26            # vertical space between cards, where the arrows (and drops) go
 FRAME_PAD = 10      # inside a group's frame, around its lanes
 SKIP = 22           # a residual group's margin each side of its inner column; the skip runs in the right one
-PATH_WIDTH = 250    # the narrowest column a branch path gets
+PATH_WIDTH = 214    # the narrowest column a branch path gets (three fit in a 680-pixel canvas)
 PATH_GAP = 14       # between branch paths
 BUS = 12            # the fan-out / fan-in lines of branches, below the header and above the merge card
 
