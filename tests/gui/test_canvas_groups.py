@@ -5,11 +5,12 @@ each undone and redone against the model.
 Drags are played as the events Qt delivers to the viewport (see test_canvas.py).
 """
 import copy
+import dataclasses
 
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent
-from PySide6.QtWidgets import QApplication, QSpinBox
+from PySide6.QtWidgets import QApplication, QComboBox, QSpinBox
 
 from netbuilder.core.addresses import walk
 from netbuilder.core.summary import format_shape
@@ -306,3 +307,55 @@ def test_the_canvas_looks_right_on_a_group_inside_a_branch_path(qtbot, doc):
     assert canvas.cards_at[(group, 0, 0, 0, 0)].sceneBoundingRect().intersects(inner)
     messages = [p.message for p in doc.inference.problems if p.address[:3] == (group, 0, 0)]
     assert all(m.startswith(f"block {group + 1} › path 1 › block 1") for m in messages)
+
+
+def test_resnet8_is_built_from_the_palette_without_editing_json_and_trains(qtbot, doc):
+    """What the README walks through: stem, three residual stages (the last two halving the size,
+    their skips projected), global pooling, dense — dragged, duplicated and edited in the window."""
+    from netbuilder.core.datasets.shapes import shapes_dataset
+    from netbuilder.core.project import Project
+    from netbuilder.core.trainer import Trainer
+    from netbuilder.gui.palette import PALETTE_ENTRIES, Palette
+
+    doc.new_project(None)
+    doc.set_value("input_shape", [1, 28, 28])
+    doc.set_value("num_classes", 10)
+    canvas = make_canvas(qtbot, doc)
+    palette = Palette(doc)
+    qtbot.addWidget(palette)
+    inspector = Inspector(doc)
+    qtbot.addWidget(inspector)
+    row = {e.label: i for i, e in enumerate(PALETTE_ENTRIES)}
+    palette.append_row(row["Convolution"])  # the stem: 16 filters, "same" padding
+    inspector.findChild(QSpinBox, "filters").setValue(16)
+    mode = inspector.findChild(QComboBox, "padding.mode")
+    mode.activated.emit(mode.findText("same"))
+    drag(canvas, palette.mime_for_row(row["Residual group"]), gap_point(canvas, (), 1))
+    for stage, filters in ((2, 32), (3, 64)):  # each a copy of the one before, twice as wide, half as big
+        doc.select(stage - 1)
+        canvas.duplicate_selected()  # the copy lands after the group and is selected
+        for inner in (0, 2):  # its two convolutions
+            doc.select_path((stage, 0, inner))
+            inspector.findChild(QSpinBox, "filters").setValue(filters)
+        doc.select_path((stage, 0, 0))
+        stride = inspector.findChild(QSpinBox, "stride.height")
+        stride.setValue(2)
+    palette.append_row(row["Global pooling"])
+    palette.append_row(row["Dense"])
+    doc.select(len(doc.project.blocks) - 1)
+    inspector.findChild(QSpinBox, "units").setValue(10)
+    activation = inspector.findChild(QComboBox, "activation")
+    activation.activated.emit(activation.findText("softmax"))  # what a user's pick emits
+    assert doc.inference.ok, [p.message for p in doc.inference.errors]
+    assert [b["kind"] for b in doc.project.blocks] == ["conv", "residual", "residual", "residual", "global_pool",
+                                                       "dense"]
+    assert [doc.inference.info_at((i,)).output_shape for i in (1, 2, 3)] == [(16, 28, 28), (32, 14, 14), (64, 7, 7)]
+    assert "1x1 conv, stride 2" in canvas.joins[(2,)].text and "1x1 conv" not in canvas.joins[(1,)].text
+    assert_canvas_matches_model(canvas, doc)
+    # it trains (the project as the window would hand it to the worker), and the loss goes down
+    project = Project.from_dict(doc.project.to_dict())
+    project.training = dataclasses.replace(project.training, epochs=2, batch_size=16)
+    trainer = Trainer(project, shapes_dataset(128, 0))
+    trainer.fit(epochs=2)
+    assert trainer.history.epochs_done == 2
+    assert trainer.history.train_loss[-1] < trainer.history.train_loss[0]
