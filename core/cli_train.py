@@ -39,6 +39,13 @@ def add_parser(commands) -> None:
                        help="continue the run saved in this checkpoint, exactly as if it had not stopped, up to "
                             "--epochs (default: the project's) epochs in all; the checkpoint is updated after "
                             "every epoch unless --checkpoint names another file")
+    train.add_argument("--engine", choices=("numpy", "torch"), default="numpy",
+                       help="what does the arithmetic: netbuilder's own numpy engine (the default) or PyTorch "
+                            "(pip install 'netbuilder[torch]'); both start from the same weights, take the data "
+                            "in the same order and write the same kind of weights file")
+    train.add_argument("--device", metavar="DEVICE",
+                       help="where the torch engine trains: cpu, cuda, cuda:N, mps or auto (the best there is; "
+                            "the default)")
     train.set_defaults(run=run)
 
 
@@ -61,6 +68,10 @@ def run(args) -> int:
     if found is None:
         return EXIT_ERROR
     path, bundled = found
+    device = _engine_device(args)
+    if device is None:
+        return EXIT_ERROR
+    args.device = device
     loaded = load_valid_project(path)
     if isinstance(loaded, int):
         return loaded
@@ -96,11 +107,30 @@ def run(args) -> int:
             metrics.close()
 
 
+def _engine_device(args) -> str | None:
+    """The device the run will use ("cpu" for the numpy engine), or None after saying what is wrong."""
+    from netbuilder.core.torch_engine import TorchMissingError, resolve_device
+
+    if args.engine == "numpy":
+        if args.device not in (None, "cpu"):
+            error(f"the numpy engine runs on the CPU only; add --engine torch to train on {args.device}")
+            return None
+        return "cpu"
+    try:
+        return resolve_device(args.device or "auto")
+    except TorchMissingError as exc:
+        error(str(exc))
+    except TrainingError as exc:
+        error(str(exc))
+    return None
+
+
 def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path | None,
            metrics: MetricsLog | None) -> int:
     from netbuilder.core.checkpoint import CheckpointError, save_checkpoint
     from netbuilder.core.datasets import load_project_dataset
-    from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
+    from netbuilder.core.torch_engine import make_trainer
+    from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted
     from netbuilder.core.weights import WeightsError, save_weights
 
     try:
@@ -109,10 +139,7 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
         error(f"cannot load the dataset of {path}: {exc}")
         return EXIT_ERROR
     try:
-        if resumed is None:
-            trainer = Trainer(project, dataset)
-        else:
-            trainer = Trainer.from_checkpoint(resumed, dataset, project=project)
+        trainer = make_trainer(project, dataset, engine=args.engine, device=args.device, checkpoint=resumed)
     except (TrainingError, ValueError) as exc:
         error(f"{path}: {exc}" if resumed is None else f"cannot resume from {args.resume}: {exc}")
         return EXIT_ERROR
@@ -153,7 +180,8 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
                 else:
                     what = (f"training {project.name!r} on {event.train_size} images{val}: {event.epochs} "
                             f"epoch{'s' if event.epochs != 1 else ''}")
-                print(f"{what} of {event.batches_per_epoch} batches", flush=True)
+                where = getattr(trainer, "device_description", "cpu")
+                print(f"{what} of {event.batches_per_epoch} batches, {args.engine} engine on {where}", flush=True)
                 for note in trainer.notes:
                     progress.note(f"netbuilder: note: {note}")
             elif isinstance(event, BatchEnd):

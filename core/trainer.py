@@ -372,10 +372,11 @@ class Trainer:
         return optimizer
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, dataset, project=None, dtype=None) -> Trainer:
+    def from_checkpoint(cls, checkpoint, dataset, project=None, dtype=None, **options) -> Trainer:
         """A trainer that continues ``checkpoint`` (a Checkpoint or a path) on ``dataset``.
 
-        ``project`` defaults to the checkpoint's own; ``dtype`` to its weights' dtype.
+        ``project`` defaults to the checkpoint's own; ``dtype`` to its weights' dtype; ``options``
+        go to the constructor (the torch engine's ``device``).
         """
         if not hasattr(checkpoint, "weights"):
             from netbuilder.core.checkpoint import load_checkpoint
@@ -383,7 +384,7 @@ class Trainer:
             checkpoint = load_checkpoint(checkpoint)
         if dtype is None:
             dtype = next(iter(checkpoint.weights.values())).dtype if checkpoint.weights else np.float32
-        trainer = cls(project if project is not None else checkpoint.project, dataset, dtype=dtype)
+        trainer = cls(project if project is not None else checkpoint.project, dataset, dtype=dtype, **options)
         trainer.restore(checkpoint)
         return trainer
 
@@ -409,7 +410,7 @@ class Trainer:
         it; else 0) keep their history, and events are numbered from ``start_epoch + 1``.
         BLAS runs on one thread for as long as the run does (the layers split the work).
         """
-        with blas_single_threaded():
+        with self._run_context():
             yield from self._run(epochs, start_epoch)
 
     def _run(self, epochs: int | None, start_epoch: int | None) -> Iterator[Event]:
@@ -428,10 +429,11 @@ class Trainer:
         self.error = None
         status, message = "finished", f"finished {epochs} epoch{'s' if epochs != 1 else ''}"
         try:
+            self._start_engine()
             yield RunStarted(epochs, bpe, n, len(self.val_idx), first)
             seen = 0
             for epoch in range(first + 1, first + epochs + 1):
-                snapshot = self.network.state_dict()
+                snapshot = self._snapshot()
                 losses: list[float] = []
                 history.batch_losses.append(losses)
                 start = time.perf_counter()
@@ -465,6 +467,7 @@ class Trainer:
                     epoch, loss_sum / n, correct / n, val_loss, val_acc,
                     time.perf_counter() - start - paused, n / train_seconds))
                 history.epochs_done = epoch
+                self._sync_engine()  # before the handler of EpochEnd may take a checkpoint
                 self._mid_epoch = False
                 yield history.epochs[-1]
         except _Stopped:
@@ -479,8 +482,38 @@ class Trainer:
             self._stop.clear()
             self._running.set()
             self._parked.clear()
+        try:
+            self._sync_engine(final=True)
+        except Exception as exc:  # noqa: BLE001 - the weights could not come back: the run failed
+            if status != "failed":
+                self.error = exc
+                status, message = "failed", f"training failed: {type(exc).__name__}: {exc}"
         history.status, history.message = status, message
         yield RunEnded(status, message, history.epochs_done)
+
+    # --- engine hooks: what another engine (core/torch_engine.py) replaces -----------------------
+    # The loop above (data order, batches, events, history, pause/stop, divergence messages) is
+    # shared; an engine changes where the network's arithmetic runs and keeps ``self.network``
+    # (the numpy network) up to date at every epoch's end and at the run's end.
+    def _run_context(self):
+        """Held for the whole run: the numpy layers want BLAS on one thread (they split the work)."""
+        return blas_single_threaded()
+
+    def _start_engine(self) -> None:
+        """Before a run's first event: the numpy engine trains ``self.network`` itself."""
+
+    def _sync_engine(self, final: bool = False) -> None:
+        """Bring ``self.network`` and ``self.optimizer`` up to date: at each epoch's end, and
+        (``final``) once the run is over."""
+
+    def _snapshot(self) -> dict:
+        """The weights at an epoch's start, to restore should an update overflow them."""
+        return self.network.state_dict()
+
+    def _evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Loss and outputs (probabilities) of one validation chunk, in inference mode."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self.network.evaluate(x, y)
 
     # --- internals -----------------------------------------------------------------------------
     def _hold(self) -> float:
@@ -561,8 +594,7 @@ class Trainer:
             x, y = self._x[part], self._y[part]
             self._acquire()
             try:
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    loss, outputs = net.evaluate(x, y)
+                loss, outputs = self._evaluate(x, y)
             finally:
                 self._lock.release()
             loss_sum += loss * len(part)

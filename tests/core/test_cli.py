@@ -33,7 +33,7 @@ def test_train_writes_weights_next_to_the_project(tmp_path, capsys):
     assert cli.main(["train", str(path)]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0] == "training 'tiny' on 100 images, 20 for validation: 2 epochs of 4 batches"
+    assert lines[0] == "training 'tiny' on 100 images, 20 for validation: 2 epochs of 4 batches, numpy engine on cpu"
     assert lines[1].startswith("epoch 1/2  loss ") and "val_accuracy" in lines[1] and "images/s" in lines[1]
     assert lines[2].startswith("epoch 2/2  loss ")
     weights = tmp_path / "tiny.weights.npz"
