@@ -325,9 +325,12 @@ def _torch_dtype(torch, dtype):
 def _ieee_float32(torch) -> None:
     """Full float32 in cuDNN convolutions and matrix products (no TF32), as the numpy engine computes."""
     conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
+    matmul = torch.backends.cuda.matmul
+    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9 (mixing the APIs is an error)
         conv.fp32_precision = "ieee"
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
     else:
         torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    if hasattr(matmul, "fp32_precision"):
+        matmul.fp32_precision = "ieee"
+    else:
+        matmul.allow_tf32 = False
