@@ -167,6 +167,11 @@ class TorchTrainer(Trainer):
             model = model.to(device=self.device, dtype=dtype)
             # torch_model loads float32 copies; load the numpy arrays themselves (float64 stays exact)
             model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in net.state_dict().items()})
+            with torch.no_grad():  # the network's own normalisation constants (float64 ones for a float64 network)
+                for buffer, value in (("input_mean", net._shift), ("input_scale", net._scale)):
+                    if value is not None and hasattr(model, buffer):
+                        target = getattr(model, buffer)
+                        target.copy_(torch.from_numpy(np.ascontiguousarray(value)).reshape(target.shape))
             params = dict(model.named_parameters())
             if set(params) != set(net.parameters()):
                 raise TrainingError("the torch model's parameters are not the network's: "
