@@ -21,6 +21,7 @@ import numpy as np
 
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.layers import Dropout
+from netbuilder.core.layers.batchnorm import BatchNorm
 from netbuilder.core.trainer import Trainer, _Diverged, make_optimizer_like
 
 ENGINES = ("numpy", "torch")
@@ -177,6 +178,13 @@ class TorchTrainer(Trainer):
                 raise TrainingError("the torch model's parameters are not the network's: "
                                     f"{sorted(set(params) ^ set(net.parameters()))}")
             self._model, self._params = model.train(), params
+            # BatchNorm blocks that see one value per channel in a batch of one sample (after a
+            # dense block): the numpy engine normalises such a batch with the running statistics
+            # and leaves them as they are (torch would raise); eval mode for that step does the same.
+            self._single_value_norms = [
+                model.get_submodule(stage.path) for stage in net.walk_stages()
+                if any(isinstance(layer, BatchNorm) for layer in stage.layers)
+                and int(np.prod(stage.info.input_shape[1:])) == 1]
             self._topt = self._torch_optimizer()
             self._load_optimizer_state()
             self._live = True
@@ -209,6 +217,9 @@ class TorchTrainer(Trainer):
                 group["lr"] = lr
             topt.zero_grad(set_to_none=True)
             model.train()
+            if len(xb) == 1:
+                for module in self._single_value_norms:
+                    module.eval()
             pred = model(x).reshape(len(xb), -1)
             loss = self._loss(pred, y)
             loss.backward()

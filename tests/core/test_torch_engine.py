@@ -156,6 +156,24 @@ def test_in_float64_the_engines_agree_to_rounding_over_two_runs_in_a_row(case):
         np.testing.assert_allclose(wb[name], wa[name], rtol=1e-10, atol=1e-11, err_msg=name)
 
 
+def test_a_batch_of_one_sample_through_batchnorm_after_a_dense_block():
+    """320 training images in batches of 29: the last batch is one sample, which has no variance per
+    channel after a dense block; both engines normalise it with the running statistics, unmoved."""
+    def project():
+        return Project(name="bn", input_shape=(1, 28, 28), num_classes=10,
+                       blocks=[{"kind": "flatten"}, {"kind": "dense", "units": 16, "activation": "identity"},
+                               {"kind": "batchnorm", "momentum": 0.1, "eps": 1e-5, "activation": "relu"},
+                               {"kind": "dense", "units": 10, "activation": "softmax"}],
+                       training=TrainingSettings(loss="cross_entropy", optimizer="momentum", learning_rate=0.01,
+                                                 batch_size=29, validation_fraction=0.2, seed=2))
+
+    numpy_run, torch_run = both(project, shapes())
+    assert len(torch_run.history.batch_losses[0]) == 12
+    np.testing.assert_allclose(torch_run.history.batch_losses[0], numpy_run.history.batch_losses[0], rtol=LOSS_RTOL)
+    assert torch_run.weights()["batchnorm1.num_batches_tracked"] == 11
+    assert_same_weights(numpy_run.weights(), torch_run.weights())
+
+
 def test_the_first_step_starts_from_the_same_weights():
     data = shapes()
     a, b = Trainer(example("lenet5"), data), TorchTrainer(example("lenet5"), data, device="cpu")
