@@ -50,6 +50,27 @@ def torch_available() -> bool:
     return True
 
 
+def torch_installed() -> bool:
+    """Whether torch can be found, without importing it (importing takes a second or two)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or half-removed install
+        return False
+
+
+def torch_devices() -> list[tuple[str, str]]:
+    """(device, description) of every device torch can train on here, the CPU first."""
+    torch = import_torch()
+    devices = [("cpu", "cpu")]
+    if torch.cuda.is_available():
+        devices += [(f"cuda:{i}", describe_device(f"cuda:{i}")) for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append(("mps", "mps (Apple GPU)"))
+    return devices
+
+
 def resolve_device(name: str | None = "auto") -> str:
     """The torch device ``name`` stands for ("auto": CUDA, else MPS, else the CPU), checked to exist.
 
@@ -205,6 +226,17 @@ class TorchTrainer(Trainer):
 
     def _snapshot(self) -> dict:
         return {k: v.detach().clone() for k, v in self._model.state_dict().items()}
+
+    def gradient_norms(self) -> dict[str, float]:
+        """The last step's gradient norms, computed on the device and fetched at once."""
+        if self._model is None or not self._live:
+            return super().gradient_norms()
+        torch = self._torch
+        names = [n for n, p in self._params.items() if p.grad is not None]
+        if not names:
+            return {}
+        norms = torch.stack([self._params[n].grad.detach().norm() for n in names]).double().cpu().tolist()
+        return dict(zip(names, norms))
 
     def _step(self, xb, yb, epoch: int, batch: int, snapshot) -> tuple[float, np.ndarray]:
         torch, model, topt = self._torch, self._model, self._topt

@@ -136,6 +136,11 @@ class Trainer:
     state is reset; the ``RunEnded`` message says which happened.
     """
 
+    engine = "numpy"  # what does the arithmetic ("torch" for core.torch_engine.TorchTrainer)
+    # Called with (labels, outputs) of each validation chunk, in the run's thread: the window's
+    # confusion matrix is made of exactly the predictions the validation metrics came from.
+    validation_observer: Callable[[np.ndarray, np.ndarray], None] | None = None
+
     def __init__(self, project, dataset, network: Network | None = None, dtype=np.float32):
         self.project = project
         self.settings = project.training
@@ -515,6 +520,15 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return self.network.evaluate(x, y)
 
+    def gradient_norms(self) -> dict[str, float]:
+        """The L2 norm of each parameter's gradient in the last step, by name (for the window's
+        gradient view; read between batches in the run's thread)."""
+        norms = {}
+        for name, g in self.network.gradients().items():
+            flat = g.reshape(-1)
+            norms[name] = math.sqrt(float(np.dot(flat, flat)))
+        return norms
+
     # --- internals -----------------------------------------------------------------------------
     def _hold(self) -> float:
         """Honour pause and stop before a batch; returns the seconds spent paused."""
@@ -597,6 +611,8 @@ class Trainer:
                 loss, outputs = self._evaluate(x, y)
             finally:
                 self._lock.release()
+            if self.validation_observer is not None:
+                self.validation_observer(y, outputs)
             loss_sum += loss * len(part)
             correct += int(np.count_nonzero(net.classify(outputs) == y))
         return loss_sum / len(idx), correct / len(idx)

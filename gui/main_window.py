@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         """The training view: run controls and data on the left, curves in the middle with the
         epoch views under them, what the network sees on the right (feature maps over filters)."""
         controller = self.controller
-        self.train_panel = TrainPanel(self.doc, controller, self)
+        self.train_panel = TrainPanel(self.doc, controller, self, settings=self.settings)
         self.data_panel = DataPanel(self.doc, controller, self)
         self.curves = CurvesView(controller, self)
         self.feature_maps = FeatureMapView(controller, self)

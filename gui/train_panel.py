@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -32,6 +32,7 @@ from netbuilder.core.project import LOSSES, OPTIMIZERS
 from netbuilder.core.trainer import RunEnded
 from netbuilder.gui import theme
 from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.engine_picker import EnginePicker
 from netbuilder.gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
 
 PROGRESS_MS = 200  # the progress bar and speed are redrawn at most 5 times a second
@@ -76,11 +77,13 @@ class LearningRateBox(QDoubleSpinBox):
 class TrainPanel(QWidget):
     """Run controls, progress and training settings of ``doc``, driving ``controller``."""
 
-    def __init__(self, doc: ProjectDocument, controller: TrainingController, parent: QWidget | None = None):
+    def __init__(self, doc: ProjectDocument, controller: TrainingController, parent: QWidget | None = None,
+                 settings: QSettings | None = None):
         super().__init__(parent)
         self.doc = doc
         self.controller = controller
         self._run_start = None  # RunStarted of the current run
+        self._engine_text = ""  # what computes it ("torch on cuda:0 (...)")
         self._error = ""
         self._ended: RunEnded | None = None
         self._last_epoch = None
@@ -165,6 +168,9 @@ class TrainPanel(QWidget):
         self._number("seed", "Seed", seed, form, "the same seed gives the same weights, split and order")
         settings_box = QGroupBox("Settings")
         settings_box.setLayout(form)
+        self.engine = EnginePicker(controller, settings)
+        engine_box = QGroupBox("Engine")
+        QVBoxLayout(engine_box).addWidget(self.engine)
         self.live_hint = QLabel("While training only the learning rate can change.")
         self.live_hint.setWordWrap(True)
         theme.style(self.live_hint, "color: {MUTED};")
@@ -175,6 +181,7 @@ class TrainPanel(QWidget):
         column.setContentsMargins(6, 6, 6, 6)
         column.addWidget(run_box)
         column.addWidget(settings_box)
+        column.addWidget(engine_box)
         column.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(content)
@@ -307,6 +314,7 @@ class TrainPanel(QWidget):
     def _run_started(self, payload: dict) -> None:
         event = payload["event"]
         self._run_start = event
+        self._engine_text = payload.get("engine", "")
         self.progress.setRange(0, max(event.epochs * event.batches_per_epoch, 1))
         self.progress.setValue(0)
         self.progress.setFormat(f"epoch {event.start_epoch + 1}/{event.start_epoch + event.epochs} · batch 0/"
@@ -330,7 +338,8 @@ class TrainPanel(QWidget):
         left_batches = self.progress.maximum() - done
         per_batch = start.train_size / max(bpe, 1)
         seconds = left_batches * per_batch / event.images_per_sec if event.images_per_sec > 0 else float("nan")
-        self.speed_label.setText(f"{event.images_per_sec:,.0f} images/s · {_duration(seconds)} left")
+        engine = f" · {self._engine_text}" if self._engine_text else ""
+        self.speed_label.setText(f"{event.images_per_sec:,.0f} images/s · {_duration(seconds)} left{engine}")
         if self.controller.state == RUNNING:
             self._update_status(event)
 
@@ -351,7 +360,8 @@ class TrainPanel(QWidget):
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
             self.progress.setFormat("not started")
-        self.speed_label.setText(self.speed_label.text().split(" · ")[0])  # the speed, no time left
+        speed = self.speed_label.text().split(" · ")[0]  # the speed and the engine, no time left
+        self.speed_label.setText(f"{speed} · {self._engine_text}" if speed and self._engine_text else speed)
         self._update_status()
 
     def _show_error(self, message: str) -> None:
@@ -413,6 +423,7 @@ class TrainPanel(QWidget):
         if not running:
             self.editors["momentum"].setEnabled(optimizer in ("momentum", "nesterov"))
         self.live_hint.setVisible(running)
+        self.engine.set_running(running)
 
 
 def _duration(seconds: float) -> str:

@@ -110,6 +110,8 @@ class TrainingController(QObject):
         self._probe_index = 0
         self._last_batch = None
         self._closed = False
+        # What the next run trains with: the numpy engine, or torch on a device (set_engine).
+        self.engine, self.device = "numpy", None
         doc.valueChanged.connect(self._on_value_changed)
         doc.projectReplaced.connect(self._on_project_replaced)
         app = QCoreApplication.instance()
@@ -186,7 +188,7 @@ class TrainingController(QObject):
                 self.error.emit(f"The last run cannot be continued: {why}. Press Train to start a new run")
                 return False
         request = RunRequest(doc.project.copy(), doc.path.parent if doc.path else None, mode,
-                             Path(checkpoint) if checkpoint is not None else None)
+                             Path(checkpoint) if checkpoint is not None else None, self.engine, self.device)
         note = {"new": "", "continue": "continued",
                 "checkpoint": f"from {request.checkpoint.name}" if request.checkpoint else ""}[mode]
         self._pending = (mode, note, request.project.training)
@@ -213,6 +215,10 @@ class TrainingController(QObject):
         if self._state in (LOADING, RUNNING, PAUSED):
             self._session.stop()
             self._set_state(STOPPING)
+
+    def set_engine(self, engine: str, device: str | None = None) -> None:
+        """Train the next runs with ``engine`` ("numpy" or "torch") on ``device`` (torch only)."""
+        self.engine, self.device = engine, (device if engine == "torch" else None)
 
     def set_learning_rate(self, lr: float) -> None:
         """Change the running trainer's learning rate (the document's value is set by the panel)."""

@@ -23,13 +23,16 @@ class RunRequest:
 
     ``project`` is a deep copy of the document's project (the worker never sees the document);
     ``mode`` is "new" (fresh weights), "continue" (more epochs on the last run's trainer) or
-    "checkpoint" (continue the run saved in the checkpoint file ``checkpoint``).
+    "checkpoint" (continue the run saved in the checkpoint file ``checkpoint``). ``engine`` and
+    ``device`` choose what does the arithmetic (see ``core.torch_engine.make_trainer``).
     """
 
     project: Project
     base_dir: Path | None = None
     mode: str = "new"
     checkpoint: Path | None = None
+    engine: str = "numpy"
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -156,11 +159,11 @@ class GradNorms:
         self._sums: dict[str, float] = {}
         self._count = 0
 
-    def add(self, gradients: dict[str, np.ndarray]) -> None:
+    def add(self, norms: dict[str, float]) -> None:
+        """One batch's norms, by parameter name (``Trainer.gradient_norms``)."""
         sums = self._sums
-        for name, g in gradients.items():
-            flat = g.reshape(-1)
-            sums[name] = sums.get(name, 0.0) + math.sqrt(float(np.dot(flat, flat)))
+        for name, value in norms.items():
+            sums[name] = sums.get(name, 0.0) + value
         self._count += 1
 
     def take(self) -> dict[str, float]:
@@ -172,33 +175,30 @@ class GradNorms:
 
 
 class ValidationRecorder:
-    """Wraps a network's ``evaluate`` to keep the true and predicted labels of each validation pass.
+    """Keeps the true and predicted labels of each validation pass of a trainer.
 
-    The trainer validates through ``network.evaluate(x, labels)``; recording there gives the
-    confusion matrix of exactly the predictions the validation metrics came from, without a
-    second pass over the validation split. Installed on the network instance only.
+    Installed as the trainer's ``validation_observer``, it sees exactly the predictions the
+    validation metrics came from (whichever engine computed them), without a second pass over
+    the validation split.
     """
 
     def __init__(self, network) -> None:
         self.network = network
-        self._evaluate = network.evaluate
         self.true: list[np.ndarray] = []
         self.predicted: list[np.ndarray] = []
 
     @classmethod
-    def install(cls, network) -> ValidationRecorder:
-        current = network.__dict__.get("evaluate")
+    def install(cls, trainer) -> ValidationRecorder:
+        current = getattr(trainer.validation_observer, "__self__", None)
         if isinstance(current, cls):
             return current
-        recorder = cls(network)
-        network.evaluate = recorder
+        recorder = cls(trainer.network)
+        trainer.validation_observer = recorder.record
         return recorder
 
-    def __call__(self, x, labels):
-        loss, outputs = self._evaluate(x, labels)
+    def record(self, labels: np.ndarray, outputs: np.ndarray) -> None:
         self.true.append(np.array(labels, np.int64))
         self.predicted.append(self.network.classify(outputs))
-        return loss, outputs
 
     def take(self, classes: int) -> np.ndarray | None:
         """The confusion matrix of what was recorded since the last call (None if nothing was)."""

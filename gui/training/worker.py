@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, Signal
 from netbuilder.core.checkpoint import load_checkpoint
 from netbuilder.core.datasets import DatasetError, load_project_dataset
 from netbuilder.core.errors import ProjectError, TrainingError
+from netbuilder.core.torch_engine import TorchMissingError, make_trainer
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
 from netbuilder.core.weights import WeightsError
 from netbuilder.gui.training.events import (
@@ -175,7 +176,12 @@ class TrainingSession:
             if why:
                 raise TrainingError(f"the last run cannot be continued: {why} since it. Press Train to start "
                                     "a new run with the new settings")
-            self._load(trainer.project, request.base_dir)
+            dataset = self._load(trainer.project, request.base_dir)
+            if not _same_engine(trainer, request):
+                # another engine or device goes on from exactly where the last run stands
+                trainer = make_trainer(trainer.project, dataset, request.engine, request.device,
+                                       checkpoint=trainer.checkpoint())
+                self._install(trainer, dataset, trained=True)
             trainer.set_learning_rate(project.training.learning_rate)
         elif request.mode == "checkpoint":
             checkpoint = load_checkpoint(request.checkpoint)
@@ -185,12 +191,12 @@ class TrainingSession:
                     and dataset_source(project.dataset) == dataset_source(checkpoint.project.dataset)):
                 project.dataset["normalization"] = stored  # what the checkpoint's weights were trained with
             dataset = self._load(project, request.base_dir)
-            trainer = Trainer.from_checkpoint(checkpoint, dataset, project=project)
+            trainer = make_trainer(project, dataset, request.engine, request.device, checkpoint=checkpoint)
             self._install(trainer, dataset, trained=True)
             self.checkpoint = checkpoint
         else:
             dataset = self._load(project, request.base_dir)
-            trainer = Trainer(project, dataset)
+            trainer = make_trainer(project, dataset, request.engine, request.device)
             self._install(trainer, dataset, trained=False)
         history = trainer.history if request.mode == "checkpoint" else None  # drawn before the resumed epochs
         x, y = self.samples
@@ -230,7 +236,7 @@ class TrainingSession:
     def _train(self, trainer: Trainer, request: RunRequest, history, sink: WorkerSignals) -> None:
         net = trainer.network
         classes = len(self.class_names)
-        recorder = ValidationRecorder.install(net)
+        recorder = ValidationRecorder.install(trainer)
         recorder.clear()
         norms = GradNorms()
         order = layer_order(net)  # how the gradient view orders (and colours) the blocks, inner ones too
@@ -270,7 +276,7 @@ class TrainingSession:
                 if isinstance(event, BatchEnd):
                     self.trained = True
                     batches.append(event)
-                    norms.add(net.gradients())
+                    norms.add(trainer.gradient_norms())
                     now = time.monotonic()
                     # Paused: send what was trained, so the window shows where the run holds.
                     if now - last_flush >= FLUSH_INTERVAL or self._pause.is_set():
@@ -292,7 +298,7 @@ class TrainingSession:
                         flush()
                 elif isinstance(event, RunStarted):
                     final_epoch = event.start_epoch + event.epochs
-                    sink.runStarted.emit({"event": event, "mode": request.mode,
+                    sink.runStarted.emit({"event": event, "mode": request.mode, "engine": engine_text(trainer),
                                           "history": list(history.epochs) if history else [],
                                           "batch_losses": [list(b) for b in history.batch_losses] if history else []})
                     self._probe(trainer, sink)
@@ -325,6 +331,25 @@ class TrainingSession:
                               "probabilities": probabilities, "predicted": predicted})
 
 
+def engine_text(trainer: Trainer) -> str:
+    """What computes the run, for the progress line: "numpy on the CPU", "torch on cuda:0 (NVIDIA H200)"."""
+    if getattr(trainer, "engine", "numpy") == "numpy":
+        return "numpy on the CPU"
+    return f"torch on {trainer.device_description}"
+
+
+def _same_engine(trainer: Trainer, request: RunRequest) -> bool:
+    """Whether ``trainer`` computes with the engine and device ``request`` asks for."""
+    engine = getattr(trainer, "engine", "numpy")
+    if engine != request.engine:
+        return False
+    if engine == "numpy":
+        return True
+    from netbuilder.core.torch_engine import resolve_device  # torch is there: the trainer uses it
+
+    return trainer.device == resolve_device(request.device)
+
+
 def first_filters(network) -> dict | None:
     """{"name", "weight": (F, C, kh, kw) copy} of the first block with image kernels, or None.
 
@@ -343,7 +368,7 @@ def failure_message(exc: BaseException) -> str:
         return f"The dataset cannot be used: {exc}"
     if isinstance(exc, ProjectError):
         return f"The network cannot be trained: {exc}"
-    if isinstance(exc, (TrainingError, WeightsError)):
+    if isinstance(exc, (TrainingError, WeightsError, TorchMissingError)):
         text = str(exc)
         return text[:1].upper() + text[1:]
     if isinstance(exc, MemoryError):

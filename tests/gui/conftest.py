@@ -1,7 +1,11 @@
 """Fixtures for the GUI tests (pytest-qt, offscreen)."""
 import pytest
+from PySide6.QtCore import QSettings
 
 from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.main_window import MainWindow
+from netbuilder.gui.project_files import DISCARD
+from netbuilder.gui.training import TrainingController
 
 
 @pytest.fixture
@@ -35,3 +39,24 @@ def _release_qt_objects_before_exit(qapp):
         gc.collect()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         qapp.processEvents()
+
+
+@pytest.fixture
+def window(doc, qtbot, tmp_path):
+    """The main window on ``doc`` with its own settings file; it never waits for a person."""
+    w = MainWindow(doc, QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.errors = []
+    w.files.ask_save_changes = lambda name: DISCARD  # closing never waits for a person
+    w.ask_stop_training = lambda: True
+    w.files.show_error = lambda title, text, details="": w.errors.append(text)
+    yield w
+    w.controller.shutdown()
+
+
+@pytest.fixture
+def controller(doc, qtbot):
+    """A training controller of ``doc``, shut down after the test."""
+    c = TrainingController(doc)
+    yield c
+    c.shutdown()

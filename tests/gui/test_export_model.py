@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from netbuilder.gui.export_dialog import ExportDialog
-from tests.gui.test_training import RUN, tiny, train, window  # noqa: F401 - ``window`` is a fixture
+from tests.gui.test_training import RUN, tiny, train
 
 
 @pytest.fixture

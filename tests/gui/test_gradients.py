@@ -124,7 +124,7 @@ def resnet_small_epoch() -> tuple[dict, object]:
     x = rng.random((4, 1, 28, 28), dtype=np.float32)
     net.train_step(x, np.arange(4))
     norms = GradNorms()
-    norms.add(net.gradients())
+    norms.add({name: float(np.linalg.norm(g)) for name, g in net.gradients().items()})
     return {"event": EpochEnd(1, 1, 1, 1, 1, 1, 1), "grad_norms": norms.take(), "dead_relu": dead_relu_shares(net, x),
             "layer_order": layer_order(net)}, net
 

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QApplication
 
 from netbuilder.gui.train_panel import LearningRateBox, TrainPanel
 from netbuilder.gui.training import TrainingController
-from tests.gui.test_training import RUN, tiny, window  # noqa: F401 - the window fixture
+from tests.gui.test_training import RUN, tiny
 
 
 @pytest.fixture

@@ -9,15 +9,15 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtCore import QCoreApplication
 
+from netbuilder.core.datasets.shapes import shapes_dataset
 from netbuilder.core.network import Network
 from netbuilder.core.project import load_project
 from netbuilder.core.trainer import Trainer
 from netbuilder.core.weights import load_weights
 from netbuilder.gui.document import EXAMPLES_DIR, ProjectDocument
-from netbuilder.gui.main_window import BUILD, TRAIN, MainWindow
-from netbuilder.gui.project_files import DISCARD
+from netbuilder.gui.main_window import BUILD, TRAIN
 from netbuilder.gui.training import TrainingController
 from netbuilder.gui.training.events import (
     ValidationRecorder,
@@ -60,25 +60,6 @@ class Recorder:
 
     def epochs(self) -> list:
         return [e for p in self.of("epochEnded") for e in p["epochs"]]
-
-
-@pytest.fixture
-def window(doc, qtbot, tmp_path):
-    w = MainWindow(doc, QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.errors = []
-    w.files.ask_save_changes = lambda name: DISCARD  # closing never waits for a person
-    w.ask_stop_training = lambda: True
-    w.files.show_error = lambda title, text, details="": w.errors.append(text)
-    yield w
-    w.controller.shutdown()
-
-
-@pytest.fixture
-def controller(doc, qtbot):
-    c = TrainingController(doc)
-    yield c
-    c.shutdown()
 
 
 def train(qtbot, controller, mode="new", checkpoint=None):
@@ -438,16 +419,18 @@ def test_dead_relu_share_counts_units_silent_for_every_sample():
     assert "pool1" not in shares and "dense3" not in shares  # no ReLU there
 
 
-def test_validation_recorder_keeps_what_evaluate_predicted():
+def test_validation_recorder_keeps_what_the_trainer_validated_on():
     project = load_project(EXAMPLES_DIR / "lenet5.json")
-    net = Network(project, rng=np.random.default_rng(0))
-    recorder = ValidationRecorder.install(net)
-    assert ValidationRecorder.install(net) is recorder  # once per network
-    x = np.random.default_rng(0).random((6, 1, 28, 28), dtype=np.float32)
-    y = np.arange(6)
-    _, outputs = net.evaluate(x, y)
+    project.training.batch_size = 32
+    trainer = Trainer(project, shapes_dataset(100, 0))
+    recorder = ValidationRecorder.install(trainer)
+    assert ValidationRecorder.install(trainer) is recorder  # once per trainer
+    trainer.fit(epochs=1)
     matrix = recorder.take(10)
-    assert matrix.sum() == 6 and matrix[np.arange(6), net.classify(outputs)].tolist() == [1] * 6
+    x, y = trainer.validation_data()
+    assert matrix.sum() == len(y) > 0
+    predicted = trainer.network.classify(trainer.network.predict(x))
+    assert np.trace(matrix) == int(np.count_nonzero(predicted == y))
     assert recorder.take(10) is None
 
 
