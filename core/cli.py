@@ -35,6 +35,8 @@ Build convolutional neural networks visually, train them live, export what they 
   netbuilder summary PROJECT    print a project's layer table and totals
   netbuilder export PROJECT WEIGHTS --format onnx|torch|numpy -o PATH
                                 export trained weights, verified against the app
+  netbuilder export PROJECT --format torch-train -o DIR
+                                a standalone PyTorch train.py that trains it as the app does
   netbuilder diagram PROJECT -o net.svg
                                 draw the pipeline as SVG or PNG
   netbuilder examples           list the bundled examples (usable by name: netbuilder train lenet5)
@@ -105,19 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(run=_summary)
 
     export = commands.add_parser(
-        "export", help="export trained weights as ONNX, PyTorch or numpy, verified",
+        "export", help="export trained weights as ONNX, PyTorch or numpy, or a PyTorch training script, verified",
         description="Export a trained network for other tools. Before anything is written, the export is run "
                     "by its own runtime (onnxruntime, torch, or the generated predict.py) on validation samples "
                     "of the project's dataset (random inputs if it cannot be loaded) and compared with the app; "
                     "the largest difference and the class agreement are printed. onnx writes PATH as one .onnx "
                     "file; torch writes model.py and weights.pt into the folder PATH; numpy writes predict.py "
-                    "and weights.npz into the folder PATH.")
+                    "and weights.npz into the folder PATH. torch-train (no WEIGHTS needed) writes train.py, "
+                    "model.py, weights.pt (the seed's initial weights; with WEIGHTS, those) and, unless the data "
+                    "is IDX files, data.npz into the folder PATH: a script that trains the project with only torch "
+                    "and numpy as the app does, checked by one training step against the app before it is written.")
     export.add_argument("project", metavar="PROJECT", help="project file (.json), or a bundled example's name")
-    export.add_argument("weights", metavar="WEIGHTS", help="weights file (.npz from 'netbuilder train', a checkpoint, "
-                                                           "or a PyTorch state_dict .pt)")
-    export.add_argument("--format", required=True, choices=("onnx", "torch", "numpy"), help="what to export")
+    export.add_argument("weights", metavar="WEIGHTS", nargs="?",
+                        help="weights file (.npz from 'netbuilder train', a checkpoint, or a PyTorch state_dict .pt); "
+                             "optional for torch-train, whose script then starts from the seed's initial weights")
+    export.add_argument("--format", required=True, choices=("onnx", "torch", "numpy", "torch-train"),
+                        help="what to export")
     export.add_argument("-o", "--output", required=True, metavar="PATH",
-                        help="the .onnx file, or the folder for torch and numpy (created if missing)")
+                        help="the .onnx file, or the folder for the others (created if missing)")
     export.add_argument("--samples", type=cli_train.positive_int, default=64, metavar="N",
                         help="number of samples to verify with (default: 64)")
     export.set_defaults(run=_export)
@@ -250,6 +257,12 @@ def _export(args) -> int:
     if isinstance(loaded, int):
         return loaded
     project = loaded[0]
+    if args.weights is None:
+        if args.format != "torch-train":
+            error(f"the {args.format} export needs the trained WEIGHTS file (netbuilder export PROJECT WEIGHTS "
+                  f"--format {args.format} -o {args.output})")
+            return EXIT_INVALID
+        return _export_training_script(project, path, args)
     weights = Path(args.weights)
     try:
         check_regular_file(weights, WeightsError, "weights file")
@@ -264,6 +277,8 @@ def _export(args) -> int:
     except (WeightsError, ProjectError, ValueError) as exc:
         error(str(exc))
         return EXIT_ERROR
+    if args.format == "torch-train":
+        return _export_training_script(project, path, args, network)
     dataset = None
     try:
         dataset = load_project_dataset(project, path.parent)
@@ -272,6 +287,23 @@ def _export(args) -> int:
     try:
         report = export(network, args.output, args.format, dataset=dataset, count=args.samples)
     except ExportError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    print(report, flush=True)
+    return EXIT_OK
+
+
+def _export_training_script(project, path: Path, args, trained=None) -> int:
+    """``export --format torch-train``: from the seed's initial weights, or from ``trained``'s."""
+    from netbuilder.core.export import ExportError
+    from netbuilder.core.export.torch_train_export import export_torch_train
+    from netbuilder.core.network import Network
+
+    try:
+        network = trained if trained is not None else Network(project)
+        report = export_torch_train(network, args.output, base_dir=path.parent, from_trained=trained is not None,
+                                    count=args.samples)
+    except (ExportError, ProjectError, ValueError) as exc:
         error(str(exc))
         return EXIT_ERROR
     print(report, flush=True)

@@ -1,4 +1,5 @@
-"""Exports other tools load (ONNX, PyTorch, numpy), each verified before it counts, and weight import.
+"""Exports other tools load (ONNX, PyTorch, numpy, a PyTorch training script), each verified before it
+counts, and weight import.
 
 ``export(network, path, format)`` writes one format and returns its ``VerificationReport``;
 the exported model takes raw pixels in [0, 1] and applies the project's input normalisation
@@ -21,13 +22,18 @@ from netbuilder.core.export.verify import (
     verification_samples,
 )
 
-FORMATS = ("onnx", "torch", "numpy")
+FORMATS = ("onnx", "torch", "numpy", "torch-train")
 TORCH_SUFFIXES = (".pt", ".pth")
 
 
 def export(network, path: str | os.PathLike, format: str, *, dataset=None, samples: np.ndarray | None = None,
-           sample_source: str | None = None, count: int = DEFAULT_SAMPLES) -> VerificationReport:
-    """Export ``network`` as ``format`` to ``path`` (an .onnx file; a folder for torch and numpy).
+           sample_source: str | None = None, count: int = DEFAULT_SAMPLES,
+           base_dir: str | os.PathLike | None = None) -> VerificationReport:
+    """Export ``network`` as ``format`` to ``path`` (an .onnx file; a folder for the others).
+
+    "torch-train" writes a training script that trains the project from the seed's initial
+    weights (``network`` gives the project; its weights are not used) on ``dataset``, loaded from
+    the project's spec (relative paths from ``base_dir``) when not given.
 
     Verification inputs: ``samples`` if given, else ``count`` validation samples of ``dataset``,
     else random inputs. Class names come from ``dataset`` (or the project). Raises ExportError
@@ -35,6 +41,10 @@ def export(network, path: str | os.PathLike, format: str, *, dataset=None, sampl
     """
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if format == "torch-train" and dataset is None:
+        from netbuilder.core.export.torch_train_export import _load_data
+
+        dataset = _load_data(network.project, base_dir)
     if samples is None:
         samples, sample_source = verification_samples(network.project, dataset, count)
     else:
@@ -49,6 +59,10 @@ def export(network, path: str | os.PathLike, format: str, *, dataset=None, sampl
         from netbuilder.core.export.onnx_export import export_onnx
 
         return export_onnx(network, path, **kwargs)
+    if format == "torch-train":
+        from netbuilder.core.export.torch_train_export import export_torch_train
+
+        return export_torch_train(network, path, dataset=dataset, base_dir=base_dir, **kwargs)
     if format == "torch":
         from netbuilder.core.export.torch_export import export_torch
 

@@ -74,12 +74,16 @@ def stage_lines(stages, final_activation: bool = True) -> tuple[list[str], list[
     return init, body, classes
 
 
-def module_source(network, class_names: list[str] | None = None, final_activation: bool = True) -> str:
+def module_source(network, class_names: list[str] | None = None, final_activation: bool = True,
+                  logits_switch: bool = False) -> str:
     """The Python source of ``model.py`` for ``network``: ``class Net(nn.Module)`` and its constants.
 
     Each block's kind writes its module and forward lines (``BlockKind.torch``); the torch bridge
     builds its reference model from this same source. ``final_activation=False`` leaves the last
-    block's activation out (logits for a fused loss), for the bridge only.
+    block's activation out (logits for a fused loss), for the bridge only. ``logits_switch=True``
+    (the training script's model.py) gives ``forward(x, logits=False)``: probabilities as usual,
+    or with ``logits=True`` the last block without its activation, for a loss that applies it
+    itself (cross_entropy's softmax, binary_cross_entropy's sigmoid).
     """
     project = network.project
     stats = normalization_of(project)
@@ -95,6 +99,16 @@ def module_source(network, class_names: list[str] | None = None, final_activatio
         body.append("        x = (x - self.input_mean) * self.input_scale")
     stage_init, stage_body, classes = stage_lines(network.stages, final_activation)
     init += [f"        {line}" for line in stage_init]
+    signature = "x"
+    if logits_switch and final_activation and network._fused:
+        signature = "x, logits=False"
+        last = network.stages[-1]
+        _, with_act, _ = stage_lines([last], True)
+        _, without, _ = stage_lines([last], False)
+        stage_body = stage_body[:len(stage_body) - len(with_act)]
+        stage_body += ["if logits:  # for the training loss, which applies the last activation itself",
+                       *[f"    {line}" for line in without or ["pass"]], "else:",
+                       *[f"    {line}" for line in with_act]]
     body += [f"        {line}" for line in stage_body]
 
     c, h, w = (int(v) for v in project.input_shape)
@@ -127,7 +141,7 @@ CLASS_TO_INDEX = {{name: index for index, name in enumerate(CLASS_NAMES)}}  # th
         super().__init__()
 {chr(10).join(init)}
 
-    def forward(self, x):
+    def forward(self, {signature}):
 {chr(10).join(body)}
         return x
 '''

@@ -21,7 +21,7 @@ from netbuilder.core.atomic import temp_path
 from netbuilder.core.datasets.normalize import check_normalization
 from netbuilder.core.datasets.split import train_val_split
 
-FORMAT_TITLES = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "numpy"}
+FORMAT_TITLES = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "numpy", "torch-train": "PyTorch training script"}
 DEFAULT_SAMPLES = 64
 # Largest difference accepted, relative to the largest engine output (at least 1): float32
 # runtimes order their sums differently, so a few ulps per layer are expected, not more.
