@@ -12,10 +12,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from netbuilder.core.export.torch_train_export import absolute_data_paths
 from netbuilder.gui.export_dialog import ExportDialog
 from netbuilder.gui.export_runner import RUNTIMES, ExportRunner
 
-TITLES = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "numpy"}
+TITLES = {"onnx": "ONNX", "torch": "PyTorch", "numpy": "numpy", "torch-train": "PyTorch training script"}
 
 
 class ExportController(QObject):
@@ -65,7 +66,8 @@ class ExportController(QObject):
 
     # --- the model ----------------------------------------------------------------------------
     def export_model(self, fmt: str | None = None, path: str | None = None) -> bool:
-        """Export the trained network as ``fmt`` ("onnx", "torch", "numpy") to ``path``, off the GUI thread.
+        """Export the trained network as ``fmt`` ("onnx", "torch", "numpy", "torch-train") to ``path``, off the
+        GUI thread (the training script trains the project from its seed's initial weights).
 
         Without both, the Export dialog asks. The export is verified by its own runtime on the
         validation samples of the last run; the figures are shown when it ends. Returns whether
@@ -85,10 +87,12 @@ class ExportController(QObject):
                                   "yet: train it first")
             return False
         samples, source = self._export_samples(network)
+        if fmt == "torch-train":  # the script's data is found from the project file's folder, not the export's
+            absolute_data_paths(network.project, self.doc.path.parent if self.doc.path else None)
         self._title = TITLES.get(fmt, fmt)
         self.runner.start(network, str(path), fmt, samples, source)
         self.busyChanged.emit()
-        self._status(f"Exporting… verifying with {RUNTIMES.get(fmt, fmt)}")
+        self._status(f"Exporting… verifying with {RUNTIMES.get(fmt, 'PyTorch')}")
         return True
 
     def ask_export(self, fmt: str | None = None, path: str | None = None) -> tuple[str, str] | None:

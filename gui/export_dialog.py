@@ -1,4 +1,4 @@
-"""File > Export Model…: choose a format (ONNX, PyTorch, numpy) and where to write it."""
+"""File > Export Model…: choose a format (ONNX, PyTorch, numpy, a PyTorch training script) and where to write it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +22,9 @@ FORMATS = (
     ("onnx", "ONNX", "One .onnx file for onnxruntime, OpenCV, TensorRT and most inference tools."),
     ("torch", "PyTorch", "A folder with a readable model.py (an nn.Module) and weights.pt, its state_dict."),
     ("numpy", "numpy", "A folder with weights.npz and predict.py, a forward pass that needs only numpy."),
+    ("torch-train", "PyTorch training script",
+     "A folder with train.py beside model.py, the seed's initial weights and the data: trains the project "
+     "from scratch with only torch and numpy, as the app does."),
 )
 
 
