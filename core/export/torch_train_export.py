@@ -112,7 +112,7 @@ def export_torch_train(network, path: str | os.PathLike, *, dataset=None, base_d
     model_src = module_source(net, names, logits_switch=True)
     script_src = script_source(title=project.name, settings=project.training, shuffle_state=shuffle_state,
                                logits=bool(net._fused), one_value_norms=one_value_norms, data=data,
-                               data_note=data_note)
+                               data_note=data_note, from_trained=from_trained)
     initial = state_dict(net)
 
     if samples is None:
