@@ -27,6 +27,7 @@ from netbuilder.core.layers.parallel import blas_single_threaded
 from netbuilder.core.memory import machine_memory, memory_problems
 from netbuilder.core.network import Network
 from netbuilder.core.optimizers import Optimizer, make_optimizer
+from netbuilder.core.run_control import RunControl, StopRequested
 
 EVAL_BATCH = 256  # samples per forward pass when validating
 
@@ -112,10 +113,6 @@ class History:
 
 
 class _Diverged(Exception):
-    pass
-
-
-class _Stopped(Exception):
     pass
 
 
@@ -210,10 +207,9 @@ class Trainer:
         self._lock = threading.Lock()  # held during every step that touches the network
         self._gate = threading.Condition()  # lets waiting probes in before the next batch
         self._probers = 0
-        self._stop = threading.Event()
-        self._running = threading.Event()  # cleared while paused
-        self._running.set()
-        self._parked = threading.Event()  # set while the loop is blocked by a pause
+        # Stop, pause and rate requests: the run's RunControl, which whoever drives the run may
+        # hand in (``control``) before the run starts, or replace between runs.
+        self.control = RunControl()
         self.error: BaseException | None = None  # the exception behind a "failed" run
 
     # --- control (any thread) ----------------------------------------------------------------
@@ -223,23 +219,22 @@ class Trainer:
         A stop requested before a run starts ends that run at once; the request is cleared when
         the run ends.
         """
-        self._stop.set()
-        self._running.set()  # wake a paused loop so it can see the stop
+        self.control.stop()
 
     def pause(self) -> None:
         """Hold the run before its next batch until ``resume`` or ``stop``."""
-        self._running.clear()
+        self.control.pause()
 
     def resume(self) -> None:
-        self._running.set()
+        self.control.resume()
 
     @property
     def paused(self) -> bool:
-        return not self._running.is_set()
+        return self.control.paused
 
     def wait_until_paused(self, timeout: float | None = None) -> bool:
         """Block until the loop is actually held by a pause; False on timeout."""
-        return self._parked.wait(timeout)
+        return self.control.wait_until_paused(timeout)
 
     def set_learning_rate(self, lr: float) -> None:
         """Change the learning rate from the next step on (ValueError for a non-positive value)."""
@@ -475,7 +470,7 @@ class Trainer:
                 self._sync_engine()  # before the handler of EpochEnd may take a checkpoint
                 self._mid_epoch = False
                 yield history.epochs[-1]
-        except _Stopped:
+        except StopRequested:
             done = history.epochs_done - first
             status, message = "stopped", f"stopped after {done} complete epoch{'s' if done != 1 else ''}"
         except _Diverged as exc:
@@ -484,9 +479,7 @@ class Trainer:
             self.error = exc
             status, message = "failed", f"training failed: {type(exc).__name__}: {exc}"
         finally:
-            self._stop.clear()
-            self._running.set()
-            self._parked.clear()
+            self.control.clear()
         try:
             self._sync_engine(final=True)
         except Exception as exc:  # noqa: BLE001 - the weights could not come back: the run failed
@@ -531,20 +524,13 @@ class Trainer:
 
     # --- internals -----------------------------------------------------------------------------
     def _hold(self) -> float:
-        """Honour pause and stop before a batch; returns the seconds spent paused."""
-        if self._stop.is_set():
-            raise _Stopped
-        if self._running.is_set():
-            return 0.0
-        t0 = time.perf_counter()
-        self._parked.set()
-        try:
-            self._running.wait()
-        finally:
-            self._parked.clear()
-        if self._stop.is_set():
-            raise _Stopped
-        return time.perf_counter() - t0
+        """Honour the control's requests before a batch: a new rate, pause and stop; returns the
+        seconds spent paused."""
+        held = self.control.hold()
+        lr = self.control.take_learning_rate()
+        if lr is not None:
+            self.optimizer.lr = lr
+        return held
 
     @contextlib.contextmanager
     def _exclusive(self):
@@ -602,8 +588,8 @@ class Trainer:
         net = self.network
         loss_sum, correct = 0.0, 0
         for i in range(0, len(idx), EVAL_BATCH):
-            if self._stop.is_set():
-                raise _Stopped
+            if self.control.stopping:
+                raise StopRequested
             part = idx[i:i + EVAL_BATCH]
             x, y = self._x[part], self._y[part]
             self._acquire()

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from netbuilder.core.run_events import BatchesDone, EpochsDone, RunBegan
 from netbuilder.gui import theme
 
 pg.setConfigOptions(imageAxisOrder="row-major", background=theme.SURFACE, foreground=theme.TEXT, antialias=False)
@@ -302,39 +303,39 @@ class CurvesView(QWidget):
         return self.runs[-1] if self.runs and self.runs[-1].current else None
 
     # --- controller --------------------------------------------------------------------------
-    def _run_started(self, payload: dict) -> None:
+    def _run_started(self, began: RunBegan) -> None:
         if self.placeholder is not None:
             self.loss_plot.removeItem(self.placeholder)
             self.placeholder = None
-        event = payload["event"]
+        event = began.event
         end_epoch = event.start_epoch + event.epochs
         run = self.runs[-1] if self.runs else None
-        if payload.get("continued") and run is not None and run.number == payload["run"]:
-            run.label = payload["label"]
+        if began.continued and run is not None and run.number == began.run:
+            run.label = began.label
             run.end_epoch = end_epoch
             self.run_list.item(self.run_list.count() - 1).setText(run.label)
         else:
             for old in self.runs:
                 if old.current:
                     old.fade()
-            color = RUN_COLORS[(payload["run"] - 1) % len(RUN_COLORS)]
-            run = RunCurves(payload["run"], payload["label"], color, self.loss_plot, self.acc_plot, end_epoch)
+            color = RUN_COLORS[(began.run - 1) % len(RUN_COLORS)]
+            run = RunCurves(began.run, began.label, color, self.loss_plot, self.acc_plot, end_epoch)
             run.set_log_loss(self.log_box.isChecked())
             self.runs.append(run)
-            if payload.get("history"):
-                run.add_history(payload["history"], payload.get("batch_losses", []))
+            if began.history:
+                run.add_history(began.history, began.batch_losses)
             self._add_list_entry(run)
         self.clear_button.setEnabled(len(self.runs) > 1)
         self._schedule()
 
-    def _batches(self, payload: dict) -> None:
+    def _batches(self, done: BatchesDone) -> None:
         if self.current is not None:
-            self.current.add_batches(payload["points"])
+            self.current.add_batches(done.points)
             self._schedule()
 
-    def _epochs(self, payload: dict) -> None:
+    def _epochs(self, done: EpochsDone) -> None:
         if self.current is not None:
-            self.current.add_epochs(payload["epochs"])
+            self.current.add_epochs(done.epochs)
             self._schedule()
 
     def _schedule(self) -> None:

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from netbuilder.core.export.torch_train_export import absolute_data_paths
+from netbuilder.core.run_events import DataReady
 from netbuilder.gui.export_dialog import ExportDialog
 from netbuilder.gui.export_runner import RUNTIMES, ExportRunner
 
@@ -29,7 +30,7 @@ class ExportController(QObject):
         super().__init__(window)
         self.window, self.doc, self.controller, self.files = window, doc, controller, files
         self.runner = ExportRunner(self)
-        self._dataset_payload: dict | None = None  # the last run's data: its validation images verify exports
+        self._dataset_payload: DataReady | None = None  # the last run's data: its validation images verify exports
         self._title = ""
         controller.datasetReady.connect(self._remember_dataset)
         self.runner.finished.connect(self._finished)
@@ -107,15 +108,15 @@ class ExportController(QObject):
 
     def _export_samples(self, network):
         """The last run's validation images to verify with, when they fit the network, else (None, None)."""
-        payload = self._dataset_payload
-        if not payload:
+        data = self._dataset_payload
+        if data is None:
             return None, None
-        x = payload.get("val_x")
+        x = data.val_x
         want = tuple(int(v) for v in network.project.input_shape)
         if x is None or len(x) == 0 or tuple(x.shape[1:]) != want:
             return None, None
-        kind = "training" if payload.get("val_is_train") else "validation"
-        return x[:64], f"{kind} samples of {payload.get('name', 'the data')}"
+        kind = "training" if data.val_is_train else "validation"
+        return x[:64], f"{kind} samples of {data.name}"
 
     def _remember_dataset(self, payload: dict) -> None:
         self._dataset_payload = payload

@@ -2,24 +2,23 @@
 
 An export writes the model and verifies it with the format's own runtime (onnxruntime, PyTorch,
 numpy), which takes from a fraction of a second to a few seconds (the first PyTorch import): the
-window must not freeze meanwhile. The worker thread only calls the core engine; it never touches
-a widget. The runner lives in the GUI thread, so its signals, emitted from the worker, arrive
-there queued.
+window must not freeze meanwhile. The export runs as a background job (``gui.background``, the
+window's one way of working off the GUI thread); it only calls the core engine, never a widget,
+and the runner's signals are emitted on the GUI thread.
 """
 from __future__ import annotations
-
-import threading
 
 from PySide6.QtCore import QObject, Signal
 
 from netbuilder.core.export import export
 from netbuilder.core.export.verify import ExportError
+from netbuilder.gui.background import Jobs
 
 RUNTIMES = {"onnx": "onnxruntime", "torch": "PyTorch", "numpy": "numpy"}
 
 
 class ExportRunner(QObject):
-    """One export at a time, in a Python thread.
+    """One export at a time, as a background job (``gui.background.Jobs``).
 
     Signals: ``finished(object)`` with the ``VerificationReport``; ``failed(str)`` with the reason.
     """
@@ -29,11 +28,9 @@ class ExportRunner(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: threading.Thread | None = None
+        self._jobs = Jobs(self)
         self._running = False
         self.error_report = None  # the failed VerificationReport of a mismatch, for details
-        self.finished.connect(self._done)
-        self.failed.connect(self._done)
 
     @property
     def is_running(self) -> bool:
@@ -45,27 +42,23 @@ class ExportRunner(QObject):
             return False
         self._running = True
         self.error_report = None
-        self._thread = threading.Thread(target=self._run, args=(network, path, fmt, samples, sample_source),
-                                        name="netbuilder-export", daemon=True)
-        self._thread.start()
+        self._jobs.start(lambda _report: export(network, path, fmt, samples=samples, sample_source=sample_source),
+                         done=self._done, failed=self._failed, name="export")
         return True
 
     def wait(self, timeout: float | None = None) -> None:
         """Join the worker thread (the window is closing)."""
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._jobs.wait(timeout)
 
-    def _run(self, network, path, fmt, samples, sample_source) -> None:  # worker thread
-        try:
-            report = export(network, path, fmt, samples=samples, sample_source=sample_source)
-        except ExportError as exc:
+    # GUI thread; is_running is False before listeners hear of the end
+    def _done(self, report) -> None:
+        self._running = False
+        self.finished.emit(report)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._running = False
+        if isinstance(exc, ExportError):
             self.error_report = exc.report
             self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure is reported, the app goes on
+        else:  # any failure is reported, the app goes on
             self.failed.emit(f"{type(exc).__name__}: {exc}")
-        else:
-            self.finished.emit(report)
-
-    def _done(self, *_) -> None:  # GUI thread; connected first, so listeners already see is_running False
-        self._running = False

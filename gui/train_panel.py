@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from netbuilder.core.project import LOSSES, OPTIMIZERS
+from netbuilder.core.run_events import BatchesDone, EpochsDone, RunBegan
 from netbuilder.core.trainer import RunEnded
 from netbuilder.gui import theme
 from netbuilder.gui.document import ProjectDocument
@@ -311,18 +312,18 @@ class TrainPanel(QWidget):
         self._update_enabled()
         self._update_status()
 
-    def _run_started(self, payload: dict) -> None:
-        event = payload["event"]
+    def _run_started(self, began: RunBegan) -> None:
+        event = began.event
         self._run_start = event
-        self._engine_text = payload.get("engine", "")
+        self._engine_text = began.engine
         self.progress.setRange(0, max(event.epochs * event.batches_per_epoch, 1))
         self.progress.setValue(0)
         self.progress.setFormat(f"epoch {event.start_epoch + 1}/{event.start_epoch + event.epochs} · batch 0/"
                                 f"{event.batches_per_epoch}")
         self._update_status()
 
-    def _batch(self, payload: dict) -> None:
-        self._pending_batch = payload["event"]
+    def _batch(self, done: BatchesDone) -> None:
+        self._pending_batch = done.event
         if not self._progress_timer.isActive():
             self._progress_timer.start()
 
@@ -343,8 +344,8 @@ class TrainPanel(QWidget):
         if self.controller.state == RUNNING:
             self._update_status(event)
 
-    def _epoch(self, payload: dict) -> None:
-        e = payload["event"]
+    def _epoch(self, done: EpochsDone) -> None:
+        e = done.event
         self._last_epoch = e
         parts = [f"epoch {e.epoch}: loss {e.train_loss:.4g}", f"accuracy {100 * e.train_accuracy:.1f}%"]
         if e.val_loss is not None:

@@ -1,42 +1,23 @@
 """The GUI's handle on training: start, pause, resume and stop runs, and the signals the views use.
 
-``TrainingController(doc, parent=None)`` runs each request on a thread of its own pool (the
-worker, ``netbuilder.gui.training.worker``) on a deep copy of the document's project; the GUI thread never
-runs a batch. Every signal below is emitted on the GUI thread (queued from the worker); payloads
-are plain Python and numpy copies.
+``TrainingController(doc, parent=None)`` runs each request as a background job (the worker,
+``netbuilder.gui.training.worker``, through ``gui.background.Jobs``) on a deep copy of the
+document's project; the GUI thread never runs a batch. Every signal below is emitted on the GUI
+thread and carries one of ``core.run_events``' typed events (copies, safe to keep):
 
-Signals
   stateChanged(str)    "idle" | "loading" | "running" | "paused" | "stopping"
-  datasetReady(dict)   {"name", "class_names", "input_shape", "train_size", "val_size",
-                        "val_x" (Nv, C, H, W) float32 (at most 2000), "val_y" (Nv,), "val_is_train"}
-                       once the data of a run is loaded; "val_is_train" is True when the project
-                       keeps no validation split and training samples stand in for it.
-  runStarted(dict)     {"label": "run 2 · adam lr 0.001 · batch 64", "event": core RunStarted,
-                        "run": run number, "continued": bool (more epochs of the previous run),
-                        "history": [EpochEnd...] and "batch_losses": [[float...]...] of the epochs a
-                        checkpoint brought (empty otherwise)}
-  batchEnded(dict)     {"event": the latest core BatchEnd, "points": [(x in epochs, loss, accuracy), ...]}:
-                       every batch since the previous signal (at most about 10 signals a second; an
+  datasetReady         DataReady, once the data of a run is loaded
+  runStarted           RunBegan, with the window's run label and number
+  batchEnded           BatchesDone: every batch since the last (about 10 a second at most; an
                        epoch's batches always arrive before its epochEnded)
-  epochEnded(dict)     {"event": the latest core EpochEnd, "epochs": [EpochEnd, ...] every epoch since the
-                        previous signal (tiny datasets end many epochs a second), "confusion": (K, K)
-                        int64 of the validation split at the latest epoch (rows true, columns
-                        predicted) or None without a validation split, "grad_norms": {parameter name:
-                        L2 norm averaged over that epoch's batches}, "dead_relu": {block name: share
-                        of ReLU units that output 0 for every sample of a 256-sample validation batch},
-                        "layer_order": [block name, ...] first to last (a group's inner blocks, then
-                        the group)}; a block inside a group is named by its path ("res1.conv1")
-  probeReady(dict)     {"sample_index", "label", "input" (C, H, W), "layers": [(name, kind, array (C, H, W)
-                        or (F,)), ...] every block, those inside groups by path ("res1.conv1") just
-                        before their group, "probabilities" (K,), "predicted": int (-1 if NaN)}:
-                       about 4 a second while training, once after ``set_probe_sample`` when idle
-                       or paused (at the next batch while training); the input is the raw image
-  filtersReady(object) {"name", "weight": (F, C, kh, kw)} of the first conv block (inside a group too,
-                        by path), or None; ~2 a second
-  runEnded(object)     core RunEnded (status "finished" | "stopped" | "diverged" | "failed"); always
+  epochEnded           EpochsDone: every epoch since the last, with the latest one's diagnostics
+  probeReady           Probe: about 4 a second while training, once after ``set_probe_sample``
+                       when idle or paused (at the next batch while training)
+  filtersReady         Filters of the first convolution (weight None without one); ~2 a second
+  runEnded             core RunEnded (status "finished" | "stopped" | "diverged" | "failed"); always
                        the last signal of a run, also when it could not start
   error(str)           a message naming the problem (bad data, divergence, shape mismatch...)
-  trainedChanged(bool) extension: ``has_trained`` changed (enables exporting)
+  trainedChanged(bool) ``has_trained`` changed (enables exporting)
 
 The document is locked ("Training") from ``start`` until ``runEnded``; the learning rate follows
 the document's ``training.learning_rate`` live. Training never edits the project: the input
@@ -51,18 +32,21 @@ calls it when it closes).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from netbuilder.core.checkpoint import save_checkpoint
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.network import Network
+from netbuilder.core.run_events import BatchesDone, DataReady, EpochsDone, Filters, Probe, RunBegan, RunEnded, RunFailed
 from netbuilder.core.weights import save_weights
+from netbuilder.gui.background import Jobs
 from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.training.events import RunRequest, run_label, same_training_setup
-from netbuilder.gui.training.worker import TrainingSession, WorkerSignals
+from netbuilder.gui.training.worker import TrainingSession
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 LOCK_REASON = "Training"
@@ -88,21 +72,12 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.doc = doc
         self._session = TrainingSession()
-        # Lives in the GUI thread and is emitted from the worker's: every connection is queued.
-        self._signals = WorkerSignals()
-        s = self._signals
-        s.datasetReady.connect(self._on_dataset)
-        s.runStarted.connect(self._on_run_started)
-        s.batchEnded.connect(self._on_batch)
-        s.epochEnded.connect(self.epochEnded)
-        s.probeReady.connect(self.probeReady)
-        s.filtersReady.connect(self.filtersReady)
-        s.runEnded.connect(self._on_run_ended)
-        s.error.connect(self.error)
-        # Runs one at a time (``start`` refuses a second); the other thread serves probes asked for
-        # while no batch is running (idle or paused), which ``Trainer.probe`` makes safe.
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(2)
+        # One run at a time (``start`` refuses a second); probes asked for while no batch runs
+        # (idle or paused) are jobs of their own, which ``Trainer.probe`` makes safe.
+        self._jobs = Jobs(self)
+        self._route = {DataReady: self._on_dataset, RunBegan: self._on_run_started, BatchesDone: self._on_batch,
+                       EpochsDone: self.epochEnded.emit, Probe: self.probeReady.emit, Filters: self.filtersReady.emit,
+                       RunEnded: self._on_run_ended, RunFailed: lambda e: self.error.emit(e.message)}
         self._state = IDLE
         self._runs = 0
         self._pending = ("new", "", doc.project.training)  # mode, label note, settings of the request
@@ -196,8 +171,8 @@ class TrainingController(QObject):
         self._session.reset_requests()
         self._set_state(LOADING)
         doc.set_locked(LOCK_REASON)
-        session, signals = self._session, self._signals
-        self._pool.start(lambda: session.run(request, signals))
+        session = self._session
+        self._jobs.start(lambda report: session.run(request, report), progress=self._on_event, name="training")
         return True
 
     def pause(self) -> None:
@@ -230,8 +205,8 @@ class TrainingController(QObject):
         self._probe_index = int(index)
         self._session.request_probe(self._probe_index)
         if self._state not in (LOADING, RUNNING) and self._session.trainer is not None and not self._closed:
-            session, signals = self._session, self._signals
-            self._pool.start(lambda: session.probe_once(signals))
+            session = self._session
+            self._jobs.start(session.probe_once, progress=self._on_event, name="probe")
 
     # --- results -------------------------------------------------------------------------------
     def trained_network(self) -> Network | None:
@@ -283,7 +258,7 @@ class TrainingController(QObject):
             return
         self._closed = True
         self._session.stop()
-        self._pool.waitForDone()
+        self._jobs.wait()
         if self.doc.lock_reason == LOCK_REASON:
             self.doc.set_locked("")
         self._set_state(IDLE)
@@ -292,16 +267,20 @@ class TrainingController(QObject):
     _last_started = False
     _announced = False
 
+    def _on_event(self, event) -> None:
+        """One event from the worker, to the handler of its type."""
+        self._route[type(event)](event)
+
     def _set_state(self, state: str) -> None:
         if state != self._state:
             self._state = state
             self.stateChanged.emit(state)
 
-    def _on_dataset(self, payload: dict) -> None:
-        self._class_names = list(payload["class_names"])
-        self.datasetReady.emit(payload)
+    def _on_dataset(self, event: DataReady) -> None:
+        self._class_names = list(event.class_names)
+        self.datasetReady.emit(event)
 
-    def _on_run_started(self, payload: dict) -> None:
+    def _on_run_started(self, event: RunBegan) -> None:
         mode, note, settings = self._pending
         continued = mode == "continue" and self._runs > 0
         if not continued:
@@ -310,12 +289,12 @@ class TrainingController(QObject):
         self._last_started = True
         if self._state == LOADING:
             self._set_state(RUNNING)
-        self.runStarted.emit({**payload, "label": label, "run": self._runs, "continued": continued})
+        self.runStarted.emit(dataclasses.replace(event, label=label, run=self._runs, continued=continued))
         self.trainedChanged.emit(self._session.trained)
 
-    def _on_batch(self, payload: dict) -> None:
-        self._last_batch = payload["event"]
-        self.batchEnded.emit(payload)
+    def _on_batch(self, event: BatchesDone) -> None:
+        self._last_batch = event.event
+        self.batchEnded.emit(event)
         if not self._announced:
             self._announced = True
             self.trainedChanged.emit(True)

@@ -1,11 +1,12 @@
-"""The training worker: loads the data, runs ``Trainer.run()`` off the GUI thread, reports plain data.
+"""The training worker: loads the data, runs ``Trainer.run()`` off the GUI thread, reports typed events.
 
 ``TrainingSession`` holds what outlives a run (the last trainer and its weights, a checkpoint
 taken at a recent epoch end, the cached dataset, the probe samples) and runs one request at a
-time in a worker thread of the controller's pool (in the style of superqt's GeneratorWorker):
-every event of the trainer's generator is turned into a signal of ``WorkerSignals``, an object
-living in the GUI thread, so each emit is queued to the GUI. The session never touches a widget
-or the document; payloads are copies.
+time as a background job (``gui.background.Jobs``, in the style of superqt's GeneratorWorker):
+every event of the trainer's generator becomes one of ``core.run_events``' dataclasses handed to
+``report``, which the job delivers on the GUI thread. The session never touches a widget or the
+document; events carry copies. Stop, pause and the live learning rate are the run's
+``RunControl`` (``control``), the one place they are kept.
 
 While the worker handles an event the trainer's generator is suspended: the network is not
 being trained, so probing it, reading its gradients or taking a checkpoint needs no lock.
@@ -16,16 +17,17 @@ every ``PROBE_INTERVAL`` and the first convolution's filters every ``FILTER_INTE
 from __future__ import annotations
 
 import json
-import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
 
 from netbuilder.core.checkpoint import load_checkpoint
 from netbuilder.core.datasets import DatasetError, load_project_dataset
 from netbuilder.core.errors import ProjectError, TrainingError
+from netbuilder.core.run_control import RunControl
+from netbuilder.core.run_events import BatchesDone, DataReady, EpochsDone, Filters, Probe, RunBegan, RunFailed
 from netbuilder.core.torch_engine import TorchMissingError, make_trainer
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
 from netbuilder.core.weights import WeightsError
@@ -51,17 +53,7 @@ SAMPLE_CAP = 2000  # validation samples sent to the views for picking and probin
 DEAD_RELU_SAMPLES = 256  # the validation batch the dead-ReLU shares are measured on
 
 
-class WorkerSignals(QObject):
-    """The worker's outlet: created in the GUI thread, emitted from the worker thread (queued)."""
-
-    datasetReady = Signal(object)
-    runStarted = Signal(object)
-    batchEnded = Signal(object)
-    epochEnded = Signal(object)
-    probeReady = Signal(object)
-    filtersReady = Signal(object)
-    runEnded = Signal(object)
-    error = Signal(str)
+Report = Callable[[Any], None]  # hands one event to the GUI thread
 
 
 class TrainingSession:
@@ -80,11 +72,7 @@ class TrainingSession:
         self._dataset = None
         self._probe_index = 0
         self._probe_wanted = False
-        self._lock = threading.Lock()  # orders the control calls against the run's start and end
-        self._active: Trainer | None = None  # the trainer of the run in progress
-        self._stop = threading.Event()
-        self._pause = threading.Event()
-        self._learning_rate: float | None = None  # changed live since the request was made
+        self.control = RunControl()  # the requests to the run being prepared or in progress
 
     def forget(self) -> None:
         """Drop the trained state (another project was opened); only between runs."""
@@ -93,41 +81,25 @@ class TrainingSession:
 
     # --- control (any thread) ------------------------------------------------------------------
     def reset_requests(self) -> None:
-        """Forget stop, pause and rate requests: called before a new request is queued."""
-        with self._lock:
-            self._stop.clear()
-            self._pause.clear()
-            self._learning_rate = None
+        """A fresh control for the request about to be queued (the last run's requests are done)."""
+        self.control = RunControl()
 
     def stop(self) -> None:
-        with self._lock:
-            self._stop.set()
-            self._pause.clear()
-            if self._active is not None:
-                self._active.stop()
+        self.control.stop()
 
     def pause(self) -> None:
-        with self._lock:
-            self._pause.set()
-            if self._active is not None:
-                self._active.pause()
+        self.control.pause()
 
     def resume(self) -> None:
-        with self._lock:
-            self._pause.clear()
-            if self._active is not None:
-                self._active.resume()
+        self.control.resume()
 
     @property
     def paused(self) -> bool:
-        return self._pause.is_set()
+        return self.control.paused
 
     def set_learning_rate(self, lr: float) -> None:
         """Use ``lr`` from the next batch of the run in progress (or of the run being prepared)."""
-        with self._lock:
-            self._learning_rate = lr
-            if self._active is not None:
-                self._active.set_learning_rate(lr)
+        self.control.set_learning_rate(lr)
 
     def request_probe(self, index: int) -> None:
         """Probe sample ``index`` at the next batch of the run in progress."""
@@ -135,37 +107,27 @@ class TrainingSession:
         self._probe_wanted = True
 
     # --- the worker thread ---------------------------------------------------------------------
-    def run(self, request: RunRequest, sink: WorkerSignals) -> None:
-        """Load, build or reuse a trainer, train; every outcome ends with ``sink.runEnded``."""
+    def run(self, request: RunRequest, report: Report) -> None:
+        """Load, build or reuse a trainer, train; every outcome ends with a reported ``RunEnded``."""
+        control = self.control
         try:
-            trainer, history = self._prepare(request, sink)
+            trainer, history = self._prepare(request, report)
         except Exception as exc:  # noqa: BLE001 - every reason not to start is reported, none crashes the app
             message = failure_message(exc)
-            sink.error.emit(message)
-            sink.runEnded.emit(RunEnded("failed", message, 0))
+            report(RunFailed(message))
+            report(RunEnded("failed", message, 0))
             return
-        with self._lock:
-            self._active = trainer
-            if self._stop.is_set():
-                trainer.stop()
-            if self._pause.is_set():
-                trainer.pause()
-            if self._learning_rate is not None:
-                trainer.set_learning_rate(self._learning_rate)
-        try:
-            self._train(trainer, request, history, sink)
-        finally:
-            with self._lock:
-                self._active = None
+        trainer.control = control  # what was asked while the data loaded holds for the run
+        self._train(trainer, request, history, report)
 
-    def probe_once(self, sink: WorkerSignals) -> None:
+    def probe_once(self, report: Report) -> None:
         """Probe the chosen sample now (when no run is going on)."""
         trainer = self.trainer
         if trainer is not None and self.samples is not None:
-            self._probe(trainer, sink)
+            self._probe(trainer, report)
 
     # --- internals -----------------------------------------------------------------------------
-    def _prepare(self, request: RunRequest, sink: WorkerSignals):
+    def _prepare(self, request: RunRequest, report: Report):
         """The trainer for ``request`` and the history shown before its first epoch."""
         project = request.project
         if request.mode == "continue":
@@ -200,12 +162,9 @@ class TrainingSession:
             self._install(trainer, dataset, trained=False)
         history = trainer.history if request.mode == "checkpoint" else None  # drawn before the resumed epochs
         x, y = self.samples
-        sink.datasetReady.emit({
-            "name": self._dataset.name, "class_names": list(self.class_names),
-            "input_shape": tuple(int(v) for v in trainer.project.input_shape),
-            "train_size": len(trainer.train_idx), "val_size": len(trainer.val_idx),
-            "val_x": x.copy(), "val_y": y.copy(), "val_is_train": len(trainer.val_idx) == 0,
-        })
+        report(DataReady(self._dataset.name, list(self.class_names),
+                         tuple(int(v) for v in trainer.project.input_shape), len(trainer.train_idx),
+                         len(trainer.val_idx), x.copy(), y.copy(), len(trainer.val_idx) == 0))
         return trainer, history
 
     def _load(self, project, base_dir):
@@ -233,7 +192,7 @@ class TrainingSession:
         classes = max(len(dataset.class_names), 2 if outputs == 1 else outputs)
         self.class_names = list(dataset.class_names) + [str(k) for k in range(len(dataset.class_names), classes)]
 
-    def _train(self, trainer: Trainer, request: RunRequest, history, sink: WorkerSignals) -> None:
+    def _train(self, trainer: Trainer, request: RunRequest, history, report: Report) -> None:
         net = trainer.network
         classes = len(self.class_names)
         recorder = ValidationRecorder.install(trainer)
@@ -249,7 +208,7 @@ class TrainingSession:
 
         def send_batches(part: list[BatchEnd]) -> None:
             points = [(x_in_epochs(b.epoch, b.batch, b.batches_per_epoch), b.loss, b.accuracy) for b in part]
-            sink.batchEnded.emit({"event": part[-1], "points": points})
+            report(BatchesDone(part[-1], points))
 
         def flush() -> None:
             """Send what was gathered since the last flush: the batches up to the last epoch ended,
@@ -263,8 +222,7 @@ class TrainingSession:
                     send_batches(batches[:split])
                 del batches[:split]
                 dead = dead_relu_shares(net, self.samples[0][:DEAD_RELU_SAMPLES])
-                sink.epochEnded.emit({"event": epochs[-1], "epochs": list(epochs), "dead_relu": dead,
-                                      "layer_order": order, **extras})
+                report(EpochsDone(epochs[-1], list(epochs), dead_relu=dead, layer_order=order, **extras))
                 epochs.clear()
             if batches:
                 send_batches(batches)
@@ -279,13 +237,13 @@ class TrainingSession:
                     norms.add(trainer.gradient_norms())
                     now = time.monotonic()
                     # Paused: send what was trained, so the window shows where the run holds.
-                    if now - last_flush >= FLUSH_INTERVAL or self._pause.is_set():
+                    if now - last_flush >= FLUSH_INTERVAL or trainer.control.paused:
                         flush()
                     if self._probe_wanted or now - last_probe >= PROBE_INTERVAL:
-                        self._probe(trainer, sink)
+                        self._probe(trainer, report)
                         last_probe = now
                     if now - last_filters >= FILTER_INTERVAL:
-                        sink.filtersReady.emit(first_filters(net))
+                        report(first_filters(net))
                         last_filters = now
                 elif isinstance(event, EpochEnd):
                     now = time.monotonic()
@@ -298,26 +256,26 @@ class TrainingSession:
                         flush()
                 elif isinstance(event, RunStarted):
                     final_epoch = event.start_epoch + event.epochs
-                    sink.runStarted.emit({"event": event, "mode": request.mode, "engine": engine_text(trainer),
-                                          "history": list(history.epochs) if history else [],
-                                          "batch_losses": [list(b) for b in history.batch_losses] if history else []})
-                    self._probe(trainer, sink)
-                    sink.filtersReady.emit(first_filters(net))
+                    report(RunBegan(event, request.mode, engine_text(trainer),
+                                    list(history.epochs) if history else [],
+                                    [list(b) for b in history.batch_losses] if history else []))
+                    self._probe(trainer, report)
+                    report(first_filters(net))
                     last_probe = last_filters = time.monotonic()
                 elif isinstance(event, RunEnded):
                     flush()
-                    self._probe(trainer, sink)
-                    sink.filtersReady.emit(first_filters(net))
+                    self._probe(trainer, report)
+                    report(first_filters(net))
                     if event.status in ("diverged", "failed"):
-                        sink.error.emit(event.message)
-                    sink.runEnded.emit(event)
+                        report(RunFailed(event.message))
+                    report(event)
         except Exception as exc:  # noqa: BLE001 - a fault in the reporting must not leave the GUI waiting
             events.close()
             message = failure_message(exc)
-            sink.error.emit(message)
-            sink.runEnded.emit(RunEnded("failed", message, trainer.history.epochs_done))
+            report(RunFailed(message))
+            report(RunEnded("failed", message, trainer.history.epochs_done))
 
-    def _probe(self, trainer: Trainer, sink: WorkerSignals) -> None:
+    def _probe(self, trainer: Trainer, report: Report) -> None:
         x, y = self.samples
         if not len(x):
             return
@@ -327,8 +285,7 @@ class TrainingSession:
         activation = trainer.network.stages[-1].info.block.get("activation")
         probabilities = class_probabilities(layers[-1][2], activation)
         predicted = int(np.argmax(probabilities)) if np.isfinite(probabilities).all() else -1
-        sink.probeReady.emit({"sample_index": i, "label": int(y[i]), "input": x[i].copy(), "layers": layers,
-                              "probabilities": probabilities, "predicted": predicted})
+        report(Probe(i, int(y[i]), x[i].copy(), layers, probabilities, predicted))
 
 
 def engine_text(trainer: Trainer) -> str:
@@ -350,16 +307,15 @@ def _same_engine(trainer: Trainer, request: RunRequest) -> bool:
     return trainer.device == resolve_device(request.device)
 
 
-def first_filters(network) -> dict | None:
-    """{"name", "weight": (F, C, kh, kw) copy} of the first block with image kernels, or None.
-
-    Blocks inside groups count (named by path): in a network that starts with a group, the first
-    convolution, the one that sees the image, is inside it."""
+def first_filters(network) -> Filters:
+    """A copy of the weight (F, C, kh, kw) of the first block with image kernels (weight None when
+    there is none). Blocks inside groups count (named by path): in a network that starts with a
+    group, the first convolution, the one that sees the image, is inside it."""
     for stage in network.walk_stages():
         weight = stage.param_layer.params.get("weight") if stage.param_layer is not None else None
         if weight is not None and weight.ndim == 4:
-            return {"name": stage.path, "weight": weight.copy()}
-    return None
+            return Filters(stage.path, weight.copy())
+    return Filters("", None)
 
 
 def failure_message(exc: BaseException) -> str:

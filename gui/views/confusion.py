@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
+from netbuilder.core.run_events import DataReady, EpochsDone, RunBegan
 from netbuilder.gui import theme
 
 
@@ -222,19 +223,19 @@ class ConfusionView(QWidget):
     def matrix(self) -> np.ndarray:
         return self.matrix_widget.counts
 
-    def _dataset_ready(self, info: dict) -> None:
-        self._class_names = list(info.get("class_names") or self._class_names)
+    def _dataset_ready(self, info: DataReady) -> None:
+        self._class_names = list(info.class_names or self._class_names)
 
-    def _run_started(self, payload) -> None:
-        if isinstance(payload, dict) and payload.get("continued"):
+    def _run_started(self, began: RunBegan) -> None:
+        if began.continued:
             return  # more epochs of the same run: the last matrix stays until the next epoch ends
         self.epoch = None
         self.matrix_widget.clear()
         self._waiting("Waiting for the end of the first epoch…")
 
-    def _epoch_ended(self, payload: dict) -> None:
-        counts = payload.get("confusion")
-        event = payload.get("event")
+    def _epoch_ended(self, done: EpochsDone) -> None:
+        counts = done.confusion
+        event = done.event
         if counts is None:
             self._waiting("No validation split (validation fraction 0): nothing to tabulate.")
             return

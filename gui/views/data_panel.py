@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -34,7 +34,9 @@ from netbuilder.core.datasets.base import DatasetError
 from netbuilder.core.datasets.preview import Preview, match_project, preview_dataset
 from netbuilder.core.datasets.preview import fit_problems as dataset_fit_problems
 from netbuilder.core.datasets.registry import make_spec, resolve_path
+from netbuilder.core.run_events import DataReady
 from netbuilder.gui import theme
+from netbuilder.gui.background import Jobs
 from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.views.tiles import GREY, TileGrid
 
@@ -64,32 +66,13 @@ class _Cancelled(Exception):
     """Raised from the download's progress callback to abandon it (the core removes the partial file)."""
 
 
-class _Relay(QObject):
-    """Carries a background thread's results to the GUI thread (queued: it lives in the GUI thread)."""
-
-    done = Signal(int, object)  # (job number, result)
-    failed = Signal(int, str)  # (job number, message)
-    progress = Signal(int, int, object, str)  # (job number, bytes done, total or None, file name)
-
-
-def _run_in_thread(relay: _Relay, job: int, work: Callable[[], Any]) -> threading.Thread:
-    """Run ``work`` on a daemon thread (never blocks quitting); its result or error goes to ``relay``."""
-
-    def run() -> None:
-        try:
-            result = work()
-        except _Cancelled:
-            relay.failed.emit(job, "")
-        except DatasetError as exc:  # DownloadError included: the message names the problem
-            relay.failed.emit(job, str(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure is shown, the app goes on
-            relay.failed.emit(job, f"{type(exc).__name__}: {exc}")
-        else:
-            relay.done.emit(job, result)
-
-    thread = threading.Thread(target=run, name=f"netbuilder-data-{job}", daemon=True)
-    thread.start()
-    return thread
+def _failure_text(exc: BaseException) -> str:
+    """What the panel says of a failed preview or download ("" for a cancelled download)."""
+    if isinstance(exc, _Cancelled):
+        return ""
+    if isinstance(exc, DatasetError):  # DownloadError included: the message names the problem
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _dims(shape) -> str:
@@ -129,13 +112,8 @@ class DataPanel(QWidget):
         self._downloading = False
         self._download_kind = "mnist"
         self._file_order: list[str] = []  # the download's files, to say "2 of 4"
-        # No parent: the worker thread holds it until done, so a result arriving after the panel
-        # is gone meets a live object (its connection to the panel is simply dropped).
-        self._relay = _Relay()
-        self._relay.done.connect(self._job_done)
-        self._relay.failed.connect(self._job_failed)
-        self._relay.progress.connect(self._download_progress)
-        self._handlers: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
+        # Reading and downloading run as background jobs; what arrives after the panel is gone is dropped.
+        self._jobs = Jobs(self)
         self._rows: list[_ClassRow] = []
 
         # --- source
@@ -316,11 +294,9 @@ class DataPanel(QWidget):
         elif key in ("input_shape", "num_classes"):
             self._update_fit()
 
-    def _dataset_ready(self, info: dict) -> None:
-        train, val = info.get("train_size"), info.get("val_size")
-        if train is not None:
-            self.run_label.setText(f"This run trains on {int(train):,} images and validates on {int(val or 0):,}.")
-            self.run_label.show()
+    def _dataset_ready(self, info: DataReady) -> None:
+        self.run_label.setText(f"This run trains on {info.train_size:,} images and validates on {info.val_size:,}.")
+        self.run_label.show()
 
     def _update_enabled(self, *_args) -> None:
         editable = not self.doc.locked
@@ -372,7 +348,7 @@ class DataPanel(QWidget):
         self.download_box.setVisible(self._downloading)
         base = self.base_dir()
         self._preview_job = self._next_job()
-        self._start(self._preview_job, lambda: preview_dataset(spec, base, PER_CLASS), self._preview_done,
+        self._start(self._preview_job, lambda _report: preview_dataset(spec, base, PER_CLASS), self._preview_done,
                     self._preview_failed)
         self.busy_bar.show()
         theme.set_text(self.summary_label, "<span style='color:{MUTED}'>Reading the dataset…</span>")
@@ -381,20 +357,17 @@ class DataPanel(QWidget):
         self._job += 1
         return self._job
 
-    def _start(self, job: int, work: Callable[[], Any], on_done: Callable[[Any], None],
-               on_fail: Callable[[str], None]) -> None:
-        self._handlers[job] = (on_done, on_fail)
-        _run_in_thread(self._relay, job, work)
+    def _start(self, job: int, work: Callable[[Callable[[Any], None]], Any], on_done: Callable[[Any], None],
+               on_fail: Callable[[str], None], on_progress: Callable[[Any], None] | None = None) -> None:
+        """Run ``work(report)`` in the background as job ``job``; what an older preview or download
+        reports once a newer one has started is dropped."""
+        def current() -> bool:
+            return job in (self._preview_job, self._download_job)
 
-    def _job_done(self, job: int, result: Any) -> None:
-        handlers = self._handlers.pop(job, None)
-        if handlers is not None and job in (self._preview_job, self._download_job):
-            handlers[0](result)
-
-    def _job_failed(self, job: int, message: str) -> None:
-        handlers = self._handlers.pop(job, None)
-        if handlers is not None and job in (self._preview_job, self._download_job):
-            handlers[1](message)
+        self._jobs.start(work, done=lambda result: on_done(result) if current() else None,
+                         failed=lambda exc: on_fail(_failure_text(exc)) if current() else None,
+                         progress=(lambda event: on_progress(event) if current() else None) if on_progress else None,
+                         name="data")
 
     def _preview_failed(self, message: str) -> None:
         self.busy_bar.hide()
@@ -548,24 +521,27 @@ class DataPanel(QWidget):
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
         self.download_bar.setFormat("connecting…")
-        relay, cancel, fetch = self._relay, self._cancel, self.fetch_function
+        cancel, fetch = self._cancel, self.fetch_function
         job = self._download_job = self._next_job()
 
-        def progress(done: int, total: int | None, what: str) -> None:
-            if cancel.is_set():
-                raise _Cancelled
-            relay.progress.emit(job, done, total, what)
+        def work(report) -> Path:
+            def progress(done: int, total: int | None, what: str) -> None:
+                if cancel.is_set():
+                    raise _Cancelled
+                report((done, total, what))
+            return fetch(kind, progress=progress)
 
-        self._start(job, lambda: fetch(kind, progress=progress), self._download_done,
-                    lambda message: self._download_finished(message or "Download cancelled.", ok=False))
+        self._start(job, work, self._download_done,
+                    lambda message: self._download_finished(message or "Download cancelled.", ok=False),
+                    lambda event: self._download_progress(*event))
 
     def cancel_download(self) -> None:
         self._cancel.set()
         self.cancel_button.setEnabled(False)
         self.download_bar.setFormat("cancelling…")
 
-    def _download_progress(self, job: int, done: int, total, what: str) -> None:
-        if job != self._download_job or not self._downloading:
+    def _download_progress(self, done: int, total, what: str) -> None:
+        if not self._downloading:
             return
         order = self._file_order
         which = f" ({order.index(what) + 1} of {len(order)})" if what in order else ""

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from netbuilder.core.blocks import KINDS
+from netbuilder.core.run_events import DataReady, Probe
 from netbuilder.gui import theme
 from netbuilder.gui.views.tiles import GREY, SEQUENTIAL, TileGrid, scale_each, scale_together
 
@@ -280,13 +281,13 @@ class FeatureMapView(QWidget):
         return self._sections[layer_name].tile_text(channel)
 
     # --- controller signals -------------------------------------------------------------------
-    def _dataset_ready(self, info: dict) -> None:
-        self._class_names = list(info.get("class_names") or self._class_names)
-        self._val_x, self._val_y = info.get("val_x"), info.get("val_y")
+    def _dataset_ready(self, info: DataReady) -> None:
+        self._class_names = list(info.class_names or self._class_names)
+        self._val_x, self._val_y = info.val_x, info.val_y
         # Without a validation split the controller lends training samples: say so.
-        self.sample_caption.setText("Training sample (no validation split)" if info.get("val_is_train")
+        self.sample_caption.setText("Training sample (no validation split)" if info.val_is_train
                                     else "Validation sample")
-        n = len(self._val_x) if self._val_x is not None else int(info.get("val_size") or 0)
+        n = len(self._val_x) if self._val_x is not None else int(info.val_size or 0)
         self.sample_spin.blockSignals(True)
         self.sample_spin.setRange(1, max(1, n))
         self.sample_spin.blockSignals(False)
@@ -312,7 +313,7 @@ class FeatureMapView(QWidget):
         label = int(self._val_y[index]) if self._val_y is not None else None
         self.truth_label.setText(f"true class: <b>{class_name(self._class_names, label)}</b>")
 
-    def _probe_ready(self, probe: dict) -> None:
+    def _probe_ready(self, probe: Probe) -> None:
         self._pending = probe
         if self.isVisible():
             self._draw_pending()
@@ -332,7 +333,7 @@ class FeatureMapView(QWidget):
         if probe is None:
             return
         self._last = probe
-        maps = [(name, kind, np.asarray(a)) for name, kind, a in probe["layers"]
+        maps = [(name, kind, np.asarray(a)) for name, kind, a in probe.layers
                 if _shows_maps(kind) and np.ndim(a) == 3]
         self.message.setText("" if maps else "This network has no convolution or pooling blocks, so there are no "
                                              "feature maps to show: only its input and prediction.")
@@ -344,20 +345,20 @@ class FeatureMapView(QWidget):
         for name, _, a in maps:
             self._sections[name].show_maps(a, same)
 
-        self._set_input(probe["input"])
-        true = probe.get("label")
+        self._set_input(probe.input)
+        true = probe.label
         true = None if true is None or int(true) < 0 else int(true)
-        predicted = probe.get("predicted")
+        predicted = probe.predicted
         predicted = None if predicted is None or int(predicted) < 0 else int(predicted)  # -1: outputs not finite
         names = self._class_names
-        self.bars.set_probabilities(probe["probabilities"], names, true, predicted)
+        self.bars.set_probabilities(probe.probabilities, names, true, predicted)
         verdict = "" if true is None else (" ✓" if predicted == true else " ✗")
         theme.set_text(
             self.prediction_label, f"Predicted <b>{class_name(names, predicted)}</b>{verdict}"
             + ("" if true is None else f"<br><span style='color:{{MUTED}}'>true class: "
                                        f"{class_name(names, true)}</span>"))
         self.truth_label.setText(f"true class: <b>{class_name(names, true)}</b>")
-        index = probe.get("sample_index")
+        index = probe.sample_index
         if index is not None and int(index) != self.sample_index and int(index) < self.sample_spin.maximum():
             self.sample_spin.blockSignals(True)
             self.sample_spin.setValue(int(index) + 1)

@@ -10,25 +10,16 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from netbuilder.core.run_events import Filters
 from netbuilder.gui import theme
 from netbuilder.gui.views.tiles import DIVERGING, TileGrid, scale_centred
 
 
-def filter_payload(payload) -> tuple[str, np.ndarray] | None:
-    """(name, weights (F, C, kh, kw)) from ``filtersReady``'s payload: a dict with "name" and
-    "weight"/"weights", a (name, array) pair, or a bare array; None when there is no conv."""
-    if payload is None:
+def filter_payload(filters: Filters | None) -> tuple[str, np.ndarray] | None:
+    """(name, weights (F, C, kh, kw)) of a ``filtersReady`` event; None when there is no conv."""
+    if filters is None or filters.weight is None:
         return None
-    if isinstance(payload, dict):
-        name = payload.get("name", "conv")
-        weights = next((payload[k] for k in ("weight", "weights", "array", "kernels") if k in payload), None)
-    elif isinstance(payload, (tuple, list)) and len(payload) == 2:
-        name, weights = payload
-    else:
-        name, weights = "conv", payload
-    if weights is None:
-        return None
-    weights = np.asarray(weights, np.float32)
+    name, weights = filters.name, np.asarray(filters.weight, np.float32)
     if weights.ndim != 4:
         raise ValueError(f"filter weights must be (F, C, kh, kw), got shape {weights.shape}")
     return str(name), weights

@@ -1,13 +1,13 @@
 """Per-layer gradient norms and the share of dead ReLU units, one point per epoch.
 
-Gradient norms come from the controller's ``epochEnded`` payload ("grad_norms": parameter name ->
+Gradient norms come from the controller's ``epochEnded`` event (``grad_norms``: parameter name ->
 L2 norm averaged over the epoch's batches); the view plots each block's weight gradient on a log
 scale, coloured from the first layer (dark) to the last (light), so gradients that shrink on the
 way back to the input (vanishing, as with sigmoid) show as lines fanning out downwards, while
 ReLU keeps them close. The lower plot is each ReLU block's share of units that never fired on a
 validation batch ("dead_relu"). Both clear when a new run starts (not when a run is continued).
 Blocks inside groups are there too, named by their path ("res1.conv1", "inc1.path2.conv1"), placed
-first to last by the payload's "layer_order" (a group's inner blocks, then the group).
+first to last by the event's ``layer_order`` (a group's inner blocks, then the group).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from netbuilder.core.run_events import EpochsDone, RunBegan
 from netbuilder.gui import theme
 
 _COLOURS = pg.colormap.get("plasma")
@@ -147,23 +148,20 @@ class GradientView(QWidget):
         self._set_dead_title(None)
 
     # --- updates --------------------------------------------------------------------------------
-    def _run_started(self, payload) -> None:
-        if not (isinstance(payload, dict) and payload.get("continued")):  # more epochs of a run extend it
+    def _run_started(self, began: RunBegan) -> None:
+        if not began.continued:  # more epochs of a run extend it
             self.clear()
 
-    def _epoch_ended(self, payload: dict) -> None:
-        event = payload.get("event")
-        epoch = getattr(event, "epoch", None)
-        if epoch is None:
-            epoch = 1 + max((len(v) for v in self._norms.values()), default=0)
-        norms = weight_norms(payload.get("grad_norms") or {})
-        dead = payload.get("dead_relu") or {}
+    def _epoch_ended(self, done: EpochsDone) -> None:
+        epoch = done.event.epoch
+        norms = weight_norms(done.grad_norms)
+        dead = done.dead_relu
         new = [n for n in dict.fromkeys([*norms, *dead]) if n not in self._layers]
         if new:
             self._layers.extend(new)
             # Weights come in parameter order and dead shares only for ReLU blocks (a group's sum
             # among them): the network's order puts each where it is, names it lacks last.
-            rank = {name: i for i, name in enumerate(payload.get("layer_order") or ())}
+            rank = {name: i for i, name in enumerate(done.layer_order)}
             self._layers.sort(key=lambda name: rank.get(name, len(rank)))
             for name in norms:
                 self._norms.setdefault(name, [])

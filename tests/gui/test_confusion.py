@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor
 
 from netbuilder.core.trainer import EpochEnd, RunStarted
 from netbuilder.gui.views.confusion import ConfusionView
+from tests.gui.events import data_ready, epochs_done, run_began
 from tests.gui.test_feature_maps import FakeController
 
 NAMES = ["cat", "dog", "bird"]
@@ -34,7 +35,7 @@ def view(qtbot, fake):
 def test_shows_the_epoch_counts_names_and_accuracy(view, fake, qtbot):
     counts = np.array([[8, 2, 0], [1, 5, 4], [0, 0, 10]])
     with qtbot.waitSignal(fake.epochEnded):
-        fake.epochEnded.emit({"event": epoch(3), "confusion": counts, "grad_norms": {}, "dead_relu": {}})
+        fake.epochEnded.emit(epochs_done(epoch(3), confusion=counts))
     m = view.matrix_widget
     assert view.matrix().shape == (3, 3) and (view.matrix() == counts).all()
     assert view.epoch == 3
@@ -46,7 +47,7 @@ def test_shows_the_epoch_counts_names_and_accuracy(view, fake, qtbot):
 
 def test_cells_are_coloured_by_share_of_their_row(view, fake, qtbot):
     counts = np.array([[90, 10, 0], [1, 1, 0], [0, 0, 5]])  # row 1 is tiny but half right
-    fake.epochEnded.emit({"event": epoch(1), "confusion": counts})
+    fake.epochEnded.emit(epochs_done(epoch(1), confusion=counts))
     m = view.matrix_widget
     qtbot.waitUntil(lambda: m.width() > 200)
     image = m.grab().toImage()
@@ -62,23 +63,23 @@ def test_cells_are_coloured_by_share_of_their_row(view, fake, qtbot):
 
 
 def test_a_new_run_clears_and_no_validation_split_is_explained(view, fake):
-    fake.epochEnded.emit({"event": epoch(1), "confusion": np.eye(3, dtype=int)})
-    fake.runStarted.emit({"label": "run 2", "event": RunStarted(2, 10, 100, 10)})
+    fake.epochEnded.emit(epochs_done(epoch(1), confusion=np.eye(3, dtype=int)))
+    fake.runStarted.emit(run_began(RunStarted(2, 10, 100, 10), label="run 2"))
     assert view.matrix().shape == (0, 0) and view.epoch is None
     assert "first epoch" in view.header.text()
-    fake.epochEnded.emit({"event": epoch(1), "confusion": None})
+    fake.epochEnded.emit(epochs_done(epoch(1), confusion=None))
     assert "No validation split" in view.header.text()
 
 
 def test_class_names_come_from_the_dataset(view, fake):
-    fake.datasetReady.emit({"class_names": ["a", "b"], "val_x": None, "val_y": None})
-    fake.epochEnded.emit({"event": epoch(1), "confusion": np.array([[1, 0], [0, 1]])})
+    fake.datasetReady.emit(data_ready(["a", "b"]))
+    fake.epochEnded.emit(epochs_done(epoch(1), confusion=np.array([[1, 0], [0, 1]])))
     assert view.matrix_widget.cell_text(0, 1) == "true a → predicted b: 0 (0% of 1)"
 
 
 def test_a_continued_run_keeps_the_last_matrix_until_its_next_epoch(view, fake):
-    fake.epochEnded.emit({"event": epoch(2), "confusion": np.eye(3, dtype=int)})
-    fake.runStarted.emit({"label": "run 1 · continued", "event": RunStarted(1, 10, 100, 10, 2), "continued": True})
+    fake.epochEnded.emit(epochs_done(epoch(2), confusion=np.eye(3, dtype=int)))
+    fake.runStarted.emit(run_began(RunStarted(1, 10, 100, 10, 2), label="run 1 · continued", continued=True))
     assert view.epoch == 2 and view.matrix().sum() == 3
 
 
@@ -111,8 +112,7 @@ def test_the_caption_never_lies_over_the_matrix_in_a_short_pane(qtbot, width, he
     area.resize(width, height)
     area.show()
     qtbot.waitExposed(area)
-    fake.epochEnded.emit({"event": epoch(1), "confusion": np.eye(10, dtype=int) * 50 + 1,
-                          "grad_norms": {}, "dead_relu": {}})
+    fake.epochEnded.emit(epochs_done(epoch(1), confusion=np.eye(10, dtype=int) * 50 + 1))
     qtbot.wait(10)
     header, matrix, note = view.header.geometry(), view.matrix_widget.geometry(), view.note.geometry()
     assert header.bottom() < matrix.top() and matrix.bottom() < note.top()

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
 
+from netbuilder.core.run_events import BatchesDone, RunBegan
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted
 from netbuilder.gui.curves import SMOOTHING, CurvesView
 from netbuilder.gui.training.events import x_in_epochs
+from tests.gui.events import epochs_done
 
 
 class Controller(QObject):
@@ -26,16 +28,17 @@ def setup(qtbot):
 
 
 def start(controller, run=1, label=None, continued=False, start_epoch=0, history=(), batch_losses=()):
-    controller.runStarted.emit({"label": label or f"run {run} · sgd lr 0.1 · batch 4", "run": run,
-                                "continued": continued, "event": RunStarted(2, 4, 16, 4, start_epoch),
-                                "history": list(history), "batch_losses": [list(b) for b in batch_losses]})
+    controller.runStarted.emit(RunBegan(RunStarted(2, 4, 16, 4, start_epoch), history=list(history),
+                                        batch_losses=[list(b) for b in batch_losses],
+                                        label=label or f"run {run} · sgd lr 0.1 · batch 4", run=run,
+                                        continued=continued))
 
 
 def batches(controller, epoch, losses, first=1, bpe=4):
     """Batches ``first``, ``first`` + 1, ... of ``epoch`` in one batchEnded signal."""
     points = [(x_in_epochs(epoch, first + b, bpe), loss, 0.5) for b, loss in enumerate(losses)]
     event = BatchEnd(epoch, first + len(losses) - 1, bpe, losses[-1], 0.5, 100.0, 4 * len(losses))
-    controller.batchEnded.emit({"event": event, "points": points})
+    controller.batchEnded.emit(BatchesDone(event, points))
 
 
 def epoch_end(epoch, loss=1.0, val=0.9):
@@ -48,7 +51,7 @@ def test_points_accumulate_and_are_drawn_on_the_timer(setup, qtbot):
     batches(controller, 1, [2.0, 1.8])
     assert view.timer.isActive()  # a redraw is due
     batches(controller, 1, [1.5, 1.4], first=3)
-    controller.epochEnded.emit({"event": epoch_end(1), "epochs": [epoch_end(1)]})
+    controller.epochEnded.emit(epochs_done(epoch_end(1)))
     run = view.current
     assert (run.batch_count, run.epoch_count) == (4, 1)
     qtbot.waitUntil(lambda: run.raw_loss.getData()[0] is not None and len(run.raw_loss.getData()[0]) == 4)
@@ -123,7 +126,7 @@ def test_no_plot_items_are_created_per_point(setup):
     count = len(view.loss_plot.listDataItems())
     for e in range(1, 4):
         batches(controller, e, [1.0, 0.9, 0.8, 0.7])
-        controller.epochEnded.emit({"event": epoch_end(e), "epochs": [epoch_end(e)]})
+        controller.epochEnded.emit(epochs_done(epoch_end(e)))
         view.redraw()
     assert len(view.loss_plot.listDataItems()) == count
 
@@ -137,7 +140,7 @@ def test_log_loss_draws_every_curve_at_the_height_of_its_data_and_keeps_the_epoc
     run = view.runs[0]
     _, raw = run.raw_loss.getData()
     np.testing.assert_allclose(raw, np.log10([4.6, 2.0]))  # the loss axis is in log10 units
-    controller.epochEnded.emit({"epochs": [EpochEnd(1, 3.0, 0.5, 2.5, 0.5, 1.0, 100.0)]})
+    controller.epochEnded.emit(epochs_done(EpochEnd(1, 3.0, 0.5, 2.5, 0.5, 1.0, 100.0)))
     batches(controller, 2, [1.0])
     view.redraw()
     _, epoch_y = run.epoch_loss.curve.getData()

@@ -12,6 +12,7 @@ from netbuilder.core.datasets import download
 from netbuilder.core.datasets.download import Source
 from netbuilder.gui.views.data_panel import SOURCES, DataPanel
 from tests.core.test_download import FILES, Server, generated_files, md5
+from tests.gui.events import data_ready
 from tests.gui.test_feature_maps import FakeController
 
 
@@ -165,7 +166,7 @@ def test_choosing_is_disabled_while_training_locks_the_document(qtbot, doc, fake
 
 def test_run_sizes_from_the_controller(qtbot, doc, fake):
     panel = make_panel(qtbot, doc, fake)
-    fake.datasetReady.emit({"name": "shapes", "train_size": 10800, "val_size": 1200})
+    fake.datasetReady.emit(data_ready(train_size=10800, val_size=1200))
     assert panel.run_label.text() == "This run trains on 10,800 images and validates on 1,200."
 
 
@@ -185,7 +186,13 @@ def test_mnist_downloads_from_a_local_server_with_progress(qtbot, doc, fake, mni
     assert doc.project.dataset == {"kind": "mnist"}
     assert panel.download_box.isVisible() and "MNIST is not on this computer" in panel.download_label.text()
     seen = []
-    panel._relay.progress.connect(lambda job, done, total, what: seen.append((what, done, total)))
+    shown = panel._download_progress  # what the progress bar is given, on the GUI thread
+
+    def spy(done, total, what):
+        seen.append((what, done, total))
+        shown(done, total, what)
+
+    panel._download_progress = spy
     panel.download_button.click()
     assert panel.downloading
     qtbot.waitUntil(loaded(panel, "MNIST"), timeout=20000)  # the event loop ran all along
@@ -277,5 +284,5 @@ def test_a_result_arriving_after_the_panel_is_gone_is_harmless(qtbot, doc, fake,
 def test_a_narrow_column_after_training_needs_no_sideways_scrolling(qtbot, doc, fake):
     panel = make_panel(qtbot, doc, fake)
     qtbot.waitUntil(loaded(panel), timeout=20000)
-    fake.datasetReady.emit({"name": "shapes", "train_size": 10800, "val_size": 1200})
+    fake.datasetReady.emit(data_ready(train_size=10800, val_size=1200))
     assert panel.minimumSizeHint().width() <= 280  # the Training view's left column at 1024x640

@@ -5,6 +5,8 @@ emitted by hand with payloads built from a real core Network (the other view tes
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt, Signal
@@ -13,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 
 from netbuilder.core.network import Network
 from netbuilder.core.project import load_project
+from netbuilder.core.run_events import DataReady, Probe
 from netbuilder.gui.document import EXAMPLES_DIR
 from netbuilder.gui.views.feature_maps import FeatureMapView
 
@@ -48,16 +51,15 @@ def network(example: str = "lenet5") -> Network:
     return Network(load_project(EXAMPLES_DIR / f"{example}.json"), rng=np.random.default_rng(0))
 
 
-def probe_payload(net: Network, x: np.ndarray, label: int, index: int = 0) -> dict:
+def probe_payload(net: Network, x: np.ndarray, label: int, index: int = 0) -> Probe:
     """What the controller's probeReady carries for sample ``x`` (C, H, W)."""
     outs = net.forward_blocks(x[None])
     layers = [(info.name, info.kind, np.array(out[0])) for info, out in outs]
     p = layers[-1][2]
-    return {"sample_index": index, "label": label, "input": x.copy(), "layers": layers,
-            "probabilities": p, "predicted": int(np.argmax(p))}
+    return Probe(index, label, x.copy(), layers, p, int(np.argmax(p)))
 
 
-def trainer_probe_payload(example: str, label: int = 0) -> dict:
+def trainer_probe_payload(example: str, label: int = 0) -> Probe:
     """What the worker sends for a sample of ``example``: ``Trainer.probe``'s list, blocks in groups too."""
     from netbuilder.core.trainer import Trainer
     from tests.core.test_trainer import blobs
@@ -67,14 +69,12 @@ def trainer_probe_payload(example: str, label: int = 0) -> dict:
     x = data.x_train[label]
     layers = trainer.probe(x)
     p = layers[-1][2]
-    return {"sample_index": label, "label": label, "input": x.copy(), "layers": layers, "probabilities": p,
-            "predicted": int(np.argmax(p))}
+    return Probe(label, label, x.copy(), layers, p, int(np.argmax(p)))
 
 
-def dataset_payload(n: int = 20, shape=(1, 28, 28)) -> dict:
+def dataset_payload(n: int = 20, shape=(1, 28, 28)) -> DataReady:
     rng = np.random.default_rng(1)
-    return {"name": "shapes", "class_names": CLASSES, "input_shape": shape, "train_size": 100, "val_size": n,
-            "val_x": rng.random((n, *shape), dtype=np.float32), "val_y": np.arange(n) % 10}
+    return DataReady("shapes", CLASSES, shape, 100, n, rng.random((n, *shape), dtype=np.float32), np.arange(n) % 10)
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_one_tile_per_channel_of_each_conv_and_pool_block(view, fake, qtbot):
         fake.probeReady.emit(probe_payload(net, x, 3))
     assert view.layers_shown() == ["conv1", "pool1", "conv2", "pool2"]
     assert [view.tile_count(n) for n in view.layers_shown()] == [6, 6, 16, 16]
-    assert view.bars.values() == pytest.approx(probe_payload(net, x, 3)["probabilities"])
+    assert view.bars.values() == pytest.approx(probe_payload(net, x, 3).probabilities)
 
 
 RESNET_SMALL_MAPS = ["conv1", "batchnorm1", *[
@@ -129,7 +129,7 @@ def test_the_blocks_inside_groups_have_sections_named_by_their_path(view, fake, 
     assert "›" not in top.header.text()
     margins = [view.section(n).layout().contentsMargins().left() for n in ("conv1", "residual2.conv2", "residual2")]
     assert margins == [0, INDENT, 0]  # inner blocks indented under their group
-    maps = dict((n, a) for n, _, a in payload["layers"])["residual2.conv2"]
+    maps = dict((n, a) for n, _, a in payload.layers)["residual2.conv2"]
     text = view.tile_text("residual2.conv2", 3)
     assert text.startswith("residual2 › conv2 · channel 3 of 16 · 14×14 · values ")
     assert f"{maps[3].min():.3g} … {maps[3].max():.3g}" in text
@@ -164,7 +164,7 @@ def test_hover_names_layer_channel_and_value_range(view, fake, qtbot):
     x = np.random.default_rng(3).random((1, 28, 28), dtype=np.float32)
     payload = probe_payload(net, x, 1)
     fake.probeReady.emit(payload)
-    maps = dict((n, a) for n, _, a in payload["layers"])["conv2"]
+    maps = dict((n, a) for n, _, a in payload.layers)["conv2"]
     grid = view.section("conv2").grid
     qtbot.waitUntil(lambda: grid.width() > 100)
     rect = grid.tile_rect(5)
@@ -185,7 +185,7 @@ def test_images_are_not_transposed(view, fake, qtbot):
     payload = probe_payload(network(), x, 0)
     pool = np.zeros((6, 14, 14), np.float32)
     pool[:, :3, 10:] = 2.0
-    payload["layers"] = [(n, k, pool if n == "pool1" else a) for n, k, a in payload["layers"]]
+    payload = dataclasses.replace(payload, layers=[(n, k, pool if n == "pool1" else a) for n, k, a in payload.layers])
     fake.probeReady.emit(payload)
 
     for grid in (view.input_grid, view.section("pool1").grid):
@@ -218,7 +218,7 @@ def test_per_layer_scale_keeps_relative_strength(view, fake):
     maps = np.zeros((6, 14, 14), np.float32)
     maps[0] = 1.0
     maps[1, 0, 0] = 0.5  # a weak channel: bright on its own scale, dim on the layer's
-    payload["layers"] = [(n, k, maps if n == "pool1" else a) for n, k, a in payload["layers"]]
+    payload = dataclasses.replace(payload, layers=[(n, k, maps if n == "pool1" else a) for n, k, a in payload.layers])
     fake.probeReady.emit(payload)
     grid = view.section("pool1").grid
 
@@ -272,7 +272,7 @@ def test_all_views_follow_a_real_training_run(qtbot, doc):
         assert xs[-1] == 2 and all(v > 0 for v in ys)
         with qtbot.waitSignal(controller.probeReady, timeout=10000) as probe:
             maps.next_button.click()  # idle: the controller probes on demand
-        assert probe.args[0]["sample_index"] == 1 == maps.sample_index
+        assert probe.args[0].sample_index == 1 == maps.sample_index
     finally:
         controller.shutdown()
 
@@ -281,8 +281,7 @@ def test_the_picker_follows_the_probed_sample_without_asking_again(view, fake):
     fake.datasetReady.emit(dataset_payload(20))
     x = np.random.default_rng(6).random((1, 28, 28), dtype=np.float32)
     payload = probe_payload(network(), x, 3, index=5)
-    payload["probabilities"] = np.full(10, np.nan)  # a diverged network
-    payload["predicted"] = -1
+    payload = dataclasses.replace(payload, probabilities=np.full(10, np.nan), predicted=-1)  # a diverged network
     fake.probeReady.emit(payload)
     assert view.sample_index == 5 and view.sample_spin.text() == "6 of 20"
     assert fake.probe_requests == [0]
@@ -291,7 +290,7 @@ def test_the_picker_follows_the_probed_sample_without_asking_again(view, fake):
 
 
 def test_without_a_validation_split_the_picker_says_training_sample(view, fake):
-    fake.datasetReady.emit({**dataset_payload(5), "val_is_train": True})
+    fake.datasetReady.emit(dataclasses.replace(dataset_payload(5), val_is_train=True))
     assert view.sample_caption.text() == "Training sample (no validation split)"
 
 
@@ -319,7 +318,7 @@ def test_mosaic_places_tiles_row_by_row_with_transparent_gaps():
 def test_the_view_fits_the_pane_it_has_at_1024_by_640(view, fake):
     fake.datasetReady.emit(dataset_payload(1200))
     net = network()
-    x = np.asarray(dataset_payload(1)["val_x"][0])
+    x = np.asarray(dataset_payload(1).val_x[0])
     fake.probeReady.emit(probe_payload(net, x, 3))
     # The right-hand pane of the Training view is about 440 px wide there.
     assert view.minimumSizeHint().width() <= 440

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import pytest
 
+from netbuilder.core.run_events import EpochsDone
 from netbuilder.core.trainer import EpochEnd, RunStarted
 from netbuilder.gui.views.gradients import GradientView, weight_norms
+from tests.gui.events import epochs_done, run_began
 from tests.gui.test_feature_maps import FakeController
 
 
-def payload(n: int, scale: float) -> dict:
-    return {"event": EpochEnd(n, 1.0, 0.5, 1.0, 0.5, 1.0, 100.0), "confusion": None,
-            "grad_norms": {"conv1.weight": 0.01 * scale, "conv1.bias": 0.5, "dense1.weight": 0.3 * scale,
-                           "dense1.bias": 0.2},
-            "dead_relu": {"conv1": 0.1 * n, "dense1": 0.0}}
+def payload(n: int, scale: float) -> EpochsDone:
+    return epochs_done(EpochEnd(n, 1.0, 0.5, 1.0, 0.5, 1.0, 100.0),
+                       grad_norms={"conv1.weight": 0.01 * scale, "conv1.bias": 0.5, "dense1.weight": 0.3 * scale,
+                                   "dense1.bias": 0.2},
+                       dead_relu={"conv1": 0.1 * n, "dense1": 0.0})
 
 
 @pytest.fixture
@@ -45,16 +47,16 @@ def test_one_point_per_epoch_per_layer(view, fake, qtbot):
 
 def test_a_new_run_starts_empty(view, fake):
     fake.epochEnded.emit(payload(1, 1.0))
-    fake.runStarted.emit({"label": "run 2", "event": RunStarted(1, 1, 10, 2)})
+    fake.runStarted.emit(run_began(RunStarted(1, 1, 10, 2), label="run 2"))
     assert view.layer_names() == [] and view.series("conv1") == ([], [])
     fake.epochEnded.emit(payload(1, 1.0))
     assert view.series("conv1")[0] == [1]
 
 
 def test_zero_and_non_finite_norms_are_not_plotted_on_the_log_axis(view, fake):
-    fake.epochEnded.emit({"event": EpochEnd(1, 1, 1, 1, 1, 1, 1), "grad_norms": {"a.weight": 0.0, "b.weight": 1.0}})
-    fake.epochEnded.emit({"event": EpochEnd(2, 1, 1, 1, 1, 1, 1),
-                          "grad_norms": {"a.weight": float("nan"), "b.weight": 2.0}})
+    fake.epochEnded.emit(epochs_done(EpochEnd(1, 1, 1, 1, 1, 1, 1), grad_norms={"a.weight": 0.0, "b.weight": 1.0}))
+    fake.epochEnded.emit(epochs_done(EpochEnd(2, 1, 1, 1, 1, 1, 1),
+                                     grad_norms={"a.weight": float("nan"), "b.weight": 2.0}))
     assert view.series("a") == ([1], [0.0])
     xs, _ = view._norm_items["a"].getData()
     assert xs is None or len(xs) == 0
@@ -76,13 +78,13 @@ def test_a_layer_has_the_same_colour_in_both_plots_and_the_legend(view, fake):
 
 
 def test_a_network_without_relu_says_so(view, fake):
-    fake.epochEnded.emit({"event": EpochEnd(1, 1, 1, 1, 1, 1, 1), "grad_norms": {"a.weight": 1.0}, "dead_relu": {}})
+    fake.epochEnded.emit(epochs_done(EpochEnd(1, 1, 1, 1, 1, 1, 1), grad_norms={"a.weight": 1.0}))
     assert "no ReLU layers" in view.dead_plot.getPlotItem().titleLabel.text
 
 
 def test_a_continued_run_extends_the_lines(view, fake):
     fake.epochEnded.emit(payload(1, 1.0))
-    fake.runStarted.emit({"label": "run 1 · continued", "event": RunStarted(1, 1, 10, 2, 1), "continued": True})
+    fake.runStarted.emit(run_began(RunStarted(1, 1, 10, 2, 1), label="run 1 · continued", continued=True))
     fake.epochEnded.emit(payload(2, 1.0))
     assert view.series("conv1")[0] == [1, 2]
 
@@ -125,8 +127,8 @@ def resnet_small_epoch() -> tuple[dict, object]:
     net.train_step(x, np.arange(4))
     norms = GradNorms()
     norms.add({name: float(np.linalg.norm(g)) for name, g in net.gradients().items()})
-    return {"event": EpochEnd(1, 1, 1, 1, 1, 1, 1), "grad_norms": norms.take(), "dead_relu": dead_relu_shares(net, x),
-            "layer_order": layer_order(net)}, net
+    return epochs_done(EpochEnd(1, 1, 1, 1, 1, 1, 1), grad_norms=norms.take(), dead_relu=dead_relu_shares(net, x),
+                       layer_order=layer_order(net)), net
 
 
 def test_the_blocks_inside_groups_are_named_by_their_path(view, fake):
@@ -137,10 +139,10 @@ def test_the_blocks_inside_groups_are_named_by_their_path(view, fake):
     for k in (2, 3):  # these two change the shape: a 1x1 convolution on the skip path, after the inner blocks
         weighted += [f"residual{k}{n}" for n in inner] + [f"residual{k}.projection"]
     assert view.layer_names() == weighted + ["dense1"]
-    assert all(view.series(name) == ([1], [pytest.approx(payload["grad_norms"][name + ".weight"])])
+    assert all(view.series(name) == ([1], [pytest.approx(payload.grad_norms[name + ".weight"])])
                for name in view.layer_names())
     # ReLU blocks inside the groups count too, and each group's own relu after the sum
-    assert list(payload["dead_relu"]) == ["batchnorm1", "residual1.batchnorm1", "residual1", "residual2.batchnorm1",
+    assert list(payload.dead_relu) == ["batchnorm1", "residual1.batchnorm1", "residual1", "residual2.batchnorm1",
                                           "residual2", "residual3.batchnorm1", "residual3"]
     assert view.dead_series("residual2.batchnorm1")[0] == [1] and view.dead_series("residual2")[0] == [1]
     # first to last as the data goes: each group's own entry right after its inner blocks, not at the end

@@ -26,16 +26,16 @@ def test_the_window_trains_with_torch_and_every_view_is_fed(window, doc, qtbot):
     assert ended.args[0].status == "finished"
     assert window.controller._session.trainer.engine == "torch"
     started = log.of("runStarted")[0]
-    assert started["engine"] == "torch on cpu"
+    assert started.engine == "torch on cpu"
     assert "torch on cpu" in window.train_panel.speed_label.text()
     assert [e.epoch for e in log.epochs()] == [1, 2]
     epoch = log.of("epochEnded")[-1]
-    assert epoch["confusion"].shape == (10, 10) and epoch["confusion"].sum() == 30
-    assert set(epoch["grad_norms"]) == set(Network(doc.project).parameters())
-    assert all(v > 0 for v in epoch["grad_norms"].values())
-    assert set(epoch["dead_relu"]) == {"conv1", "conv2", "dense1", "dense2"}
+    assert epoch.confusion.shape == (10, 10) and epoch.confusion.sum() == 30
+    assert set(epoch.grad_norms) == set(Network(doc.project).parameters())
+    assert all(v > 0 for v in epoch.grad_norms.values())
+    assert set(epoch.dead_relu) == {"conv1", "conv2", "dense1", "dense2"}
     probe = log.of("probeReady")[-1]
-    assert probe["probabilities"].shape == (10,) and np.isclose(probe["probabilities"].sum(), 1)
+    assert probe.probabilities.shape == (10,) and np.isclose(probe.probabilities.sum(), 1)
     # the trained weights came home: the numpy network predicts what the torch model learnt
     net = window.controller.trained_network()
     trainer = window.controller._session.trainer

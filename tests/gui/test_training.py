@@ -56,10 +56,10 @@ class Recorder:
         return [p for n, p in self.log if n == name]
 
     def batch_points(self) -> list[tuple[float, float, float]]:
-        return [pt for p in self.of("batchEnded") for pt in p["points"]]
+        return [pt for p in self.of("batchEnded") for pt in p.points]
 
     def epochs(self) -> list:
-        return [e for p in self.of("epochEnded") for e in p["epochs"]]
+        return [e for p in self.of("epochEnded") for e in p.epochs]
 
 
 def train(qtbot, controller, mode="new", checkpoint=None):
@@ -83,10 +83,10 @@ def test_a_run_reports_in_order_and_fills_the_curves(window, doc, qtbot):
     assert names[-2:] == ["stateChanged", "runEnded"]
     assert [s for s in log.of("stateChanged")] == ["loading", "running", "idle"]
     data = log.of("datasetReady")[0]
-    assert (data["train_size"], data["val_size"]) == (270, 30) and data["val_x"].shape == (30, 1, 28, 28)
-    assert data["class_names"][0] == "circle" and len(data["class_names"]) == 10
+    assert (data.train_size, data.val_size) == (270, 30) and data.val_x.shape == (30, 1, 28, 28)
+    assert data.class_names[0] == "circle" and len(data.class_names) == 10
     started = log.of("runStarted")[0]
-    assert started["label"] == "run 1 · adam lr 0.001 · batch 64" and started["event"].batches_per_epoch == 5
+    assert started.label == "run 1 · adam lr 0.001 · batch 64" and started.event.batches_per_epoch == 5
 
     # Every batch and every epoch arrives once and in order (signals carry lists of them), and
     # no epoch arrives before its last batch.
@@ -96,18 +96,18 @@ def test_a_run_reports_in_order_and_fills_the_curves(window, doc, qtbot):
     received = 0
     for name, payload in log.log:
         if name == "batchEnded":
-            received += len(payload["points"])
+            received += len(payload.points)
         elif name == "epochEnded":
-            assert received >= 5 * payload["event"].epoch
+            assert received >= 5 * payload.event.epoch
     epoch = log.of("epochEnded")[-1]
-    assert epoch["confusion"].shape == (10, 10) and epoch["confusion"].sum() == 30
-    assert set(epoch["grad_norms"]) == set(Network(doc.project).parameters())
-    assert all(v > 0 for v in epoch["grad_norms"].values())
-    assert set(epoch["dead_relu"]) == {"conv1", "conv2", "dense1", "dense2"}
+    assert epoch.confusion.shape == (10, 10) and epoch.confusion.sum() == 30
+    assert set(epoch.grad_norms) == set(Network(doc.project).parameters())
+    assert all(v > 0 for v in epoch.grad_norms.values())
+    assert set(epoch.dead_relu) == {"conv1", "conv2", "dense1", "dense2"}
     probe = log.of("probeReady")[-1]
-    assert [(name, a.shape) for name, _, a in probe["layers"]][:2] == [("conv1", (6, 28, 28)), ("pool1", (6, 14, 14))]
-    assert probe["probabilities"].shape == (10,) and np.isclose(probe["probabilities"].sum(), 1)
-    assert log.of("filtersReady")[-1]["weight"].shape == (6, 1, 5, 5)
+    assert [(name, a.shape) for name, _, a in probe.layers][:2] == [("conv1", (6, 28, 28)), ("pool1", (6, 14, 14))]
+    assert probe.probabilities.shape == (10,) and np.isclose(probe.probabilities.sum(), 1)
+    assert log.of("filtersReady")[-1].weight.shape == (6, 1, 5, 5)
 
     window.curves.redraw()
     run = window.curves.current
@@ -128,7 +128,7 @@ def test_many_tiny_epochs_arrive_in_lists_and_none_is_lost(controller, doc, qtbo
     assert np.allclose([x for x, _, _ in log.batch_points()], np.arange(1, 301))
     assert len(log.of("epochEnded")) < 300 and len(log.of("batchEnded")) < 300
     assert controller.checkpoint_epoch == 300  # the last epoch is always kept
-    assert log.of("datasetReady")[0]["val_is_train"]  # XOR keeps no validation split
+    assert log.of("datasetReady")[0].val_is_train  # XOR keeps no validation split
 
 
 def test_the_gui_thread_never_runs_a_batch(controller, doc, qtbot, monkeypatch):
@@ -155,7 +155,8 @@ def test_the_pipeline_is_locked_while_training_and_the_rate_changes_live(control
     assert len(doc.project.blocks) == blocks  # refused while training
 
     doc.set_value("training.learning_rate", 0.0005)
-    assert controller._session.trainer.learning_rate == 0.0005
+    # from the next batch on (the request waits in the run's control until then)
+    qtbot.waitUntil(lambda: controller._session.trainer.learning_rate == 0.0005, timeout=RUN)
     with qtbot.waitSignal(controller.runEnded, timeout=RUN):
         controller.stop()
     assert not doc.locked
@@ -176,7 +177,7 @@ def test_pause_holds_the_batch_count_still_and_resume_goes_on(controller, doc, q
     # A probe asked for while paused makes a round trip through the worker pool...
     with qtbot.waitSignal(controller.probeReady, timeout=RUN) as probe:
         controller.set_probe_sample(3)
-    assert probe.args[0]["sample_index"] == 3
+    assert probe.args[0].sample_index == 3
     # ...and meanwhile not one batch was trained.
     assert len(log.batch_points()) == held and controller.is_paused
 
@@ -208,7 +209,7 @@ def test_closing_the_window_while_training_stops_and_joins_the_worker(window, do
         window.controller.pause()
     assert window.controller.is_running
     assert window.close()
-    assert window.controller._pool.activeThreadCount() == 0
+    assert not window.controller._jobs.busy  # the worker thread was joined
     assert window.controller.state == "idle" and not doc.locked
     assert window.mode == BUILD  # the layout saved is the builder's
     assert not [r for r in qtlog.records if "QThread" in r.message or "Destroyed" in r.message]
@@ -324,7 +325,7 @@ def test_continue_training_goes_on_from_the_last_epoch(window, doc, qtbot):
     assert window.train_panel.continue_action.isEnabled()
     assert train(qtbot, window.controller, "continue").status == "finished"
     second = log.of("runStarted")[1]
-    assert second["continued"] and second["run"] == 1 and second["event"].start_epoch == 2
+    assert second.continued and second.run == 1 and second.event.start_epoch == 2
     assert [e.epoch for e in log.epochs()] == [1, 2, 3, 4]
     assert window.curves.current.batch_count == 20 and len(window.curves.runs) == 1
 
@@ -347,8 +348,8 @@ def test_a_checkpoint_continues_exactly_like_an_unbroken_run(doc, qtbot, tmp_pat
     try:
         assert train(qtbot, resumed, "checkpoint", path).status == "finished"
         started = log.of("runStarted")[0]
-        assert started["event"].start_epoch == 2 and len(started["history"]) == 2
-        assert "from run.npz" in started["label"]
+        assert started.event.start_epoch == 2 and len(started.history) == 2
+        assert "from run.npz" in started.label
         resumed_weights = resumed.trained_network().state_dict()
     finally:
         resumed.shutdown()
@@ -379,8 +380,8 @@ def test_a_probe_is_sent_on_demand_when_idle(controller, doc, qtbot):
     with qtbot.waitSignal(controller.probeReady, timeout=RUN) as probe:
         controller.set_probe_sample(7)
     payload = probe.args[0]
-    assert payload["sample_index"] == 7 and payload["input"].shape == (1, 28, 28)
-    assert payload["predicted"] == int(np.argmax(payload["probabilities"]))
+    assert payload.sample_index == 7 and payload.input.shape == (1, 28, 28)
+    assert payload.predicted == int(np.argmax(payload.probabilities))
 
 
 def test_runs_are_numbered_and_labelled_with_their_settings(controller, doc, qtbot):
@@ -390,7 +391,7 @@ def test_runs_are_numbered_and_labelled_with_their_settings(controller, doc, qtb
     doc.set_value("training.optimizer", "momentum")
     doc.set_value("training.learning_rate", 0.01)
     train(qtbot, controller)
-    labels = [p["label"] for p in log.of("runStarted")]
+    labels = [p.label for p in log.of("runStarted")]
     assert labels == ["run 1 · adam lr 0.001 · batch 64", "run 2 · momentum lr 0.01 m 0.9 · batch 64"]
 
 

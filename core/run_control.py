@@ -1,0 +1,92 @@
+"""Stop, pause and learning-rate requests for one training run: the one place they live.
+
+Whoever drives a run (the CLI's Ctrl+C, the window's buttons) asks through its ``RunControl``,
+from any thread and before the trainer even exists (the data may still be loading); the trainer
+honours the requests between batches: a stop ends the run after the batch in progress, a pause
+holds it before the next one, a new rate is used from the next step.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from netbuilder.core.optimizers import _check
+
+
+class StopRequested(Exception):
+    """Raised where the run holds, once a stop was asked for: the run ends as "stopped"."""
+
+
+class RunControl:
+    """Thread-safe requests to a run; ``hold`` is the run's side of them."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()  # cleared while a pause is asked for
+        self._running.set()
+        self._parked = threading.Event()  # set while the run is actually held by a pause
+        self._lock = threading.Lock()
+        self._learning_rate: float | None = None  # asked for, not yet used
+
+    # --- the asking side (any thread) ----------------------------------------------------------
+    def stop(self) -> None:
+        """End the run after the batch in progress (also when paused, or before it starts)."""
+        self._stop.set()
+        self._running.set()  # wake a paused run so it sees the stop
+
+    def pause(self) -> None:
+        """Hold the run before its next batch until ``resume`` or ``stop``."""
+        if not self._stop.is_set():
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_until_paused(self, timeout: float | None = None) -> bool:
+        """Block until the run is actually held by a pause; False on timeout."""
+        return self._parked.wait(timeout)
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Use ``lr`` from the run's next step (ValueError for a rate that is not a positive number)."""
+        lr = _check(lr, "learning rate", minimum=0.0, strict=True)
+        with self._lock:
+            self._learning_rate = lr
+
+    # --- the run's side ------------------------------------------------------------------------
+    def take_learning_rate(self) -> float | None:
+        """The rate asked for since the last call, or None."""
+        with self._lock:
+            lr, self._learning_rate = self._learning_rate, None
+        return lr
+
+    def hold(self) -> float:
+        """Honour pause and stop before a batch: raises StopRequested, or returns the seconds held."""
+        if self._stop.is_set():
+            raise StopRequested
+        if self._running.is_set():
+            return 0.0
+        t0 = time.perf_counter()
+        self._parked.set()
+        try:
+            self._running.wait()
+        finally:
+            self._parked.clear()
+        if self._stop.is_set():
+            raise StopRequested
+        return time.perf_counter() - t0
+
+    def clear(self) -> None:
+        """Forget the requests: the run they were for has ended."""
+        self._stop.clear()
+        self._running.set()
+        self._parked.clear()
+        with self._lock:
+            self._learning_rate = None
