@@ -50,6 +50,7 @@ class Checkpoint:
     dropout_rng_states: dict[str, dict] = field(default_factory=dict)  # dropout blocks with their own generator
     history: list[dict] = field(default_factory=list)  # EpochEnd fields of every completed epoch
     batch_losses: list[list[float]] = field(default_factory=list)  # per epoch
+    engine: str = "numpy"  # the engine that trained it ("numpy" or "torch"); either resumes it
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
@@ -64,6 +65,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
         "dropout_rng_states": checkpoint.dropout_rng_states,
         "history": checkpoint.history,
         "batches": [len(b) for b in checkpoint.batch_losses],
+        "engine": checkpoint.engine,
     }
     arrays = {PROJECT_KEY: _text_array(checkpoint.project.to_json()), META_KEY: _text_array(json.dumps(meta))}
     arrays.update({_WEIGHTS + k: np.asarray(v) for k, v in checkpoint.weights.items()})
@@ -120,6 +122,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             dropout_rng_states=dict(meta["dropout_rng_states"]),
             history=list(meta["history"]),
             batch_losses=[losses[a:b].tolist() for a, b in zip(ends[:-1], ends[1:])],
+            engine=str(meta.get("engine", "numpy")),
         )
     except (WeightsError, ProjectError):
         raise
@@ -160,6 +163,8 @@ def _check_meta(meta: dict) -> None:
         raise _BadMeta(f"batches has {len(meta['batches'])} epochs' counts but epoch is {meta['epoch']}")
     if not isinstance(meta["optimizer"], str):
         raise _BadMeta(f"optimizer must be a name, got {meta['optimizer']!r}")
+    if meta.get("engine", "numpy") not in ("numpy", "torch"):  # written before engines existed: numpy's
+        raise _BadMeta(f"engine must be 'numpy' or 'torch', got {meta['engine']!r}")
     lr = meta["learning_rate"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
         raise _BadMeta(f"learning_rate must be a positive number, got {lr!r}")

@@ -300,6 +300,7 @@ class Trainer:
                 dropout_rng_states={name: rng.bit_generator.state for name, rng in self._dropout_rngs().items()},
                 history=[asdict(e) for e in self.history.epochs],
                 batch_losses=[list(b) for b in self.history.batch_losses[:len(self.history.epochs)]],
+                engine=self.engine,
             )
 
     def restore(self, checkpoint) -> None:
@@ -352,6 +353,9 @@ class Trainer:
                 mine["normalization"] = copy.deepcopy(stats)
         self.optimizer = optimizer
         self._order[...] = order
+        if checkpoint.engine != self.engine:
+            self.notes.append(f"the checkpoint was trained by the {checkpoint.engine} engine; the {self.engine} "
+                              "engine continues it (weights, optimiser state and data order carry over)")
         self.history = History(epochs, [list(b) for b in checkpoint.batch_losses], epochs_done=checkpoint.epoch)
         self._resume_epoch = checkpoint.epoch
         self._mid_epoch = False

@@ -170,6 +170,7 @@ def test_damaged_metadata_is_named(tmp_path):
     ({"rng_state": 7}, "rng_state is not a random generator's state"),
     ({"dropout_rng_states": []}, "dropout_rng_states must be an object, got []"),
     ({"history": "x"}, "history must be a list of per-epoch objects"),
+    ({"engine": "jax"}, "engine must be 'numpy' or 'torch', got 'jax'"),
 ])
 def test_every_metadata_field_is_checked_and_named(tmp_path, change, message):
     trainer = Trainer(mlp_project(epochs=1), blobs())
@@ -236,3 +237,32 @@ def test_resume_keeps_the_normalisation_the_weights_were_trained_with(tmp_path):
     assert project.dataset["normalization"] == stats
     second.fit(epochs=2)
     assert _same(second.network.state_dict(), unbroken.network.state_dict())
+
+
+def test_a_checkpoint_names_its_engine_and_the_other_engine_says_it_continues_it(tmp_path):
+    from netbuilder.core.torch_engine import TorchTrainer
+
+    data = blobs(n=60)
+    first = Trainer(mlp_project(epochs=1), data)
+    first.fit()
+    save_checkpoint(tmp_path / "ck.npz", first.checkpoint())
+    checkpoint = load_checkpoint(tmp_path / "ck.npz")
+    assert checkpoint.engine == "numpy"
+    assert Trainer.from_checkpoint(checkpoint, data).notes == []  # the same engine: nothing to say
+    torch_run = TorchTrainer.from_checkpoint(checkpoint, data, device="cpu")
+    assert any("trained by the numpy engine; the torch engine continues it" in n for n in torch_run.notes)
+    torch_run.fit(epochs=1)
+    assert torch_run.checkpoint().engine == "torch"
+
+
+def test_a_checkpoint_from_before_engines_is_the_numpy_engine(tmp_path):
+    trainer = Trainer(mlp_project(epochs=1), blobs())
+    trainer.fit()
+    save_checkpoint(tmp_path / "ck.npz", trainer.checkpoint())
+    with np.load(tmp_path / "ck.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(arrays["__checkpoint__"].tobytes())
+    del meta["engine"]
+    arrays["__checkpoint__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert load_checkpoint(tmp_path / "old.npz").engine == "numpy"
