@@ -11,10 +11,10 @@ found them (absolute paths, plain numpy); every other kind (the built-in shapes,
 image folders) is written beside it as ``data.npz``, the images exactly as netbuilder loaded them
 (resized, scaled to [0, 1]), so no Pillow or torchvision is needed.
 
-Before anything is written the export runs the generated script in this process: its data, split
-and first batch must be the app's exactly, one training step from the initial weights must give
-the app's loss, and the net after that step must predict what the app's network predicts after
-its own step (the usual export tolerance).
+Before anything is written the export runs the generated script in this process: its data and
+split must be the app's exactly, one training step from the initial weights must give the app's
+loss, and the same step in float64 the app's loss and, after it, the app's predictions (the usual
+export tolerance).
 """
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ SCRIPT_FILE, MODULE_FILE, WEIGHTS_FILE, DATA_FILE = "train.py", "model.py", "wei
 IDX_KINDS = ("fashion-mnist", "mnist", "idx")
 # data.npz larger than this is refused: point the project at IDX files (read in place) instead.
 MAX_DATA_BYTES = 4 << 30
-# The first batch's loss, script against app: both float32, summed in other orders.
-LOSS_RTOL = 1e-4
+# The first batch's loss, script against app: float32 sums in other orders; float64 ones (the
+# script's model holds the normalisation constants rounded to float32, the app's float64 ones).
+LOSS_RTOL, LOSS_RTOL_64 = 1e-4, 1e-6
 _MODEL_IMPORT = threading.Lock()  # train.py's "from model import Net" is resolved through sys.modules
 
 
@@ -221,7 +222,17 @@ def _load_script(script_path: Path, model_path: Path):
 
 def _verify(torch, *, network, trainer, script, model, weights, data_file, samples, sample_source, dests,
             Dropout, BatchEnd, RunEnded):
-    """Run the generated script against the app: data, split, first batch, one step, predictions."""
+    """Run the generated script against the app: data, split, first batch, one step, predictions.
+
+    The first step runs twice on each side: in float32 through the trainer's own loop (the first
+    batch's loss must agree), then in float64, where the two engines agree to rounding, so the
+    predictions after the step check the optimiser's update too (in float32 one Adam step on a
+    weight whose gradient is about Adam's eps can go either way: a difference that says nothing).
+    Dropout is off on both sides: the two draw their masks from different generators.
+    """
+    from netbuilder.core.network import Network
+    from netbuilder.core.optimizers import make_optimizer
+
     folder = Path(data_file).parent if data_file is not None else None
     if data_file is not None:  # the script reads DATA["file"] from its folder: point it at the staged file
         script.DATA = {**script.DATA, "file": Path(data_file).name}
@@ -234,43 +245,63 @@ def _verify(torch, *, network, trainer, script, model, weights, data_file, sampl
         problems.append("its validation split is not the app's")
     if problems:
         raise ExportError("the generated train.py does not train on the app's data: " + "; ".join(problems))
+    initial = torch.load(str(weights), weights_only=True)
 
-    # One step on each side, dropout off (the two draw their masks from different generators).
-    for stage in network.walk_stages():
-        for layer in stage.layers:
-            if isinstance(layer, Dropout):
-                layer.rate = 0.0
-    net = model.Net()
-    net.load_state_dict(torch.load(str(weights), weights_only=True))
-    for module in net.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    with torch.random.fork_rng(devices=[]):  # the script seeds torch's generator: leave this process's as it was
-        history = script.train(net, data, epochs=1, device="cpu", max_steps=1, log=None)
-    theirs = history["batch_losses"][0][0]
-    ours = None
-    run = trainer.run(epochs=1)
-    for event in run:
-        if isinstance(event, BatchEnd) and ours is None:
-            ours = event.loss
+    def script_step(dtype):
+        net = model.Net()
+        net.load_state_dict(initial)
+        for module in net.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        script.DTYPE = dtype
+        try:
+            with torch.random.fork_rng(devices=[]):  # the script seeds torch's generator: leave ours as it was
+                history = script.train(net.to(dtype), data, epochs=1, device="cpu", max_steps=1, log=None)
+        finally:
+            script.DTYPE = torch.float32
+        return net.eval(), history["batch_losses"][0][0]
+
+    def no_dropout(net):
+        for stage in net.walk_stages():
+            for layer in stage.layers:
+                if isinstance(layer, Dropout):
+                    layer.rate = 0.0
+
+    # float32: the trainer's own loop, one batch
+    no_dropout(network)
+    _, theirs32 = script_step(torch.float32)
+    ours32, first = None, None
+    for event in trainer.run(epochs=1):
+        if isinstance(event, BatchEnd) and ours32 is None:
+            ours32, first = event.loss, trainer._order[:trainer.batch_size].copy()
             trainer.stop()
         elif isinstance(event, RunEnded) and event.status not in ("stopped", "finished"):
             raise ExportError(f"the app could not take a training step to check the script against: {event.message}")
-    net.eval()
+    # float64: the same step from the same weights on the same batch
+    app64 = Network(network.project, dtype=np.float64)
+    app64.load_state_dict({name: value.numpy() for name, value in initial.items()})
+    no_dropout(app64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        ours64, _ = app64.train_step(trainer._x[first].astype(np.float64), trainer._y[first])
+        make_optimizer(network.project.training).step(app64.parameters(), app64.gradients())
+    net64, theirs64 = script_step(torch.float64)
 
     def predict(xs):
         with torch.no_grad():
-            return net(torch.from_numpy(np.ascontiguousarray(xs, np.float32))).numpy()
+            return net64(torch.from_numpy(np.asarray(xs, np.float64))).numpy()
 
-    loss_diff = abs(theirs - ours) / max(abs(ours), 1e-12)
+    diff32 = abs(theirs32 - ours32) / max(abs(ours32), 1e-12)
+    diff64 = abs(theirs64 - ours64) / max(abs(ours64), 1e-12)
     note = (f"data, validation split and batch order are the app's; the first training step's loss is "
-            f"{theirs:.6g} in train.py and {ours:.6g} in the app (relative difference {loss_diff:.2g}); "
-            "the predictions compared are those after that step")
-    report = compare("torch-train", network, samples, predict, f"torch {torch.__version__}", dests, sample_source,
+            f"{theirs32:.6g} in train.py and {ours32:.6g} in the app (float32, relative difference {diff32:.2g}); "
+            f"the predictions compared are those after that step in float64 (loss difference {diff64:.2g})")
+    report = compare("torch-train", app64, samples, predict, f"torch {torch.__version__}", dests, sample_source,
                      note)
-    if not math.isfinite(loss_diff) or loss_diff > LOSS_RTOL:
+    bad = [f"{what} differ by more than {limit:g}" for what, d, limit in
+           (("the float32 losses", diff32, LOSS_RTOL), ("the float64 losses", diff64, LOSS_RTOL_64))
+           if not math.isfinite(d) or d > limit]
+    if bad:
         from dataclasses import replace
 
-        report = replace(report, max_abs_diff=math.inf,
-                         note=f"{note}; the losses differ by more than {LOSS_RTOL:g}")
+        report = replace(report, max_abs_diff=math.inf, note=f"{note}; {' and '.join(bad)}")
     return report

@@ -56,6 +56,7 @@ SHUFFLE_STATE = {shuffle_state}
 LOGITS = {logits!r}  # the loss applies the last activation itself: it gets Net(x, logits=True)
 ONE_VALUE_NORMS = {one_value_norms!r}  # BatchNorm blocks after a dense block (one value per channel)
 EVAL_BATCH = 256  # images per forward pass when evaluating
+DTYPE = torch.float32  # netbuilder trains in float32 (its export check takes a step in float64 too)
 
 # Where the images come from: "npz" is data.npz beside this script (the images as netbuilder
 # loaded them: float32 (N, C, H, W) in [0, 1]); "idx" reads the MNIST-format files named here.
@@ -181,7 +182,7 @@ def evaluate(net, x, y, idx, device):
     with torch.no_grad():
         for i in range(0, len(idx), EVAL_BATCH):
             part = idx[i:i + EVAL_BATCH]
-            xb, yb = torch.from_numpy(x[part]).to(device), torch.from_numpy(y[part]).to(device)
+            xb, yb = torch.from_numpy(x[part]).to(device, DTYPE), torch.from_numpy(y[part]).to(device)
             pred, probabilities = forward(net, xb)
             loss_sum += float(loss_of(pred, yb)) * len(part)
             correct += int((classify(probabilities) == yb).sum())
@@ -195,7 +196,7 @@ def train(net, data, epochs=EPOCHS, device="cpu", max_steps=None, log=print):
     """
     torch.manual_seed(SEED)  # dropout's masks
     x, y, train_idx, val_idx = prepare(data)
-    net.to(device)
+    net.to(device, DTYPE)
     optimizer = make_optimizer(list(net.parameters()))
     rng = np.random.default_rng()
     rng.bit_generator.state = SHUFFLE_STATE
@@ -213,7 +214,7 @@ def train(net, data, epochs=EPOCHS, device="cpu", max_steps=None, log=print):
         history["batch_losses"].append(losses)
         for b in range(math.ceil(n / batch)):
             idx = order[b * batch:(b + 1) * batch]
-            xb, yb = torch.from_numpy(x[idx]).to(device), torch.from_numpy(y[idx]).to(device)
+            xb, yb = torch.from_numpy(x[idx]).to(device, DTYPE), torch.from_numpy(y[idx]).to(device)
             net.train()
             if len(idx) == 1:
                 for m in single:
