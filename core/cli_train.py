@@ -46,6 +46,10 @@ def add_parser(commands) -> None:
     train.add_argument("--device", metavar="DEVICE",
                        help="where the torch engine trains: cpu, cuda, cuda:N, mps or auto (the best there is; "
                             "the default)")
+    train.add_argument("--processes", type=positive_int, metavar="N",
+                       help="train in N processes on this machine with DistributedDataParallel (the torch engine; "
+                            "one GPU each on CUDA, else a share of the CPU): starts torchrun, which runs this "
+                            "command N times; the project's batch size is the whole batch, shared out")
     train.set_defaults(run=run)
 
 
@@ -68,7 +72,10 @@ def run(args) -> int:
     if found is None:
         return EXIT_ERROR
     path, bundled = found
-    device = _engine_device(args)
+    launch = _launch(args)
+    if launch is False:
+        return EXIT_ERROR
+    device = _engine_device(args, launch)
     if device is None:
         return EXIT_ERROR
     args.device = device
@@ -93,6 +100,10 @@ def run(args) -> int:
     if checkpoint_path is not None and not checkpoint_path.parent.is_dir():
         error(f"cannot write checkpoints to {checkpoint_path}: the folder {checkpoint_path.parent} does not exist")
         return EXIT_ERROR
+    if args.processes:
+        return _start_processes(args)
+    if launch is not None:
+        return _train_in_process(args, launch, project, path, out, resumed, checkpoint_path)
     metrics = None
     if args.metrics:
         try:
@@ -107,8 +118,29 @@ def run(args) -> int:
             metrics.close()
 
 
-def _engine_device(args) -> str | None:
-    """The device the run will use ("cpu" for the numpy engine), or None after saying what is wrong."""
+def _launch(args):
+    """This process's place among many (torchrun's environment), None when alone, False after
+    saying what is wrong."""
+    from netbuilder.core.torch_distributed import launched_by_torchrun
+
+    try:
+        launch = launched_by_torchrun()
+    except TrainingError as exc:
+        error(str(exc))
+        return False
+    if (launch is not None or args.processes) and args.engine != "torch":
+        error("training in many processes needs the torch engine: add --engine torch")
+        return False
+    if launch is not None and args.processes:
+        error("--processes starts torchrun itself; under torchrun leave it out (torchrun's --nproc_per_node "
+              "says how many)")
+        return False
+    return launch
+
+
+def _engine_device(args, launch=None) -> str | None:
+    """The device the run will use ("cpu" for the numpy engine; for --processes, "cpu" or "cuda";
+    under torchrun, this process's), or None after saying what is wrong."""
     from netbuilder.core.torch_engine import TorchMissingError, resolve_device
 
     if args.engine == "numpy":
@@ -117,6 +149,11 @@ def _engine_device(args) -> str | None:
             return None
         return "cpu"
     try:
+        if args.processes or launch is not None:
+            from netbuilder.core.torch_distributed import check_processes, process_device
+
+            return check_processes(args.processes, args.device) if args.processes else process_device(
+                launch, args.device)
         return resolve_device(args.device or "auto")
     except TorchMissingError as exc:
         error(str(exc))
@@ -125,8 +162,60 @@ def _engine_device(args) -> str | None:
     return None
 
 
+def _start_processes(args) -> int:
+    """``--processes N``: torchrun on this machine runs this command (less --processes) N times."""
+    import os
+    import subprocess
+
+    from netbuilder.core.torch_distributed import torchrun_command
+
+    arguments = ["train", args.project, "--engine", "torch", "--device", args.device]
+    for flag, value in (("--epochs", args.epochs), ("--out", args.out), ("--metrics", args.metrics),
+                        ("--checkpoint", args.checkpoint), ("--resume", args.resume)):
+        if value is not None:
+            arguments += [flag, str(value)]
+    if args.quiet:
+        arguments.append("--quiet")
+    env = dict(os.environ)
+    # torchrun gives each process one thread (and warns) unless told; the CPU is shared out instead
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.processes)))
+    previous = _install_sigint(signal.SIG_IGN)  # Ctrl+C reaches the processes themselves
+    try:
+        return subprocess.run(torchrun_command(args.processes, arguments, sys.executable), env=env).returncode
+    finally:
+        _restore_sigint(previous)
+
+
+def _train_in_process(args, launch, project, path: Path, out: Path, resumed, checkpoint_path: Path | None) -> int:
+    """One of many processes: all train; only rank 0 prints, writes files and the metrics."""
+    import contextlib
+    import os
+
+    from netbuilder.core.torch_distributed import process_group
+
+    metrics = None
+    if launch.leader and args.metrics:
+        try:
+            metrics = MetricsLog(Path(args.metrics))
+        except OSError as exc:
+            error(f"cannot write the metrics to {args.metrics}: {exc.strerror or exc}")
+            metrics = False  # every process still joins the group, then leaves it
+    with contextlib.ExitStack() as stack:
+        if not launch.leader:
+            quiet = stack.enter_context(open(os.devnull, "w", encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(quiet))
+            stack.enter_context(contextlib.redirect_stderr(quiet))
+        stack.enter_context(process_group(args.device))
+        if metrics is False:
+            return EXIT_ERROR
+        if metrics is not None:
+            stack.callback(metrics.close)
+        return _train(args, project, path, out, resumed, checkpoint_path if launch.leader else None, metrics,
+                      launch=launch)
+
+
 def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path | None,
-           metrics: MetricsLog | None) -> int:
+           metrics: MetricsLog | None, launch=None) -> int:
     from netbuilder.core.checkpoint import CheckpointError, save_checkpoint
     from netbuilder.core.datasets import load_project_dataset
     from netbuilder.core.torch_engine import make_trainer
@@ -138,8 +227,14 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
     except (ValueError, OSError) as exc:
         error(f"cannot load the dataset of {path}: {exc}")
         return EXIT_ERROR
+    writer = launch is None or launch.leader  # the one process that writes files
     try:
-        trainer = make_trainer(project, dataset, engine=args.engine, device=args.device, checkpoint=resumed)
+        if launch is None:
+            trainer = make_trainer(project, dataset, engine=args.engine, device=args.device, checkpoint=resumed)
+        else:
+            from netbuilder.core.torch_distributed import make_distributed_trainer
+
+            trainer = make_distributed_trainer(project, dataset, args.device, checkpoint=resumed)
     except (TrainingError, ValueError) as exc:
         error(f"{path}: {exc}" if resumed is None else f"cannot resume from {args.resume}: {exc}")
         return EXIT_ERROR
@@ -147,7 +242,8 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
     if resumed is not None:
         if resumed.epoch >= epochs:
             try:
-                save_weights(out, trainer.network, project)
+                if writer:
+                    save_weights(out, trainer.network, project)
             except (WeightsError, OSError) as exc:
                 error(str(exc))
                 return EXIT_ERROR
@@ -156,15 +252,20 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
             return EXIT_OK
         epochs -= resumed.epoch
 
-    progress = Progress(sys.stderr, enabled=not args.quiet)
+    progress = Progress(sys.stderr, enabled=not args.quiet and writer)
     interrupted = threading.Event()
 
     def on_sigint(signum, frame):
         if interrupted.is_set():
+            if launch is not None:  # torchrun passes Ctrl+C on to its processes: the same request again
+                return
             raise KeyboardInterrupt  # a second Ctrl+C aborts at once, without saving
         interrupted.set()
         trainer.stop()
-        progress.note("stopping after this batch (Ctrl+C again to abort without saving)")
+        if launch is None:
+            progress.note("stopping after this batch (Ctrl+C again to abort without saving)")
+        else:  # and torchrun ends them all should they take more than 30 s
+            progress.note("stopping every process after this batch or the next")
 
     previous = _install_sigint(on_sigint)
     ended = None
@@ -211,11 +312,14 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
 
     if ended.status in ("diverged", "failed"):
         error(f"{ended.message.rstrip('.')}; no weights written")
+        if not writer and ended.status == "failed":  # this process's own failure: said even off rank 0
+            print(f"netbuilder: process {launch.rank}: {ended.message}", file=sys.__stderr__, flush=True)
         if metrics is not None:
             metrics.end(ended.status, ended.message)
         return EXIT_ERROR
     try:
-        save_weights(out, trainer.network, project)
+        if writer:
+            save_weights(out, trainer.network, project)
     except (WeightsError, OSError) as exc:
         error(str(exc))
         if metrics is not None:
@@ -223,7 +327,7 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
         return EXIT_ERROR
     print(f"{ended.message}; weights saved to {out}", flush=True)
     test_accuracy = None
-    if dataset.x_test is not None and ended.status == "finished":
+    if dataset.x_test is not None and ended.status == "finished" and writer:
         net = trainer.network
         correct = int((net.classify(net.predict(dataset.x_test)) == dataset.y_test).sum())
         test_accuracy = correct / len(dataset.y_test)
