@@ -257,6 +257,8 @@ def _verify(torch, *, network, trainer, script, model, weights, data_file, sampl
         try:
             with torch.random.fork_rng(devices=[]):  # the script seeds torch's generator: leave ours as it was
                 history = script.train(net.to(dtype), data, epochs=1, device="cpu", max_steps=1, log=None)
+        except script.Diverged as exc:
+            raise ExportError(f"the generated train.py could not take a first training step to check: {exc}") from None
         finally:
             script.DTYPE = torch.float32
         return net.eval(), history["batch_losses"][0][0]

@@ -173,6 +173,10 @@ def make_optimizer(params):
 
 
 # --- training ------------------------------------------------------------------------------------
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
 def evaluate(net, x, y, idx, device):
     """(loss, accuracy) over the images ``idx`` of x, y, in evaluation mode."""
     if len(idx) == 0:
@@ -225,8 +229,8 @@ def train(net, data, epochs=EPOCHS, device="cpu", max_steps=None, log=print):
             loss.backward()
             value = float(loss.item())
             if not math.isfinite(value):
-                raise SystemExit(f"training diverged at epoch {epoch}, batch {b + 1}: the loss became {value}; "
-                                 "try a lower LEARNING_RATE")
+                raise Diverged(f"training diverged at epoch {epoch}, batch {b + 1}: the loss became {value}; "
+                               "try a lower LEARNING_RATE")
             optimizer.step()
             losses.append(value)
             loss_sum += value * len(idx)
@@ -269,7 +273,11 @@ def main(argv=None):
     net.load_state_dict(torch.load(args.init, weights_only=True))
     data = load_data()
     print(f"training on {device}: {len(data['y_train'])} training images, {len(CLASS_NAMES)} classes", flush=True)
-    history = train(net, data, args.epochs, device, args.steps)
+    try:
+        history = train(net, data, args.epochs, device, args.steps)
+    except Diverged as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if "x_test" in data and args.steps is None:
         x_test, y_test = np.ascontiguousarray(data["x_test"], np.float32), data["y_test"].astype(np.int64)
         history["test_loss"], history["test_accuracy"] = evaluate(net, x_test, y_test, np.arange(len(y_test)),

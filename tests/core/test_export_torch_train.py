@@ -294,3 +294,12 @@ def test_adam_through_a_deeper_net_is_checked_in_float64(tmp_path):
     project.dataset = {"kind": "shapes", "train_size": 300, "test_size": 20}
     report = export(Network(project), tmp_path / "out", "torch-train")
     assert report.passed and report.max_abs_diff < 1e-6, report
+
+
+def test_a_script_whose_first_step_diverges_fails_the_export_as_an_error(tmp_path, monkeypatch):
+    body = train_script.BODY.replace("value = float(loss.item())", 'value = float("nan")')
+    assert body != train_script.BODY
+    monkeypatch.setattr(train_script, "BODY", body)
+    with pytest.raises(ExportError, match="could not take a first training step.*diverged at epoch 1, batch 1"):
+        export(Network(Project.from_dict(XOR)), tmp_path / "out", "torch-train")
+    assert not (tmp_path / "out").exists()
