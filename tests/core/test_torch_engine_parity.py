@@ -34,7 +34,8 @@ def dataset(project: Project, n: int, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     x = rng.random((n, *project.input_shape), dtype=np.float32)
     y = rng.integers(0, max(project.num_classes, 2), n)
-    return Dataset(name="random", x_train=x, y_train=y, class_names=[str(k) for k in range(max(project.num_classes, 2))])
+    names = [str(k) for k in range(max(project.num_classes, 2))]
+    return Dataset(name="random", x_train=x, y_train=y, class_names=names)
 
 
 def train_both(project: Project, data, dtype, steps: int = STEPS):
