@@ -179,11 +179,19 @@ def _start_processes(args) -> int:
     env = dict(os.environ)
     # torchrun gives each process one thread (and warns) unless told; the CPU is shared out instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.processes)))
-    previous = _install_sigint(signal.SIG_IGN)  # Ctrl+C reaches the processes themselves
+    interrupted = []
+
+    def on_sigint(signum, frame):  # Ctrl+C reaches the processes themselves (torchrun passes it on too)
+        interrupted.append(signum)
+
+    previous = _install_sigint(on_sigint)
     try:
-        return subprocess.run(torchrun_command(args.processes, arguments, sys.executable), env=env).returncode
+        code = subprocess.run(torchrun_command(args.processes, arguments, sys.executable), env=env).returncode
     finally:
         _restore_sigint(previous)
+    # torchrun ends with 1 (and its own traceback) when it passed a Ctrl+C on: the run was stopped,
+    # and rank 0 said above whether the weights were saved
+    return EXIT_INTERRUPTED if interrupted else code
 
 
 def _train_in_process(args, launch, project, path: Path, out: Path, resumed, checkpoint_path: Path | None) -> int:
