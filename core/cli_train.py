@@ -135,6 +135,12 @@ def _launch(args):
         error("--processes starts torchrun itself; under torchrun leave it out (torchrun's --nproc_per_node "
               "says how many)")
         return False
+    speed = [flag for name, flag in (("amp", "--amp"), ("channels_last", "--channels-last"), ("compile", "--compile"))
+             if getattr(args, name, None)]
+    if (launch is not None or args.processes) and speed:
+        error(f"{' and '.join(speed)}: one process only so far; train in many processes without "
+              f"{'them' if len(speed) > 1 else 'it'}")
+        return False
     return launch
 
 

@@ -278,3 +278,15 @@ def test_cli_under_torchrun_refuses_processes_and_the_numpy_engine(tmp_path, cap
     assert "needs the torch engine" in capsys.readouterr()[1]
     assert cli.main(["train", str(path), "--engine", "torch", "--processes", "2"]) == 1
     assert "under torchrun leave it out" in capsys.readouterr()[1]
+
+
+def test_the_speed_options_are_refused_with_many_processes(capsys):
+    from argparse import Namespace
+
+    from netbuilder.core import cli_train
+
+    args = Namespace(engine="torch", processes=2, amp="bf16", channels_last=True, compile=False)
+    assert cli_train._launch(args) is False
+    assert capsys.readouterr()[1] == ("netbuilder: --amp and --channels-last: one process only so far; train in many "
+                                      "processes without them\n")
+    assert cli_train._launch(Namespace(engine="torch", processes=2)) is None
