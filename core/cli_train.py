@@ -46,11 +46,46 @@ def add_parser(commands) -> None:
     train.add_argument("--device", metavar="DEVICE",
                        help="where the torch engine trains: cpu, cuda, cuda:N, mps or auto (the best there is; "
                             "the default)")
+    train.add_argument("--amp", choices=("bf16", "fp16"),
+                       help="the torch engine only: mixed precision, the forward pass under torch.autocast in "
+                            "bfloat16 or float16 (with a gradient scaler); weights stay float32 (default: off)")
+    train.add_argument("--channels-last", action="store_true",
+                       help="the torch engine only: the model and each batch in channels-last memory format "
+                            "(faster convolutions on CUDA's tensor cores; default: off)")
+    train.add_argument("--compile", action="store_true",
+                       help="the torch engine only: run the model through torch.compile, checked against the "
+                            "plain model at the first step of each batch size (default: off)")
     train.add_argument("--processes", type=positive_int, metavar="N",
                        help="train in N processes on this machine with DistributedDataParallel (the torch engine; "
                             "one GPU each on CUDA, else a share of the CPU): starts torchrun, which runs this "
                             "command N times; the project's batch size is the whole batch, shared out")
     train.set_defaults(run=run)
+
+
+def speed_options(args) -> dict:
+    """The torch engine's speed options the command line asked for (TorchTrainer's keywords)."""
+    options = {"amp": getattr(args, "amp", None), "channels_last": getattr(args, "channels_last", False),
+               "compile": getattr(args, "compile", False)}
+    return {k: v for k, v in options.items() if v}
+
+
+def _speed_options_ok(args) -> bool:
+    """--amp, --channels-last and --compile are the torch engine's; False after saying so."""
+    if args.engine == "torch":
+        return True
+    flags = {"amp": "--amp", "channels_last": "--channels-last", "compile": "--compile"}
+    named = [flags[k] for k in speed_options(args)]
+    if not named:
+        return True
+    what = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+    error(f"{what} need{'s' if len(named) == 1 else ''} the torch engine: add --engine torch")
+    return False
+
+
+def _describe_options(options: dict) -> str:
+    """", bf16 autocast, channels-last, compiled" for the run's first line ("" when none)."""
+    words = {"amp": f"{options.get('amp')} autocast", "channels_last": "channels-last", "compile": "compiled"}
+    return "".join(f", {words[k]}" for k in ("amp", "channels_last", "compile") if options.get(k))
 
 
 def positive_int(text: str) -> int:
@@ -72,6 +107,8 @@ def run(args) -> int:
     if found is None:
         return EXIT_ERROR
     path, bundled = found
+    if not _speed_options_ok(args):
+        return EXIT_ERROR
     launch = _launch(args)
     if launch is False:
         return EXIT_ERROR
@@ -244,7 +281,8 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
     writer = launch is None or launch.leader  # the one process that writes files
     try:
         if launch is None:
-            trainer = make_trainer(project, dataset, engine=args.engine, device=args.device, checkpoint=resumed)
+            trainer = make_trainer(project, dataset, engine=args.engine, device=args.device, checkpoint=resumed,
+                                   **speed_options(args))
         else:
             from netbuilder.core.torch_distributed import make_distributed_trainer
 
@@ -296,7 +334,8 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
                     what = (f"training {project.name!r} on {event.train_size} images{val}: {event.epochs} "
                             f"epoch{'s' if event.epochs != 1 else ''}")
                 where = getattr(trainer, "device_description", "cpu")
-                print(f"{what} of {event.batches_per_epoch} batches, {args.engine} engine on {where}", flush=True)
+                print(f"{what} of {event.batches_per_epoch} batches, {args.engine} engine on {where}"
+                      f"{_describe_options(speed_options(args))}", flush=True)
                 for note in trainer.notes:
                     progress.note(f"netbuilder: note: {note}")
             elif isinstance(event, BatchEnd):

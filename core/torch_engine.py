@@ -27,6 +27,8 @@ from netbuilder.core.trainer import Trainer, _Diverged, make_optimizer_like
 ENGINES = ("numpy", "torch")
 INSTALL_HINT = "the torch engine needs PyTorch: pip install 'netbuilder[torch]'"
 DEVICES_HELP = "cpu, cuda, cuda:N, mps or auto"
+AMP_MODES = ("bf16", "fp16")  # TorchTrainer(amp=...): autocast to bfloat16 or float16 (with a GradScaler)
+GPU_OPTIONS = ("amp", "channels_last", "compile")  # the torch engine's speed options, each off by default
 
 
 class TorchMissingError(ImportError):
@@ -122,6 +124,11 @@ def make_trainer(project, dataset, engine: str = "numpy", device: str | None = N
     if engine == "numpy":
         if device not in (None, "cpu"):
             raise TrainingError(f"the numpy engine runs on the CPU only; choose the torch engine for device {device}")
+        asked = [name for name in GPU_OPTIONS if options.get(name)]
+        if asked:
+            raise TrainingError(f"{', '.join(asked)}: only the torch engine has "
+                                f"{'these options' if len(asked) > 1 else 'this option'}")
+        options = {k: v for k, v in options.items() if k not in GPU_OPTIONS}
         cls = Trainer
     else:
         cls = TorchTrainer
@@ -139,13 +146,32 @@ class TorchTrainer(Trainer):
     optimiser update (torch.optim's, which the numpy optimisers copy) and weight decay. Dropout
     draws from torch's generator, seeded with the project's seed when the network has dropout, so
     runs with dropout are repeatable on one device but differ from the numpy engine's.
+
+    Speed options, each off by default: ``amp`` "bf16" or "fp16" runs the forward pass under
+    ``torch.autocast`` on the device (fp16 with a ``GradScaler``; the weights, the optimiser and
+    the loss stay float32, so the weights come home in float32 as without it); ``channels_last``
+    puts the model's convolution weights and each batch in channels-last memory format (meant for
+    CUDA's tensor cores; on the CPU it is allowed and computes the same); ``compile`` runs the model
+    through ``torch.compile``, and a compilation that fails ends the run with a TrainingError
+    saying why (on the CPU inductor needs a C++ compiler).
     """
 
     engine = "torch"
 
-    def __init__(self, project, dataset, network=None, dtype=np.float32, device: str | None = "auto"):
+    def __init__(self, project, dataset, network=None, dtype=np.float32, device: str | None = "auto",
+                 amp: str | None = None, channels_last: bool = False, compile: bool = False):
         self._torch = torch = import_torch()
         self.device = resolve_device(device)
+        if amp is not None and amp not in AMP_MODES:
+            raise TrainingError(f"unknown mixed precision {amp!r}; choose {' or '.join(AMP_MODES)}")
+        if amp is not None and np.dtype(dtype) != np.float32:
+            raise TrainingError(f"mixed precision ({amp}) trains a float32 network, not {np.dtype(dtype)}")
+        if compile and not callable(getattr(torch, "compile", None)):
+            raise TrainingError(f"torch.compile is not in torch {torch.__version__}; train without compile")
+        self.amp, self.channels_last, self.compile = amp, bool(channels_last), bool(compile)
+        self._forward = None  # the model, or its torch.compile'd wrapper (which shares its parameters)
+        self._scaler = None  # fp16's GradScaler
+        self._compile_verified: set[int] = set()  # batch sizes whose compiled gradients were checked
         self._model = None
         self._topt = None
         self._live = False  # a run is going on: the weights are the torch model's
@@ -194,6 +220,8 @@ class TorchTrainer(Trainer):
                     if value is not None and hasattr(model, buffer):
                         target = getattr(model, buffer)
                         target.copy_(torch.from_numpy(np.ascontiguousarray(value)).reshape(target.shape))
+            if self.channels_last:  # the 4-d weights; load_state_dict copies keep the layout
+                model = model.to(memory_format=torch.channels_last)
             params = dict(model.named_parameters())
             if set(params) != set(net.parameters()):
                 raise TrainingError("the torch model's parameters are not the network's: "
@@ -208,6 +236,9 @@ class TorchTrainer(Trainer):
                 and int(np.prod(stage.info.input_shape[1:])) == 1]
             self._topt = self._torch_optimizer()
             self._load_optimizer_state()
+            self._forward = self._compiled(model) if self.compile else model
+            if self.amp == "fp16" and self._scaler is None:  # kept across runs, as its scale is
+                self._scaler = _grad_scaler(torch, self.device)
             self._live = True
         finally:
             self._lock.release()
@@ -242,7 +273,7 @@ class TorchTrainer(Trainer):
         torch, model, topt = self._torch, self._model, self._topt
         self._acquire()
         try:
-            x = torch.from_numpy(xb).to(self.device, non_blocking=True)
+            x = self._input(torch.from_numpy(xb))
             y = torch.from_numpy(yb).to(self.device, non_blocking=True)
             lr = self.optimizer.lr  # one rate for the whole step, even if another thread changes it
             for group in topt.param_groups:
@@ -252,12 +283,32 @@ class TorchTrainer(Trainer):
             if len(xb) == 1:
                 for module in self._single_value_norms:
                     module.eval()
-            pred = model(x).reshape(len(xb), -1)
-            loss = self._loss(pred, y)
-            loss.backward()
-            finite = torch.stack([torch.isfinite(loss)] + [torch.isfinite(p.grad).all()
-                                                           for p in self._params.values() if p.grad is not None])
-            value, ok = float(loss.item()), bool(finite.all().item())
+            scaler = self._scaler
+            if self.compile and len(xb) not in self._compile_verified:
+                self._verify_compiled(x, y)
+            with self._compiling():
+                with self._autocast():
+                    pred = self._forward(x).reshape(len(xb), -1)
+                pred = pred.float() if self.amp else pred  # the loss in float32
+                loss = self._loss(pred, y)
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+            if scaler is not None:  # fp16: an overflowing gradient is the scaler's to skip, not divergence
+                scaler.unscale_(topt)  # the true gradients, for the gradient view too
+                value = float(loss.item())
+                if math.isfinite(value):
+                    scale = scaler.get_scale()
+                    scaler.step(topt)
+                    scaler.update()
+                    if scaler.get_scale() >= scale:  # the step was taken (a skipped one lowers the scale)
+                        self.optimizer.steps += 1
+                    with torch.no_grad():
+                        outputs = self._outputs(pred.detach())
+                    return value, outputs.cpu().numpy()
+                ok = False
+            else:
+                finite = torch.stack([torch.isfinite(loss)] + [torch.isfinite(p.grad).all()
+                                                               for p in self._params.values() if p.grad is not None])
+                value, ok = float(loss.item()), bool(finite.all().item())
             if ok:
                 topt.step()
                 self.optimizer.steps += 1
@@ -283,12 +334,95 @@ class TorchTrainer(Trainer):
     def _evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         torch, model = self._torch, self._model
         model.eval()
-        with torch.no_grad():
-            xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-            pred = model(xt).reshape(len(x), -1)
+        with torch.no_grad(), self._compiling():
+            xt = self._input(torch.from_numpy(np.ascontiguousarray(x)))
+            with self._autocast():
+                pred = self._forward(xt).reshape(len(x), -1)
+            pred = pred.float() if self.amp else pred
             loss = self._loss(pred, torch.from_numpy(np.ascontiguousarray(y)).to(self.device))
             outputs = self._outputs(pred)
             return float(loss.item()), outputs.cpu().numpy()
+
+    # --- the speed options -----------------------------------------------------------------
+    def _input(self, x):
+        """A batch on the device, in channels-last layout when asked."""
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=self._torch.channels_last)
+        return x
+
+    def _autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        dtype = {"bf16": self._torch.bfloat16, "fp16": self._torch.float16}[self.amp]
+        return self._torch.autocast(device_type=self.device.partition(":")[0], dtype=dtype)
+
+    def _compiled(self, model):
+        try:
+            return self._torch.compile(model)
+        except Exception as exc:
+            raise self._compile_error(exc) from exc
+
+    @contextlib.contextmanager
+    def _compiling(self):
+        """torch.compile's failures (it compiles at the first call, and again for a new shape or
+        mode) as a TrainingError that says why, in one line."""
+        if not self.compile:
+            yield
+            return
+        try:
+            yield
+        except TrainingError:
+            raise
+        except Exception as exc:
+            if not _compile_failure(exc):
+                raise
+            raise self._compile_error(exc) from exc
+
+    def _verify_compiled(self, x, y) -> None:
+        """At the first step of each batch size (torch.compile compiles again for a new shape): the
+        compiled model's gradients against the plain model's on the same batch. torch 2.13.0's
+        inductor on the CPU was seen to give LeNet-5's convolutions zero gradients (through ReLU
+        and max-pooling) at batch 16 and not at 64. Buffers (BatchNorm's running statistics) are
+        put back after; a network with dropout is not checked (the two draw different masks)."""
+        torch, model = self._torch, self._model
+        self._compile_verified.add(len(x))
+        if any(isinstance(layer, Dropout) for stage in self.network.walk_stages() for layer in stage.layers):
+            return
+        buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+        grads = []
+        for forward in (model, self._forward):
+            self._topt.zero_grad(set_to_none=True)
+            with self._compiling():
+                with self._autocast():
+                    pred = forward(x).reshape(len(x), -1)
+                self._loss(pred.float(), y).backward()
+            grads.append({n: p.grad.detach().float().clone() for n, p in self._params.items() if p.grad is not None})
+        self._topt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+        plain, compiled = grads
+        tol = 0.1 if self.amp else 1e-3  # relative L2 gap of one parameter's gradient
+        for name, g in plain.items():
+            if not bool(torch.isfinite(g).all()):
+                self._compile_verified.discard(len(x))  # check at the next step instead
+                return
+            c = compiled.get(name, torch.zeros_like(g))
+            gap, size = float((c - g).norm()), float(g.norm())
+            if not gap <= tol * size + 1e-12:
+                raise TrainingError(
+                    f"torch.compile gives wrong gradients on {self.device} with torch {torch.__version__}: "
+                    f"{name}'s is {gap / max(size, 1e-30):.2g} (relative) from the uncompiled model's; "
+                    "train without compile")
+
+    def _compile_error(self, exc: BaseException) -> TrainingError:
+        why = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        why = f"{type(exc).__name__}: {why}" if why else type(exc).__name__
+        if len(why) > 300:
+            why = why[:297] + "..."
+        return TrainingError(f"torch.compile could not compile the model on {self.device} ({why}); "
+                             "train without compile")
 
     # --- the arithmetic ------------------------------------------------------------------------
     def _loss(self, pred, labels):
@@ -364,6 +498,26 @@ class TorchTrainer(Trainer):
             if kept:
                 state[name] = kept
         self.optimizer.state = state
+
+
+def _compile_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception behind it) comes from torch.compile's dynamo or inductor."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if (type(exc).__module__ or "").startswith(("torch._dynamo", "torch._inductor")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _grad_scaler(torch, device: str):
+    """fp16's loss scaler for ``device`` (torch.amp.GradScaler; torch.cuda.amp's before torch 2.3)."""
+    kind = device.partition(":")[0]
+    amp = getattr(torch, "amp", None)
+    if amp is not None and hasattr(amp, "GradScaler"):
+        return amp.GradScaler(kind)
+    return torch.cuda.amp.GradScaler(enabled=kind == "cuda")
 
 
 def _torch_dtype(torch, dtype):

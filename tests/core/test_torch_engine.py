@@ -16,10 +16,14 @@ and buffers rtol 1e-4 with atol 5e-5. Adam through BatchNorm drifts faster (see 
 any longer run or higher learning rate further, without either engine being wrong: the gap is
 float32 rounding amplified by the training dynamics, not a difference in the arithmetic (the
 first step's gradients agree to 1e-6 relative, tests/core/test_torch_parity.py).
+
+The parity tests train the torch engine on the CPU, or on ``NETBUILDER_TEST_DEVICE`` when set
+(``NETBUILDER_TEST_DEVICE=cuda``: bench/gpu_check.sh; the control and CLI tests stay on the CPU).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 
 import numpy as np
@@ -46,6 +50,7 @@ from tests.core.test_trainer import next_of, run_in_thread  # noqa: E402
 torch.set_num_threads(1)
 
 EXAMPLES = resource_path("examples")
+DEVICE = os.environ.get("NETBUILDER_TEST_DEVICE", "cpu")  # where the parity tests train the torch engine
 LOSS_RTOL = 5e-5
 WEIGHT_TOL = dict(rtol=1e-4, atol=5e-5)
 # Adam through BatchNorm: Adam's step is lr * m / sqrt(v), about lr whatever the gradient's size,
@@ -112,7 +117,7 @@ def assert_same_weights(a: dict, b: dict, tol=None) -> None:
 
 def both(make_project, data, epochs=1, callback=None):
     """(numpy trainer, torch trainer) after the same run; ``callback(trainer, event)`` sees every event."""
-    trainers = Trainer(make_project(), data), TorchTrainer(make_project(), data, device="cpu")
+    trainers = Trainer(make_project(), data), TorchTrainer(make_project(), data, device=DEVICE)
     for trainer in trainers:
         trainer.fit((lambda e, t=trainer: callback(t, e)) if callback else None, epochs=epochs)
         assert trainer.history.status == "finished", trainer.history.message
@@ -143,7 +148,7 @@ def test_in_float64_the_engines_agree_to_rounding_over_two_runs_in_a_row(case):
     gaps above are rounding amplified by training, and nothing that either engine computes otherwise."""
     data = shapes()
     a = Trainer(CASES[case](), data, dtype=np.float64)
-    b = TorchTrainer(CASES[case](), data, dtype=np.float64, device="cpu")
+    b = TorchTrainer(CASES[case](), data, dtype=np.float64, device=DEVICE)
     for trainer in (a, b):
         trainer.fit(epochs=1)
         trainer.fit(epochs=1)
@@ -176,7 +181,7 @@ def test_a_batch_of_one_sample_through_batchnorm_after_a_dense_block():
 
 def test_the_first_step_starts_from_the_same_weights():
     data = shapes()
-    a, b = Trainer(example("lenet5"), data), TorchTrainer(example("lenet5"), data, device="cpu")
+    a, b = Trainer(example("lenet5"), data), TorchTrainer(example("lenet5"), data, device=DEVICE)
     first = [next(e.loss for e in t.run(1) if isinstance(e, BatchEnd)) for t in (a, b)]
     assert first[1] == pytest.approx(first[0], rel=1e-6)
 
@@ -232,10 +237,10 @@ def test_a_checkpoint_of_one_engine_resumes_on_the_other(first, second, tmp_path
     project = CASES["lenet5-adam"]
     unbroken = Trainer(project(), data)
     unbroken.fit(epochs=2)
-    one = make_trainer(project(), data, engine=first, device="cpu" if first == "torch" else None)
+    one = make_trainer(project(), data, engine=first, device=DEVICE if first == "torch" else None)
     one.fit(epochs=1)
     save_checkpoint(tmp_path / "ck.npz", one.checkpoint())  # Adam's moments and step count included
-    two = make_trainer(project(), data, engine=second, device="cpu" if second == "torch" else None,
+    two = make_trainer(project(), data, engine=second, device=DEVICE if second == "torch" else None,
                        checkpoint=load_checkpoint(tmp_path / "ck.npz"))
     events = list(two.run(1))
     assert isinstance(events[-1], RunEnded) and events[-1].status == "finished"
