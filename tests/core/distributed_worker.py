@@ -1,7 +1,8 @@
 """One of the processes tests/core/test_distributed.py starts with torchrun: trains each project
 given for one epoch as a DistributedTorchTrainer and writes what this process ended with (its
 weights, batch losses, epoch metrics) under OUTDIR, named by rank, for the test to compare. Then it
-trains the first project again and stops it from rank 1 alone after its third batch.
+trains the first project again, in float64 for three epochs, and once more, stopped from rank 1
+alone after its third batch.
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/core/distributed_worker.py OUTDIR PROJECT...
 """
@@ -40,6 +41,14 @@ def main(outdir: Path, projects: list[Path]) -> None:
                 "status": history.status, "batch_losses": history.batch_losses[0], "train_loss": e.train_loss,
                 "train_accuracy": e.train_accuracy, "val_loss": e.val_loss, "val_accuracy": e.val_accuracy,
                 "world": trainer.world, "notes": trainer.notes}))
+
+        project = load_project(projects[0])  # in float64, three epochs
+        trainer = make_distributed_trainer(project, load_project_dataset(project, base_dir=projects[0].parent), device,
+                                           dtype=np.float64)
+        history = trainer.fit(epochs=3)
+        np.savez(outdir / f"float64.rank{launch.rank}.npz", **trainer.network.state_dict())
+        (outdir / f"float64.rank{launch.rank}.json").write_text(json.dumps({
+            "status": history.status, "batch_losses": sum(history.batch_losses, [])}))
 
         project = load_project(projects[0])
         trainer = make_distributed_trainer(project, load_project_dataset(project, base_dir=projects[0].parent), device)
