@@ -8,8 +8,9 @@ their events, metrics and divergence checks -- on random images, no validation s
 - ``numpy``: netbuilder's own engine, on every core the process may use (its layers split the
   work; BLAS on one thread, as the CLI sets it);
 - ``torch cpu``: the torch engine on the CPU, at 1 intra-op thread and at every core. On a small
-  machine (2 vCPUs) torch's OpenMP threads can make it far slower than one thread, so both are
-  measured and the better is the CPU figure (the table shows both, the summary says which);
+  machine (2 vCPUs) that is busy with other work, torch's spinning OpenMP threads make it up to
+  40 times slower than one thread (quiet, two threads are faster), so both are measured and the
+  better is the CPU figure (the table shows both, the summary line says which was used);
 - ``torch cuda`` (when torch sees a CUDA GPU, the first one) and ``torch mps`` (an Apple GPU).
 
 Each configuration runs in its own subprocess (so peak memory is its own: the process's peak RSS,
@@ -115,23 +116,40 @@ def _numpy_threads() -> int:
     return available_cores()
 
 
-def configurations(wanted: set[str] | None, cpu_threads: str = "both") -> list[tuple[str, str, int, str]]:
+_PROBE = """
+import json
+try:
+    import torch
+except ImportError:
+    print(json.dumps(None))
+else:
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    print(json.dumps({"version": torch.__version__, "cuda": torch.cuda.is_available(), "mps": mps}))
+"""
+
+
+def torch_here() -> dict | None:
+    """torch's version and devices, asked in a subprocess: this process stays without torch, as
+    a child's peak RSS starts from its parent's (Linux counts the parent's pages up to the exec)."""
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def configurations(torch: dict | None, wanted: set[str] | None,
+                   cpu_threads: str = "both") -> list[tuple[str, str, int, str]]:
     """(engine, device, torch threads (0: torch's default), label) of what is here, numpy first."""
     from netbuilder.core.layers.parallel import available_cores
 
     cores = available_cores()
     configs = [("numpy", "cpu", 0, "numpy")]
     torch_devices = []
-    try:
-        import torch
-    except ImportError:
+    if torch is None:
         print("torch is not installed: the numpy engine alone")
-        torch = None
-    if torch is not None:
+    else:
         torch_devices.append("cpu")
-        if torch.cuda.is_available():
+        if torch["cuda"]:
             torch_devices.append("cuda:0")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if torch["mps"]:
             torch_devices.append("mps")
     for device in torch_devices:
         if device == "cpu":
@@ -198,13 +216,9 @@ def main() -> None:
     options = {k: v for k, v in (("amp", args.amp), ("compile", args.compile),
                                  ("channels_last", args.channels_last)) if v}
     wanted = {d.strip() for d in args.devices.split(",")} if args.devices else None
-    configs = configurations(wanted, args.cpu_threads)
-    try:
-        import torch
-
-        version = f"torch {torch.__version__}"
-    except ImportError:
-        version = "no torch"
+    torch = torch_here()
+    configs = configurations(torch, wanted, args.cpu_threads)
+    version = f"torch {torch['version']}" if torch else "no torch"
     described = ", ".join(f"{k}={v}" for k, v in options.items()) or "no options"
     print(f"== training, batch {args.batch}, SGD + momentum, {args.rounds} alternating round"
           f"{'s' if args.rounds != 1 else ''} of {args.warmup} + {args.steps} batches; {version}; "
