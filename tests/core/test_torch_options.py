@@ -152,6 +152,23 @@ def test_compile_on_the_cpu_trains_as_the_plain_model():
     assert_weights_came_home(compiled)
 
 
+@pytest.mark.slow
+def test_a_compiled_convolutional_net_trains_right_or_is_refused():
+    """LeNet-5 at batch 16 through the real torch.compile: either it trains as the plain model does
+    (within the parity tolerances) or the first step's check refuses it (torch 2.13.0's inductor on
+    this CPU: zero gradients for the convolutions); never a run that is silently wrong."""
+    data = shapes()
+    plain, compiled = run("lenet5-momentum", data), run("lenet5-momentum", data, compile=True)
+    if compiled.history.status == "failed":
+        assert "torch.compile gives wrong gradients on cpu" in compiled.history.message
+        assert compiled.history.batch_losses[0] == []  # refused before any step was taken
+        assert_same_weights(compiled.weights(), TorchTrainer(CASES["lenet5-momentum"](), data).weights())
+        return
+    assert compiled.history.status == "finished", compiled.history.message
+    np.testing.assert_allclose(compiled.history.batch_losses[0], plain.history.batch_losses[0], rtol=LOSS_RTOL)
+    assert_same_weights(plain.weights(), compiled.weights(), WEIGHT_TOL)
+
+
 def test_option_problems():
     data = shapes(100)
     with pytest.raises(TrainingError, match="unknown mixed precision 'fp8'; choose bf16 or fp16"):
