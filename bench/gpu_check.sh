@@ -72,6 +72,7 @@ STEP_N=0
 step() {
     local name="$1" limit="$2"; shift 2
     STEP_N=$((STEP_N + 1))
+    LOG=""  # set below once the step runs (a skipped step has no log)
     local left; left=$(( $(remaining) - 5 ))
     if [ "$left" -lt 10 ]; then
         SUMMARY+=("$(printf '%-44s %s' "$name" "skipped: the ${BUDGET}s budget is spent")")
@@ -193,6 +194,7 @@ PYEOF
     done
 }
 step "install the test tools from wheels" 60 install_wheels
+INSTALL_OK=$?
 step "netbuilder.core from the checkout, no Qt" 60 "$PY" - <<'EOF'
 import sys
 import netbuilder.core
@@ -216,6 +218,8 @@ export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1  # no pytest-qt (nor any other plugin): 
 PYTEST=("$PY" -m pytest -q -p no:cacheprovider)
 if [ "$DEVICE" = none ] || [ "$CORE_OK" != 0 ] || [ "$TORCH_OK" != 0 ]; then
     skip "parity tests on the device" "no device, or netbuilder.core/torch not importable"
+elif [ "$INSTALL_OK" != 0 ]; then
+    skip "parity tests on the device" "pytest/hypothesis/threadpoolctl missing (give --wheels DIR)"
 else
     NETBUILDER_TEST_DEVICE="$DEVICE" step "parity tests, torch engine on $DEVICE" 120 \
         "${PYTEST[@]}" tests/core/test_torch_engine.py -k "trains_as_the_numpy or float64 or first_step or batch_of_one or learning_rate or resumes_on_the_other"
@@ -228,7 +232,7 @@ bench() {  # bench NAME LIMIT ARGS...: bench/engines.py; its summary line and GP
     local name="$1" limit="$2"; shift 2
     step "$name" "$limit" "$PY" bench/engines.py "$@"
     local rc=$?
-    if [ -f "$LOG" ]; then
+    if [ -n "$LOG" ] && [ -f "$LOG" ]; then
         while IFS= read -r line; do BENCH_LINES+=("$name | $line"); done \
             < <(grep -E "^engines |torch (cuda|mps)|torch cpu|^[a-z_0-9]+ +numpy " "$LOG" | grep -v "vs numpy")
     fi
