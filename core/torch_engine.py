@@ -153,7 +153,8 @@ class TorchTrainer(Trainer):
     puts the model's convolution weights and each batch in channels-last memory format (meant for
     CUDA's tensor cores; on the CPU it is allowed and computes the same); ``compile`` runs the model
     through ``torch.compile``, and a compilation that fails ends the run with a TrainingError
-    saying why (on the CPU inductor needs a C++ compiler).
+    saying why (on the CPU inductor needs a C++ compiler), as do compiled gradients that are off
+    the plain model's at the first step of a batch size.
     """
 
     engine = "torch"
@@ -304,6 +305,7 @@ class TorchTrainer(Trainer):
                     with torch.no_grad():
                         outputs = self._outputs(pred.detach())
                     return value, outputs.cpu().numpy()
+                scaler.update()  # its record of this step cleared, for a run after this one
                 ok = False
             else:
                 finite = torch.stack([torch.isfinite(loss)] + [torch.isfinite(p.grad).all()

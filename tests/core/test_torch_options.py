@@ -210,3 +210,16 @@ def test_cli_unknown_amp_is_one_line(tmp_path, capsys):
     assert cli.main(["train", str(path), "--engine", "torch", "--amp", "fp8"]) == 2
     err = capsys.readouterr()[1]
     assert err.splitlines()[-1].startswith("netbuilder train: error: argument --amp: invalid choice: 'fp8'")
+
+
+def test_fp16_divergence_is_reported_and_the_next_run_starts_clean():
+    from tests.core.test_torch_engine import mlp
+
+    trainer = TorchTrainer(mlp("squared_error", "identity", optimizer="sgd", learning_rate=1e6), shapes(),
+                           device="cpu", amp="fp16")
+    trainer.fit(epochs=1)
+    assert trainer.history.status == "diverged", trainer.history.message
+    assert "the loss became" in trainer.history.message
+    trainer.set_learning_rate(1e-3)
+    trainer.fit(epochs=1)  # the scaler's record of the diverged step does not trip this run
+    assert trainer.history.status in ("finished", "diverged"), trainer.history.message
