@@ -219,6 +219,10 @@ def main() -> None:
     torch = torch_here()
     configs = configurations(torch, wanted, args.cpu_threads)
     version = f"torch {torch['version']}" if torch else "no torch"
+    if not configs:
+        print(f"nothing to measure: none of --devices {args.devices} is here ({version})")
+        print("engines none")
+        return
     described = ", ".join(f"{k}={v}" for k, v in options.items()) or "no options"
     print(f"== training, batch {args.batch}, SGD + momentum, {args.rounds} alternating round"
           f"{'s' if args.rounds != 1 else ''} of {args.warmup} + {args.steps} batches; {version}; "

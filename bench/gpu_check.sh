@@ -249,13 +249,13 @@ elif [ "$DEVICE" = cpu ]; then  # the same calls, few steps, the CPU standing in
     bench "bench: batch 64, --compile (dry)" 60 --batch 64 "${Q[@]}" --devices cpu --cpu-threads 1 --compile
 else
     bench "bench: batch 64, every engine and device" 75 --batch 64 --quick
-    bench "bench: batch 512, cuda" 30 --batch 512 --quick --devices cuda
-    bench "bench: batch 64, cuda, --amp bf16" 25 --batch 64 --quick --devices cuda --amp bf16
-    bench "bench: batch 512, cuda, --amp bf16" 25 --batch 512 --quick --devices cuda --amp bf16
+    G=(--devices cuda --steps 40 --warmup 5 --rounds 1)  # a GPU step is milliseconds: more of them
+    bench "bench: batch 512, cuda" 30 --batch 512 "${G[@]}"
+    bench "bench: batch 64, cuda, --amp bf16" 25 --batch 64 "${G[@]}" --amp bf16
+    bench "bench: batch 512, cuda, --amp bf16" 25 --batch 512 "${G[@]}" --amp bf16
     # torch.compile takes tens of seconds a net (and is checked against the plain model): LeNet-5 only
-    bench "bench: batch 64, cuda, --compile" 45 --batch 64 --quick --devices cuda --compile --nets lenet5
-    bench "bench: batch 512, cuda, --amp bf16 --compile" 45 --batch 512 --quick --devices cuda --amp bf16 \
-        --compile --nets lenet5
+    bench "bench: batch 64, cuda, --compile" 45 --batch 64 "${G[@]}" --compile --nets lenet5
+    bench "bench: batch 512, cuda, --amp bf16 --compile" 45 --batch 512 "${G[@]}" --amp bf16 --compile --nets lenet5
 fi
 
 # --- many processes -------------------------------------------------------------------------------
