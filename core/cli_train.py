@@ -268,25 +268,20 @@ def _train_in_process(args, launch, project, path: Path, out: Path, resumed, che
 def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path | None,
            metrics: MetricsLog | None, launch=None) -> int:
     from netbuilder.core.checkpoint import CheckpointError, save_checkpoint
-    from netbuilder.core.datasets import load_project_dataset
-    from netbuilder.core.torch_engine import make_trainer
     from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted
+    from netbuilder.core.training_run import TrainingRun
     from netbuilder.core.weights import WeightsError, save_weights
 
+    run = TrainingRun(project, path.parent, args.engine, args.device, checkpoint=resumed,
+                      options=speed_options(args) if launch is None else None, launch=launch)
     try:
-        dataset = load_project_dataset(project, base_dir=path.parent)
+        dataset = run.load()
     except (ValueError, OSError) as exc:
         error(f"cannot load the dataset of {path}: {exc}")
         return EXIT_ERROR
     writer = launch is None or launch.leader  # the one process that writes files
     try:
-        if launch is None:
-            trainer = make_trainer(project, dataset, engine=args.engine, device=args.device, checkpoint=resumed,
-                                   **speed_options(args))
-        else:
-            from netbuilder.core.torch_distributed import make_distributed_trainer
-
-            trainer = make_distributed_trainer(project, dataset, args.device, checkpoint=resumed)
+        trainer = run.trainer()
     except (TrainingError, ValueError) as exc:
         error(f"{path}: {exc}" if resumed is None else f"cannot resume from {args.resume}: {exc}")
         return EXIT_ERROR
@@ -313,7 +308,7 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
                 return
             raise KeyboardInterrupt  # a second Ctrl+C aborts at once, without saving
         interrupted.set()
-        trainer.stop()
+        trainer.stop()  # a distributed trainer shares the request with the other processes first
         if launch is None:
             progress.note("stopping after this batch (Ctrl+C again to abort without saving)")
         else:  # and torchrun ends them all should they take more than 30 s
@@ -323,7 +318,7 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
     ended = None
     saved_epoch = None  # the epoch of the last checkpoint written
     try:
-        for event in trainer.run(epochs):
+        for event in run.events(epochs):
             if isinstance(event, RunStarted):
                 val = f", {event.val_size} for validation" if event.val_size else ""
                 total_epochs = event.start_epoch + event.epochs
@@ -333,8 +328,7 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
                 else:
                     what = (f"training {project.name!r} on {event.train_size} images{val}: {event.epochs} "
                             f"epoch{'s' if event.epochs != 1 else ''}")
-                where = getattr(trainer, "device_description", "cpu")
-                print(f"{what} of {event.batches_per_epoch} batches, {args.engine} engine on {where}"
+                print(f"{what} of {event.batches_per_epoch} batches, {run.describe()}"
                       f"{_describe_options(speed_options(args))}", flush=True)
                 for note in trainer.notes:
                     progress.note(f"netbuilder: note: {note}")

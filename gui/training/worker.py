@@ -28,8 +28,9 @@ from netbuilder.core.datasets import DatasetError, load_project_dataset
 from netbuilder.core.errors import ProjectError, TrainingError
 from netbuilder.core.run_control import RunControl
 from netbuilder.core.run_events import BatchesDone, DataReady, EpochsDone, Filters, Probe, RunBegan, RunFailed
-from netbuilder.core.torch_engine import TorchMissingError, make_trainer
+from netbuilder.core.torch_engine import TorchMissingError
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
+from netbuilder.core.training_run import TrainingRun, describe_engine
 from netbuilder.core.weights import WeightsError
 from netbuilder.gui.training.events import (
     GradNorms,
@@ -141,8 +142,8 @@ class TrainingSession:
             dataset = self._load(trainer.project, request.base_dir)
             if not _same_engine(trainer, request):
                 # another engine or device goes on from exactly where the last run stands
-                trainer = make_trainer(trainer.project, dataset, request.engine, request.device,
-                                       checkpoint=trainer.checkpoint())
+                trainer = TrainingRun(trainer.project, request.base_dir, request.engine, request.device,
+                                      checkpoint=trainer.checkpoint(), dataset=dataset).trainer()
                 self._install(trainer, dataset, trained=True)
             trainer.set_learning_rate(project.training.learning_rate)
         elif request.mode == "checkpoint":
@@ -153,12 +154,13 @@ class TrainingSession:
                     and dataset_source(project.dataset) == dataset_source(checkpoint.project.dataset)):
                 project.dataset["normalization"] = stored  # what the checkpoint's weights were trained with
             dataset = self._load(project, request.base_dir)
-            trainer = make_trainer(project, dataset, request.engine, request.device, checkpoint=checkpoint)
+            trainer = TrainingRun(project, request.base_dir, request.engine, request.device, checkpoint=checkpoint,
+                                  dataset=dataset).trainer()
             self._install(trainer, dataset, trained=True)
             self.checkpoint = checkpoint
         else:
             dataset = self._load(project, request.base_dir)
-            trainer = make_trainer(project, dataset, request.engine, request.device)
+            trainer = TrainingRun(project, request.base_dir, request.engine, request.device, dataset=dataset).trainer()
             self._install(trainer, dataset, trained=False)
         history = trainer.history if request.mode == "checkpoint" else None  # drawn before the resumed epochs
         x, y = self.samples
@@ -256,7 +258,7 @@ class TrainingSession:
                         flush()
                 elif isinstance(event, RunStarted):
                     final_epoch = event.start_epoch + event.epochs
-                    report(RunBegan(event, request.mode, engine_text(trainer),
+                    report(RunBegan(event, request.mode, describe_engine(trainer),
                                     list(history.epochs) if history else [],
                                     [list(b) for b in history.batch_losses] if history else []))
                     self._probe(trainer, report)
@@ -286,13 +288,6 @@ class TrainingSession:
         probabilities = class_probabilities(layers[-1][2], activation)
         predicted = int(np.argmax(probabilities)) if np.isfinite(probabilities).all() else -1
         report(Probe(i, int(y[i]), x[i].copy(), layers, probabilities, predicted))
-
-
-def engine_text(trainer: Trainer) -> str:
-    """What computes the run, for the progress line: "numpy on the CPU", "torch on cuda:0 (NVIDIA H200)"."""
-    if getattr(trainer, "engine", "numpy") == "numpy":
-        return "numpy on the CPU"
-    return f"torch on {trainer.device_description}"
 
 
 def _same_engine(trainer: Trainer, request: RunRequest) -> bool:

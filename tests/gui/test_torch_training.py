@@ -26,8 +26,8 @@ def test_the_window_trains_with_torch_and_every_view_is_fed(window, doc, qtbot):
     assert ended.args[0].status == "finished"
     assert window.controller._session.trainer.engine == "torch"
     started = log.of("runStarted")[0]
-    assert started.engine == "torch on cpu"
-    assert "torch on cpu" in window.train_panel.speed_label.text()
+    assert started.engine == "torch engine on cpu"
+    assert "torch engine on cpu" in window.train_panel.speed_label.text()
     assert [e.epoch for e in log.epochs()] == [1, 2]
     epoch = log.of("epochEnded")[-1]
     assert epoch.confusion.shape == (10, 10) and epoch.confusion.sum() == 30
