@@ -54,22 +54,36 @@ class EnginePicker(QWidget):
         engine, _, device = remembered.partition("@")
         if engine == "torch" and self.installed:
             self.engine.setCurrentIndex(1)
-            self._fill_devices(device or "auto")
+            if not self._fill_devices(device or "auto"):
+                engine = "numpy"
         self._chosen(remember=False)
 
-    def _fill_devices(self, wanted: str) -> None:
-        """The devices torch reports (importing torch now), ``wanted`` selected when present."""
+    def _fill_devices(self, wanted: str) -> bool:
+        """The devices torch reports (importing torch now), ``wanted`` selected when present; False
+        (the choice disabled, the reason shown) when torch is there but cannot be loaded."""
         if self.device.count() > 1:
-            return
-        for device, description in torch_devices():
+            return True
+        try:
+            devices = torch_devices()
+        except Exception as exc:  # noqa: BLE001 - a broken install: say so, keep the numpy engine
+            item = self.engine.model().item(self.engine.findData("torch"))
+            item.setEnabled(False)
+            item.setToolTip(f"PyTorch could not be loaded: {exc}")
+            self.hint.setText(f"PyTorch could not be loaded ({type(exc).__name__}: {exc}); the numpy engine "
+                              "trains instead.")
+            self.hint.show()
+            self.engine.setCurrentIndex(self.engine.findData("numpy"))
+            return False
+        for device, description in devices:
             self.device.addItem(description, device)
         index = self.device.findData(wanted)
         self.device.setCurrentIndex(max(index, 0))
+        return True
 
     def _chosen(self, remember: bool = True) -> None:
         engine = self.engine.currentData()
-        if engine == "torch":
-            self._fill_devices("auto")
+        if engine == "torch" and not self._fill_devices("auto"):
+            engine = "numpy"
         self.device.setEnabled(engine == "torch")
         device = self.device.currentData() if engine == "torch" else None
         self.controller.set_engine(engine, device)

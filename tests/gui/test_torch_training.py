@@ -97,3 +97,17 @@ def test_the_engine_choice_is_remembered(qtbot, controller, tmp_path):
     qtbot.addWidget(again)
     assert (again.engine.currentData(), again.device.currentData()) == ("torch", "cpu")
     assert (controller.engine, controller.device) == ("torch", "cpu")
+
+
+def test_a_torch_that_cannot_be_loaded_leaves_the_numpy_engine_and_says_why(qtbot, controller, monkeypatch):
+    def broken():
+        raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+    monkeypatch.setattr(engine_picker, "torch_devices", broken)
+    picker = EnginePicker(controller)
+    qtbot.addWidget(picker)
+    picker.engine.setCurrentIndex(picker.engine.findData("torch"))
+    picker.engine.activated.emit(picker.engine.currentIndex())  # no exception escapes the slot
+    assert picker.engine.currentData() == "numpy" and controller.engine == "numpy"
+    assert "could not be loaded" in picker.hint.text() and "libtorch_cpu.so" in picker.hint.text()
+    assert not picker.engine.model().item(picker.engine.findData("torch")).isEnabled()
