@@ -163,6 +163,10 @@ class Inspector(QWidget):
         doc.projectReplaced.connect(self._replaced)
         self.refresh()
 
+    def add_section(self, widget: QWidget) -> None:
+        """Show ``widget`` under the block's facts and formula (the window adds the sample preview)."""
+        self._content.insertWidget(self._content.count() - 1, widget)  # before the stretch
+
     @staticmethod
     def _section_label(name: str) -> QLabel:
         label = QLabel()

@@ -36,6 +36,7 @@ from netbuilder.gui.summary_panel import SummaryPanel
 from netbuilder.gui.train_panel import TrainPanel
 from netbuilder.gui.training import TrainingController
 from netbuilder.gui.training.controller import LOADING
+from netbuilder.gui.views.block_preview import BlockPreviewView
 from netbuilder.gui.views.confusion import ConfusionView
 from netbuilder.gui.views.data_panel import DataPanel
 from netbuilder.gui.views.feature_maps import FeatureMapView
@@ -84,6 +85,8 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(doc, self)
         self.summary = SummaryPanel(doc, self)
         self.controller = TrainingController(doc, self)
+        self.block_preview = BlockPreviewView(doc, self._trained_weights)  # the selected block on a sample
+        self.inspector.add_section(self.block_preview)
         self.exports = ExportController(self, doc, self.controller, self.files)  # File > Export…
         self.train_page = self._create_training_page()
         self.pages = _Pages(self)
@@ -282,6 +285,11 @@ class MainWindow(QMainWindow):
     @property
     def mode(self) -> str:
         return self._mode
+
+    def _trained_weights(self) -> dict | None:
+        """The last run's trained weights (for the block preview), or None before any."""
+        network = self.controller.trained_network()
+        return network.state_dict() if network is not None else None
 
     def set_mode(self, mode: str) -> None:
         """Show the builder ("build": canvas and its docks) or the training views ("train")."""
