@@ -10,7 +10,6 @@ progress bar and a Cancel button. Work starts only while the panel is visible.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from netbuilder.core.run_events import DataReady
 from netbuilder.gui import theme
 from netbuilder.gui.background import Jobs
 from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.views.data_download import BUILTIN, DownloadBox
 from netbuilder.gui.views.tiles import GREY, TileGrid
 
 PER_CLASS = 8  # sample images previewed per class
@@ -54,7 +54,6 @@ SOURCES = (
 )
 FOLDER_KINDS = ("idx", "folder")
 FILE_FILTERS = {"npz": "NumPy archives (*.npz);;All files (*)", "csv": "CSV files (*.csv *.txt);;All files (*)"}
-BUILTIN = ("fashion-mnist", "mnist")
 
 
 def source_of(spec: Any) -> dict:
@@ -62,15 +61,9 @@ def source_of(spec: Any) -> dict:
     return {k: v for k, v in spec.items() if k != "normalization"} if isinstance(spec, dict) else {}
 
 
-class _Cancelled(Exception):
-    """Raised from the download's progress callback to abandon it (the core removes the partial file)."""
-
-
 def _failure_text(exc: BaseException) -> str:
-    """What the panel says of a failed preview or download ("" for a cancelled download)."""
-    if isinstance(exc, _Cancelled):
-        return ""
-    if isinstance(exc, DatasetError):  # DownloadError included: the message names the problem
+    """What the panel says of a failed preview."""
+    if isinstance(exc, DatasetError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -102,17 +95,11 @@ class DataPanel(QWidget):
         super().__init__(parent)
         self.doc = doc
         self.controller = controller
-        self.fetch_function: Callable[..., Path] = download.fetch  # tests point it at a local server
         self.preview: Preview | None = None
         self._shown_key: Any = None  # (source spec, base dir) the panel shows or is loading
         self._job = 0
         self._preview_job = 0  # the preview being read; results of older ones are dropped
-        self._download_job = 0
-        self._cancel = threading.Event()
-        self._downloading = False
-        self._download_kind = "mnist"
-        self._file_order: list[str] = []  # the download's files, to say "2 of 4"
-        # Reading and downloading run as background jobs; what arrives after the panel is gone is dropped.
+        # Reading runs as background jobs; what arrives after the panel is gone is dropped.
         self._jobs = Jobs(self)
         self._rows: list[_ClassRow] = []
 
@@ -134,24 +121,11 @@ class DataPanel(QWidget):
         top.addWidget(self.source_combo, 1)
         top.addWidget(self.choose_button)
 
-        # --- download
-        self.download_label = QLabel()
-        self.download_label.setWordWrap(True)
-        self.download_button = QPushButton("Download")
-        self.download_button.clicked.connect(self.start_download)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_download)
-        self.download_bar = QProgressBar()
-        self.download_bar.setTextVisible(True)
-        self.download_box = QFrame()
-        dl = QVBoxLayout(self.download_box)
-        dl.setContentsMargins(0, 0, 0, 0)
-        dl.addWidget(self.download_label)
-        row = QHBoxLayout()
-        row.addWidget(self.download_bar, 1)
-        row.addWidget(self.download_button)
-        row.addWidget(self.cancel_button)
-        dl.addLayout(row)
+        # --- download (of the built-in datasets, when they are not on this computer)
+        self.download_box = DownloadBox()
+        self.download_box.finished.connect(self._downloaded)
+        self.download_label, self.download_button = self.download_box.label, self.download_box.button
+        self.cancel_button, self.download_bar = self.download_box.cancel_button, self.download_box.bar
 
         # --- status, summary, notes, fit
         self.busy_bar = QProgressBar()
@@ -345,7 +319,7 @@ class DataPanel(QWidget):
         if kind in BUILTIN and download.locate(kind) is None:
             self._offer_download(kind)
             return
-        self.download_box.setVisible(self._downloading)
+        self.download_box.setVisible(self.downloading)
         base = self.base_dir()
         self._preview_job = self._next_job()
         self._start(self._preview_job, lambda _report: preview_dataset(spec, base, PER_CLASS), self._preview_done,
@@ -358,16 +332,14 @@ class DataPanel(QWidget):
         return self._job
 
     def _start(self, job: int, work: Callable[[Callable[[Any], None]], Any], on_done: Callable[[Any], None],
-               on_fail: Callable[[str], None], on_progress: Callable[[Any], None] | None = None) -> None:
-        """Run ``work(report)`` in the background as job ``job``; what an older preview or download
-        reports once a newer one has started is dropped."""
+               on_fail: Callable[[str], None]) -> None:
+        """Run ``work(report)`` in the background as job ``job``; what an older preview reports once
+        a newer one has started is dropped."""
         def current() -> bool:
-            return job in (self._preview_job, self._download_job)
+            return job == self._preview_job
 
         self._jobs.start(work, done=lambda result: on_done(result) if current() else None,
-                         failed=lambda exc: on_fail(_failure_text(exc)) if current() else None,
-                         progress=(lambda event: on_progress(event) if current() else None) if on_progress else None,
-                         name="data")
+                         failed=lambda exc: on_fail(_failure_text(exc)) if current() else None, name="data")
 
     def _preview_failed(self, message: str) -> None:
         self.busy_bar.hide()
@@ -496,81 +468,27 @@ class DataPanel(QWidget):
 
     # --- download ---------------------------------------------------------------------------------
     def _offer_download(self, kind: str) -> None:
-        source = download.SOURCES[kind]
-        self._download_kind = kind
-        self.download_label.setText(
-            f"{source.title} is not on this computer. Download it ({len(source.files)} files) into "
-            f"{download.user_cache_dir() / kind}?")
-        self.download_bar.setRange(0, 1)
-        self.download_bar.setValue(0)
-        self.download_bar.setFormat("")
-        self.download_button.setEnabled(True)
-        self.download_button.show()
-        self.cancel_button.hide()
-        self.download_box.show()
+        self.download_box.offer(kind)
 
     def start_download(self) -> None:
-        """Fetch the chosen built-in dataset on a background thread, reporting progress."""
-        kind = self._download_kind
-        if kind not in BUILTIN or self._downloading:
-            return
-        self._downloading = True
-        self._cancel.clear()
-        self._file_order = list(download.SOURCES[kind].files)
-        self.download_button.setEnabled(False)
-        self.cancel_button.show()
-        self.cancel_button.setEnabled(True)
-        self.download_bar.setFormat("connecting…")
-        cancel, fetch = self._cancel, self.fetch_function
-        job = self._download_job = self._next_job()
-
-        def work(report) -> Path:
-            def progress(done: int, total: int | None, what: str) -> None:
-                if cancel.is_set():
-                    raise _Cancelled
-                report((done, total, what))
-            return fetch(kind, progress=progress)
-
-        self._start(job, work, self._download_done,
-                    lambda message: self._download_finished(message or "Download cancelled.", ok=False),
-                    lambda event: self._download_progress(*event))
+        self.download_box.start()
 
     def cancel_download(self) -> None:
-        self._cancel.set()
-        self.cancel_button.setEnabled(False)
-        self.download_bar.setFormat("cancelling…")
+        self.download_box.cancel()
 
-    def _download_progress(self, done: int, total, what: str) -> None:
-        if not self._downloading:
-            return
-        order = self._file_order
-        which = f" ({order.index(what) + 1} of {len(order)})" if what in order else ""
-        if total:
-            self.download_bar.setRange(0, 1000)
-            self.download_bar.setValue(int(1000 * done / total))
-            self.download_bar.setFormat(f"{what}{which}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
-        else:
-            self.download_bar.setRange(0, 0)
-            self.download_bar.setFormat(f"{what}{which}: {done / 1e6:.1f} MB")
-
-    def _download_done(self, folder: Path) -> None:
-        self._download_finished(f"Downloaded into {folder}.", ok=True)
-
-    def _download_finished(self, message: str, ok: bool) -> None:
-        self._downloading = False
-        self.cancel_button.hide()
-        self.download_bar.setRange(0, 1)
-        self.download_bar.setValue(1 if ok else 0)
-        self.download_bar.setFormat(message)
-        self.download_button.setEnabled(not ok)
-        self.download_button.setText("Download" if ok else "Try again")
+    def _downloaded(self, ok: bool) -> None:
         if ok:
-            self.download_box.hide()
             self._shown_key = None
             self.refresh()
-        else:
-            self.download_label.setText(message)
 
     @property
     def downloading(self) -> bool:
-        return self._downloading
+        return self.download_box.downloading
+
+    @property
+    def fetch_function(self) -> Callable[..., Path]:
+        return self.download_box.fetch_function
+
+    @fetch_function.setter
+    def fetch_function(self, fetch: Callable[..., Path]) -> None:
+        self.download_box.fetch_function = fetch

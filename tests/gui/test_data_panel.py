@@ -186,13 +186,13 @@ def test_mnist_downloads_from_a_local_server_with_progress(qtbot, doc, fake, mni
     assert doc.project.dataset == {"kind": "mnist"}
     assert panel.download_box.isVisible() and "MNIST is not on this computer" in panel.download_label.text()
     seen = []
-    shown = panel._download_progress  # what the progress bar is given, on the GUI thread
+    shown = panel.download_box.show_progress  # what the progress bar is given, on the GUI thread
 
     def spy(done, total, what):
         seen.append((what, done, total))
         shown(done, total, what)
 
-    panel._download_progress = spy
+    panel.download_box.show_progress = spy
     panel.download_button.click()
     assert panel.downloading
     qtbot.waitUntil(loaded(panel, "MNIST"), timeout=20000)  # the event loop ran all along
