@@ -27,6 +27,8 @@ class RunControl:
         self._parked = threading.Event()  # set while the run is actually held by a pause
         self._lock = threading.Lock()
         self._learning_rate: float | None = None  # asked for, not yet used
+        self._step = False  # one batch asked for (then a pause), not yet let through
+        self._traced = False  # the batch just let through is that one: the trainer records it
 
     # --- the asking side (any thread) ----------------------------------------------------------
     def stop(self) -> None:
@@ -40,6 +42,17 @@ class RunControl:
             self._running.clear()
 
     def resume(self) -> None:
+        with self._lock:
+            self._step = False
+        self._running.set()
+
+    def step(self) -> None:
+        """Let exactly one batch through (waking a paused run, or the first batch of a run not yet
+        started), then pause before the next one; the trainer records that batch (``take_step``)."""
+        if self._stop.is_set():
+            return
+        with self._lock:
+            self._step = True
         self._running.set()
 
     @property
@@ -68,20 +81,34 @@ class RunControl:
         return lr
 
     def hold(self) -> float:
-        """Honour pause and stop before a batch: raises StopRequested, or returns the seconds held."""
+        """Honour pause and stop before a batch: raises StopRequested, or returns the seconds held.
+
+        A ``step`` asked for lets this batch through and pauses the run before the next one."""
         if self._stop.is_set():
             raise StopRequested
-        if self._running.is_set():
-            return 0.0
-        t0 = time.perf_counter()
-        self._parked.set()
-        try:
-            self._running.wait()
-        finally:
-            self._parked.clear()
-        if self._stop.is_set():
-            raise StopRequested
-        return time.perf_counter() - t0
+        held = 0.0
+        if not self._running.is_set():
+            t0 = time.perf_counter()
+            self._parked.set()
+            try:
+                self._running.wait()
+            finally:
+                self._parked.clear()
+            if self._stop.is_set():
+                raise StopRequested
+            held = time.perf_counter() - t0
+        with self._lock:
+            step, self._step = self._step, False
+            self._traced = step
+            if step:
+                self._running.clear()  # the batch after this one waits
+        return held
+
+    def take_step(self) -> bool:
+        """Whether the batch ``hold`` just let through is a ``step``'s (True once)."""
+        with self._lock:
+            traced, self._traced = self._traced, False
+        return traced
 
     def clear(self) -> None:
         """Forget the requests: the run they were for has ended."""
@@ -90,3 +117,4 @@ class RunControl:
         self._parked.clear()
         with self._lock:
             self._learning_rate = None
+            self._step = self._traced = False

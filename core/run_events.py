@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from netbuilder.core.step_trace import StepTrace
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted
 
-__all__ = ["DataReady", "RunBegan", "BatchesDone", "EpochsDone", "Probe", "Filters", "RunFailed", "RunEnded"]
+__all__ = ["DataReady", "RunBegan", "BatchesDone", "EpochsDone", "Probe", "Filters", "RunFailed", "RunEnded",
+           "StepTraced"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,12 @@ class RunFailed:
     its ``RunEnded`` follows."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class StepTraced:
+    """A Step's batch, recorded block by block (``core.step_trace.StepTrace``: a^[l−1], Z, a, δ,
+    ∂L/∂W and ΔW of every block, inner ones by path); the run is paused after it. ``trace.message``
+    says why there are no blocks (the torch engine)."""
+
+    trace: StepTrace

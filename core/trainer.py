@@ -5,7 +5,8 @@ consume alike; ``Trainer.fit()`` drives it and returns a ``History``. ``stop``, 
 ``resume``, ``set_learning_rate``, ``probe`` and ``weights`` are safe to call from any thread.
 
 Numbering: epochs and batches in events are 1-based, as shown to the user
-(``BatchEnd(epoch=1, batch=1, ...)`` is the first batch of the run).
+(``BatchEnd(epoch=1, batch=1, ...)`` is the first batch of the run). A Step (``Trainer.step``,
+``RunControl.step``) adds one ``core.step_trace.StepTrace`` after its batch's ``BatchEnd``.
 """
 from __future__ import annotations
 
@@ -137,6 +138,9 @@ class Trainer:
     # Called with (labels, outputs) of each validation chunk, in the run's thread: the window's
     # confusion matrix is made of exactly the predictions the validation metrics came from.
     validation_observer: Callable[[np.ndarray, np.ndarray], None] | None = None
+    # A Step's trace: the batch row whose feature maps it keeps, and whether it keeps whole-batch copies.
+    step_sample = 0
+    keep_step_arrays = False
 
     def __init__(self, project, dataset, network: Network | None = None, dtype=np.float32):
         self.project = project
@@ -456,7 +460,11 @@ class Trainer:
                     xb, yb = self._xbuf[:k], self._ybuf[:k]
                     np.take(self._x, idx, axis=0, out=xb, mode="clip")
                     np.take(self._y, idx, out=yb, mode="clip")
-                    loss, outputs = self._step(xb, yb, epoch, b + 1, snapshot)
+                    trace = None
+                    if self.control.take_step():  # a Step: this batch is recorded block by block
+                        loss, outputs, trace = self._traced_step(xb, yb, epoch, b + 1, bpe, snapshot)
+                    else:
+                        loss, outputs = self._step(xb, yb, epoch, b + 1, snapshot)
                     hits = int(np.count_nonzero(self.network.classify(outputs) == yb))
                     losses.append(loss)
                     loss_sum += loss * k
@@ -465,6 +473,8 @@ class Trainer:
                     done = b * self.batch_size + k
                     elapsed = max(time.perf_counter() - start - paused, 1e-9)
                     yield BatchEnd(epoch, b + 1, bpe, loss, hits / k, done / elapsed, seen)
+                    if trace is not None:
+                        yield trace
                 train_seconds = max(time.perf_counter() - start - paused, 1e-9)
                 val_loss, val_acc = self._validate()
                 history.epochs.append(EpochEnd(
@@ -583,6 +593,27 @@ class Trainer:
         raise _Diverged(
             f"training diverged at epoch {epoch}, batch {batch}: {what} with learning rate "
             f"{self.optimizer.lr:g}; {kept}. Try a lower learning rate.")
+
+    def step(self) -> None:
+        """Train exactly one batch, recorded block by block, then pause (any thread): the run yields
+        a ``core.step_trace.StepTrace`` right after that batch's ``BatchEnd``. Asked before a run,
+        the run's first batch is the one; ``resume`` goes on training, ``step`` does one more."""
+        self.control.step()
+
+    def _traced_step(self, xb, yb, epoch: int, batch: int, bpe: int, snapshot):
+        """``_step`` with every block's values recorded (a Step's batch only: nothing else pays)."""
+        from netbuilder.core import step_trace
+
+        if self.engine != "numpy":
+            loss, outputs = self._step(xb, yb, epoch, batch, snapshot)
+            return loss, outputs, step_trace.unavailable(epoch, batch, bpe, loss, len(yb), self.optimizer)
+        with step_trace.StepRecorder(self.network, keep_arrays=self.keep_step_arrays) as recorder:
+            loss, outputs = self._step(xb, yb, epoch, batch, snapshot)
+        with self._exclusive():
+            recorder.take_gradients()
+            trace = recorder.trace(epoch=epoch, batch=batch, batches_per_epoch=bpe, loss=loss,
+                                   optimizer=self.optimizer, labels=yb, sample=self.step_sample)
+        return loss, outputs, trace
 
     def _validate(self) -> tuple[float | None, float | None]:
         """Loss and accuracy over the validation split, in inference mode, in batches."""
