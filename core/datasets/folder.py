@@ -6,7 +6,8 @@ Keras do (``class10`` before ``class2``); ``"natural"`` sorts numbers by value (
 ``class10``). If ``root`` holds ``train/`` with ``val/`` (or ``valid/``, ``validation/``) and/or
 ``test/``, each with class sub-folders, they are the splits.
 
-Resizing to the target (C, H, W), by ``resize``:
+Each image is prepared by ``core.images.decode_image``, the one implementation that
+``netbuilder predict`` and the window's Try view use too. Resizing to the target (C, H, W), by ``resize``:
   "fit" (default): scaled with its proportions kept so the whole image fits, the rest padded black.
       Nothing of the object is cut off, and images already of the target's proportions are
       simply resized.
@@ -37,17 +38,16 @@ import numpy as np
 
 from netbuilder.core.datasets.base import Dataset, DatasetError
 from netbuilder.core.datasets.npz import natural_sorted
+from netbuilder.core.images import RESIZE_MODES, SIXTEEN_BIT_MODES, check_input_shape, decode_image, failure_reason
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
 )
-RESIZE_MODES = ("fit", "crop", "pad", "stretch")
 CLASS_ORDERS = ("sorted", "natural")
 VAL_NAMES = ("val", "valid", "validation")
 BAD_FILE_POLICIES = ("skip", "error")
 MAX_BYTES = 4 << 30  # a larger float32 array is almost surely a too-large input shape
-_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-_GREY_MODES = frozenset({"1", "L", "LA", "La", "F", *_SIXTEEN_BIT})
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "F", *SIXTEEN_BIT_MODES})
 _CHUNK = 32  # files per pool task: few enough callbacks, fine enough progress
 
 # progress(done, total, what): files handled so far of ``total``, and the current phase.
@@ -254,23 +254,12 @@ def read_image_folder(
 
 
 def load_image(path: str | Path, input_shape: Sequence[int], resize: str = "fit") -> np.ndarray:
-    """One image file as (C, H, W) float32 in [0, 1], converted and resized as the module says."""
-    arr, _, _ = _decode(Path(path), _check_shape(input_shape), resize)
-    return arr
+    """One image file as (C, H, W) float32 in [0, 1], converted and resized as the module says
+    (``core.images.decode_image``: the one implementation, shared with ``netbuilder predict``)."""
+    return decode_image(Path(path), check_input_shape(input_shape), resize).array
 
 
-def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
-    try:
-        c, h, w = (int(v) for v in input_shape)
-        valid = all(int(v) == v and not isinstance(v, bool) for v in input_shape)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid or c not in (1, 3) or not (1 <= h <= 4096 and 1 <= w <= 4096):
-        raise DatasetError(
-            "image folder: input_shape must be [channels, height, width] with 1 (grey) or 3 (RGB) channels "
-            f"and sides of 1 to 4096 pixels, got {input_shape!r}"
-        )
-    return c, h, w
+_check_shape = check_input_shape
 
 
 def _infer_shape(items, on_bad_file, skipped, progress, workers) -> tuple[int, int, int]:
@@ -306,10 +295,10 @@ def _decode_all(items, shape, resize, on_bad_file, skipped, progress, workers):
     resized = np.zeros(len(items), bool)
 
     def one(i: int, path: Path):
-        arr, mode, was_resized = _decode(path, shape, resize)
-        x[i] = arr
-        modes[i] = mode
-        resized[i] = was_resized
+        prepared = decode_image(path, shape, resize)
+        x[i] = prepared.array
+        modes[i] = prepared.mode
+        resized[i] = prepared.resized
 
     todo = [(p, k) if i not in skipped else None for i, (p, k) in enumerate(items)]
     _run(todo, one, on_bad_file, skipped, progress, workers, "loading images", with_index=True)
@@ -329,7 +318,7 @@ def _run(items, fn, on_bad_file, skipped, progress, workers, what, with_index=Fa
             try:
                 results[i] = fn(i, items[i][0]) if with_index else fn(items[i][0])
             except Exception as exc:  # any failure decoding one file makes that file unusable
-                failures.append((i, _reason(exc)))
+                failures.append((i, failure_reason(exc)))
         return hi - lo, failures
 
     workers = workers or min(8, (os.cpu_count() or 1) + 2)
@@ -353,70 +342,6 @@ def _run(items, fn, on_bad_file, skipped, progress, workers, what, with_index=Fa
                 f.cancel()
             raise
     return results
-
-
-def _decode(path: Path, shape: tuple[int, int, int], resize: str) -> tuple[np.ndarray, str, bool]:
-    """(image (C, H, W) float32 in [0, 1], its original mode, whether its size changed)."""
-    from PIL import Image
-
-    c, h, w = shape
-    with Image.open(path) as im:
-        mode, size = im.mode, im.size
-        if im.format == "JPEG" and resize != "pad" and size != (w, h):
-            im.draft("L" if c == 1 else "RGB", (w, h))  # decode at a reduced scale, still >= target
-        im.load()
-        im = _convert(im, c)
-        im = _resize(im, w, h, resize)
-        a = np.asarray(im, dtype=np.float32)
-    if im.mode == "F":
-        a = np.clip(a, 0.0, 1.0)
-    else:
-        a = a / np.float32(255)  # as every loader scales bytes: exactly k / 255
-    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-    if c == 3 and a.shape[0] == 1:
-        a = np.repeat(a, 3, axis=0)
-    return a, mode, size != (w, h)
-
-
-def _convert(im, c: int):
-    """``im`` as "L" (c=1) or "RGB" (c=3), or as "F" in [0, 1] for 16-bit and float images."""
-    from PIL import Image
-
-    if im.mode in _SIXTEEN_BIT or im.mode == "F":
-        a = np.asarray(im, dtype=np.float32)
-        scale = 1.0 if im.mode == "F" and a.max(initial=0) <= 1.0 else (255.0 if im.mode == "F" else 65535.0)
-        return Image.fromarray(np.clip(a / np.float32(scale), 0, 1).astype(np.float32), mode="F")
-    if "A" in im.mode or "a" in im.mode or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), rgba)
-    target = "L" if c == 1 else "RGB"
-    return im if im.mode == target else im.convert(target)
-
-
-def _resize(im, w: int, h: int, resize: str):
-    from PIL import Image
-
-    W, H = im.size
-    if (W, H) == (w, h):
-        return im
-    if resize == "stretch":
-        return im.resize((w, h), Image.Resampling.BILINEAR)
-    if resize != "pad":
-        s = min(w / W, h / H) if resize == "fit" else max(w / W, h / H)
-        im = im.resize((max(1, round(W * s)), max(1, round(H * s))), Image.Resampling.BILINEAR)
-    canvas = Image.new(im.mode, (w, h), 0)
-    # A negative offset crops: paste clips to the canvas.
-    canvas.paste(im, ((w - im.size[0]) // 2, (h - im.size[1]) // 2))
-    return canvas
-
-
-def _reason(exc: Exception) -> str:
-    from PIL import UnidentifiedImageError
-
-    if isinstance(exc, UnidentifiedImageError):
-        return "not an image file Pillow can read"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
 
 
 def _hidden(name: str) -> bool:

@@ -1,17 +1,19 @@
 """Qt-free pieces of a training run in the window: the run request, and what the worker computes
 for the views (confusion matrix, gradient norms, dead ReLUs, class probabilities, run labels).
+The confusion matrix and the probabilities are ``core.metrics``'s, the same as ``netbuilder evaluate``'s.
 
 Everything here is plain numpy on copies, cheap enough to run in the worker between batches.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from netbuilder.core import metrics
 from netbuilder.core.blocks import KINDS
+from netbuilder.core.metrics import confusion_matrix
 from netbuilder.core.project import Project, TrainingSettings
 
 MODES = ("new", "continue", "checkpoint")
@@ -82,31 +84,10 @@ def x_in_epochs(epoch: int, batch: int, batches_per_epoch: int) -> float:
     return (epoch - 1) + batch / batches_per_epoch
 
 
-def confusion_matrix(true: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
-    """(K, K) int64 counts, rows = true class, columns = predicted class."""
-    true = np.asarray(true, np.int64)
-    predicted = np.asarray(predicted, np.int64)
-    keep = (true >= 0) & (true < classes) & (predicted >= 0) & (predicted < classes)
-    flat = np.bincount(true[keep] * classes + predicted[keep], minlength=classes * classes)
-    return flat.reshape(classes, classes)
-
-
 def class_probabilities(output: np.ndarray, activation: str | None) -> np.ndarray:
-    """(K,) probabilities from the last block's output (F,) for one sample.
-
-    A softmax output already is one; one sigmoid output p gives [1 - p, p]; any other output
-    (identity, relu...) is passed through a softmax so that the bars still compare the classes.
-    """
-    out = np.asarray(output, np.float64).reshape(-1)
-    if not np.isfinite(out).all():
-        return np.full(max(out.size, 2), np.nan)
-    if out.size == 1:
-        p = float(np.clip(out[0] if activation == "sigmoid" else 1 / (1 + math.exp(-out[0])), 0, 1))
-        return np.array([1 - p, p])
-    if activation == "softmax":
-        return out
-    e = np.exp(out - out.max())
-    return e / e.sum()
+    """(K,) probabilities from the last block's output (F,) for one sample
+    (``core.metrics.class_probabilities``: NaN when the output is not finite)."""
+    return metrics.class_probabilities(np.asarray(output).reshape(1, -1), activation)[0]
 
 
 def dead_relu_fractions(blocks) -> dict[str, float]:
