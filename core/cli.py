@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     cli_train.add_parser(commands)
+    from netbuilder.core import cli_predict  # predict, evaluate
+
+    cli_predict.add_parsers(commands)
 
     summary = commands.add_parser(
         "summary", help="print the layer table of a project",
