@@ -36,13 +36,14 @@ from netbuilder.gui.summary_panel import SummaryPanel
 from netbuilder.gui.train_panel import TrainPanel
 from netbuilder.gui.training import TrainingController
 from netbuilder.gui.training.controller import LOADING
+from netbuilder.gui.try_view import TryView
 from netbuilder.gui.views.block_preview import BlockPreviewView
 from netbuilder.gui.views.confusion import ConfusionView
 from netbuilder.gui.views.data_panel import DataPanel
 from netbuilder.gui.views.feature_maps import FeatureMapView
 from netbuilder.gui.views.filters import FilterView
 from netbuilder.gui.views.gradients import GradientView
-from netbuilder.gui.window_actions import BUILD, TRAIN
+from netbuilder.gui.window_actions import BUILD, TRAIN, TRY
 
 APP_TITLE = "netbuilder"
 
@@ -92,6 +93,8 @@ class MainWindow(QMainWindow):
         self.pages = _Pages(self)
         self.pages.addWidget(self.canvas)
         self.pages.addWidget(self.train_page)
+        self.try_view = TryView(self.controller, self)
+        self.pages.addWidget(self.try_view)
         self.setCentralWidget(self.pages)
         self._mode = BUILD
         self._builder_docks_shown: dict[QDockWidget, bool] = {}
@@ -292,19 +295,20 @@ class MainWindow(QMainWindow):
         return network.state_dict() if network is not None else None
 
     def set_mode(self, mode: str) -> None:
-        """Show the builder ("build": canvas and its docks) or the training views ("train")."""
+        """Show the builder ("build": canvas and its docks), the training views ("train") or the Try view ("try")."""
         if mode == self._mode:
             return
         docks = (self.palette_dock, self.inspector_dock, self.summary_dock)
-        if mode == TRAIN:
-            self._builder_docks_shown = {dock: dock.isVisible() for dock in docks}
+        if mode in (TRAIN, TRY):
+            if self._mode == BUILD:
+                self._builder_docks_shown = {dock: dock.isVisible() for dock in docks}
             for dock in docks:
                 dock.hide()
-            self.pages.setCurrentWidget(self.train_page)
+            self.pages.setCurrentWidget(self.train_page if mode == TRAIN else self.try_view)
             self.pages.updateGeometry()
-            if not self._page_sized:
+            if mode == TRAIN and not self._page_sized:
                 QTimer.singleShot(0, self._size_training_page)  # once the page is laid out
-            self.train_mode_action.setChecked(True)
+            (self.train_mode_action if mode == TRAIN else self.try_mode_action).setChecked(True)
         else:
             self.pages.setCurrentWidget(self.canvas)
             self.pages.updateGeometry()
@@ -416,6 +420,7 @@ class MainWindow(QMainWindow):
             return
         if self.files.maybe_save():
             self.controller.shutdown()  # stops a run within a batch and waits for the worker
+            self.try_view.shutdown()  # a classification in progress: a fraction of a second
             self.exports.runner.wait()  # an export in progress finishes (seconds at most); nothing half-written
             self.set_mode(BUILD)  # the saved layout is the builder's docks
             self._save_layout()

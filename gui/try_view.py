@@ -22,6 +22,7 @@ import numpy as np
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QFileDialog,
     QFrame,
@@ -125,6 +126,7 @@ class TryView(QWidget):
         self._sections: dict[str, _LayerSection] = {}
         self._network: Network | None = None
         self.setAcceptDrops(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Ctrl+V pastes here once the view is shown
 
         # --- sources
         self.open_button = QPushButton("Open Image…")
@@ -258,6 +260,11 @@ class TryView(QWidget):
         self.doc.projectReplaced.connect(self._forget_network)
         self.doc.inferenceChanged.connect(self._forget_network)
         self._forget_network()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self.isAncestorOf(QApplication.focusWidget()):
+            self.setFocus()
 
     # --- the network ---------------------------------------------------------------------------
     def _forget_network(self, *_) -> None:

@@ -10,6 +10,7 @@ from netbuilder.gui import theme
 from netbuilder.gui.curves import curve_icon
 
 BUILD, TRAIN = "build", "train"  # the window's two modes
+TRY = "try"  # and the Try view: the trained network on an image of one's own
 # View > Appearance: (setting, menu text)
 APPEARANCES = (("auto", "Follow the Desktop"), ("light", "Light"), ("dark", "Dark"))
 
@@ -106,7 +107,11 @@ def create_actions(w) -> None:
                                      theme.block_icon("conv"), "Edit the network (Ctrl+1)")
     w.train_mode_action = add_action(w, "Training View", lambda: w.set_mode(TRAIN), "Ctrl+2",
                                      curve_icon(), "Train it and watch it learn (Ctrl+2)")
-    for action, short in ((w.build_mode_action, "Build"), (w.train_mode_action, "Training")):
+    w.try_mode_action = add_action(w, "Try View", lambda: w.set_mode(TRY), "Ctrl+4",
+                                   _icon(w, "image-x-generic", QStyle.StandardPixmap.SP_FileDialogContentsView),
+                                   "Show the trained network an image of your own: file, drop, paste or draw (Ctrl+4)")
+    for action, short in ((w.build_mode_action, "Build"), (w.train_mode_action, "Training"),
+                          (w.try_mode_action, "Try")):
         action.setIconText(short)  # the toolbar's label
         action.setCheckable(True)
         w.mode_group.addAction(action)
@@ -151,7 +156,7 @@ def create_menus(w) -> None:
     edit_menu.addActions(w.edit_actions[4:])
 
     view_menu = bar.addMenu("&View")
-    view_menu.addActions([w.build_mode_action, w.train_mode_action, w.data_action])
+    view_menu.addActions([w.build_mode_action, w.train_mode_action, w.try_mode_action, w.data_action])
     view_menu.addSeparator()
     view_menu.addActions(w.zoom_actions)
     view_menu.addSeparator()
@@ -193,14 +198,15 @@ def create_toolbar(w) -> None:
     bar.addSeparator()
     bar.addAction(w.canvas.zoom_fit_action)
     bar.addSeparator()
-    bar.addActions([w.build_mode_action, w.train_mode_action])
+    bar.addActions([w.build_mode_action, w.train_mode_action, w.try_mode_action])
     bar.addSeparator()
     panel = w.train_panel
     bar.addActions([panel.train_action, panel.pause_action, panel.resume_action, panel.stop_action])
     # Words for the modes and the run controls; icons (with tooltips) for the file and edit
-    # actions, so that at 1024 pixels Pause and Stop are not hidden behind the overflow arrow.
+    # actions (and the Try view's, with its tooltip), so that at 1024 pixels Pause and Stop are not hidden
+    # behind the overflow arrow.
     for action in (w.open_action, w.save_action, w.undo_action, w.redo_action, *w.edit_actions[:2],
-                   w.canvas.zoom_fit_action):
+                   w.canvas.zoom_fit_action, w.try_mode_action):
         button = bar.widgetForAction(action)
         if isinstance(button, QToolButton) and not action.icon().isNull():
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)

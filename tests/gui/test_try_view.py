@@ -170,3 +170,22 @@ def test_an_unreadable_file_is_named_in_the_status_line(view, qtbot, tmp_path):
     bad.write_bytes(b"not a png")
     view.open_image(str(bad))
     qtbot.waitUntil(lambda: "Cannot classify" in view.status_label.text(), timeout=4000)
+
+
+def test_the_window_has_a_try_mode_on_ctrl_4_next_to_build_and_training(window, qtbot):
+    window.show()
+    assert window.try_mode_action.shortcut().toString() == "Ctrl+4"
+    assert window.try_mode_action in window.view_menu.actions()
+    assert window.toolbar.widgetForAction(window.try_mode_action) is not None
+    window.try_mode_action.trigger()
+    assert window.mode == "try" and window.pages.currentWidget() is window.try_view
+    assert window.try_mode_action.isChecked() and not window.palette_dock.isVisible()
+    window.train_mode_action.trigger()
+    window.try_mode_action.trigger()
+    window.build_mode_action.trigger()  # the builder's docks come back as they were
+    assert window.pages.currentWidget() is window.canvas and window.palette_dock.isVisible()
+    window.set_mode("try")
+    qtbot.waitUntil(lambda: window.try_view.hasFocus() or window.try_view.isAncestorOf(QApplication.focusWidget()))
+    with qtbot.waitSignal(window.try_view.resultShown, timeout=4000) as blocker:
+        window.try_view.sketch.stroke([(8, 8), (20, 20)])
+    assert not blocker.args[0].trained  # nothing trained yet: fresh weights, labelled
