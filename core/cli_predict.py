@@ -165,8 +165,10 @@ def image_files(names: list[str]) -> list[tuple[str, Path | None, str]]:
                             and not f.name.startswith(".") and f.is_file()), key=lambda f: f.name)
             out += [(str(f), f, "") for f in found] or [
                 (name, None, f"a folder without image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")]
-        elif p.exists():
+        elif p.is_file():
             out.append((name, p, ""))
+        elif p.exists():  # a FIFO or a device would hang the reader
+            out.append((name, None, "not a regular file"))
         else:
             out.append((name, None, "no such file"))
     return out
@@ -230,19 +232,29 @@ def evaluation_split(project, dataset, split: str) -> tuple[np.ndarray, np.ndarr
     project's validation_fraction and seed, as ``Trainer`` does). ValueError when there is none."""
     from netbuilder.core.datasets.split import train_val_split
 
+    has_test = dataset.x_test is not None and len(dataset.x_test) > 0
+    y = np.asarray(dataset.y_train, np.int64)
+    if dataset.x_val is not None:
+        val, x_all, y_all = None, dataset.x_val, np.asarray(dataset.y_val, np.int64)
+    else:
+        _, val = train_val_split(y, project.training.validation_fraction, project.training.seed)
+        x_all, y_all = dataset.x_train, y
+    has_val = val is None or len(val) > 0
+    if not has_test and not has_val:
+        raise ValueError(f"the dataset {dataset.name!r} has no test split and the project holds out no validation "
+                         f"split (validation_fraction {project.training.validation_fraction}): no images were kept "
+                         "from training to evaluate on")
     if split == "test":
-        if dataset.x_test is None or not len(dataset.x_test):
+        if not has_test:
             raise ValueError(f"the dataset {dataset.name!r} has no test split; evaluate on training's "
                              "validation split with --split val")
         return dataset.x_test, np.asarray(dataset.y_test, np.int64), "test split"
-    if dataset.x_val is not None:
-        return dataset.x_val, np.asarray(dataset.y_val, np.int64), "validation split"
-    y = np.asarray(dataset.y_train, np.int64)
-    _, val = train_val_split(y, project.training.validation_fraction, project.training.seed)
-    if not len(val):
+    if not has_val:
         raise ValueError(f"the project holds out no validation split (validation_fraction "
                          f"{project.training.validation_fraction}); evaluate on the test split")
-    return dataset.x_train[val], y[val], "validation split"
+    if val is None:
+        return x_all, y_all, "validation split"
+    return x_all[val], y_all[val], "validation split"
 
 
 def evaluate_network(network, x: np.ndarray, y: np.ndarray, names: list[str], wrong: int = WRONG_SHOWN):

@@ -1,5 +1,6 @@
 """netbuilder predict and evaluate, in-process, on a LeNet-5 trained for one epoch of shapes."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -120,6 +121,21 @@ def test_evaluate_without_a_test_split_says_to_use_val(trained, capsys, tmp_path
                                         "training's validation split with --split val"]
 
 
+def test_evaluate_with_nothing_held_out_says_so(trained, capsys, tmp_path):
+    path, weights, _, _ = trained
+    doc = json.loads(path.read_text())
+    doc["dataset"]["test_size"] = 0
+    doc["training"]["validation_fraction"] = 0.0
+    other = tmp_path / "nothing.json"
+    other.write_text(json.dumps(doc))
+    for split in ("test", "val"):
+        code, out, err = _run(capsys, "evaluate", other, weights, "--split", split)
+        assert code == 1 and out == ""
+        assert err.strip().splitlines() == [
+            f"netbuilder: {other}: the dataset 'shapes' has no test split and the project holds out no validation "
+            "split (validation_fraction 0.0): no images were kept from training to evaluate on"]
+
+
 def test_evaluate_bad_weights_exit_1(trained, capsys, tmp_path):
     path = trained[0]
     code, _, err = _run(capsys, "evaluate", path, tmp_path / "missing.npz")
@@ -159,6 +175,14 @@ def test_predict_a_folder_and_a_bad_file_one_line_each_and_the_rest_run(trained,
     assert [line.split(": ")[0] for line in lines] == [str(p) for p in paths]  # sorted by name
     assert [line.split(": ")[1].rsplit(" ", 1)[0] for line in lines] == [ds.class_names[k] for k in best]
     assert all(line.endswith("%") for line in lines)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_predict_refuses_a_fifo_instead_of_hanging(trained, capsys, tmp_path):
+    path, weights, _, _ = trained
+    os.mkfifo(tmp_path / "pipe.png")
+    code, out, err = _run(capsys, "predict", path, weights, tmp_path / "pipe.png")
+    assert code == 1 and out == "" and err == f"netbuilder: {tmp_path / 'pipe.png'}: not a regular file\n"
 
 
 def test_predict_converts_colour_and_names_classes_without_a_loadable_dataset(trained, capsys, tmp_path):
