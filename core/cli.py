@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the picture to write; .svg or .png (the format follows the suffix)")
     diagram.set_defaults(run=_diagram)
 
+    from netbuilder.core import cli_gradcheck  # gradcheck
+
+    cli_gradcheck.add_parser(commands)
+
     examples = commands.add_parser(
         "examples", help="list the bundled example projects",
         description="List the example projects that come with netbuilder. Every command that takes a PROJECT "
