@@ -85,10 +85,11 @@ def decode_image(source, shape: tuple[int, int, int], resize: str) -> PreparedIm
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
     with Image.open(source) as im:
-        if im.format == "JPEG" and resize != "pad" and im.size != (w, h):
+        mode, size = im.mode, im.size  # the file's, before a draft changes them
+        if im.format == "JPEG" and resize != "pad" and size != (w, h):
             im.draft("L" if c == 1 else "RGB", (w, h))  # decode at a reduced scale, still >= target
         im.load()
-        return _finish(im, shape, resize)
+        return _finish(im, shape, resize, mode, size)
 
 
 def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -136,9 +137,10 @@ def describe_source(source) -> str:
 
 
 # --- the steps --------------------------------------------------------------------------------
-def _finish(im, shape: tuple[int, int, int], resize: str) -> PreparedImage:
+def _finish(im, shape: tuple[int, int, int], resize: str, mode: str | None = None,
+            size: tuple[int, int] | None = None) -> PreparedImage:
     c, h, w = shape
-    mode, size = im.mode, im.size
+    mode, size = mode or im.mode, size or im.size
     im = convert_mode(im, c)
     im = resize_image(im, w, h, resize)
     a = np.asarray(im, dtype=np.float32)

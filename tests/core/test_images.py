@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from netbuilder.core.datasets.folder import read_image_folder, scan_folder
-from netbuilder.core.images import ImageError, prepare_image
+from netbuilder.core.images import ImageError, decode_image, prepare_image
 
 RNG = np.random.default_rng(0)
 
@@ -87,3 +87,9 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path):
         prepare_image(tmp_path / "missing.png", (1, 8, 8))
     with pytest.raises(ImageError, match="shape"):
         prepare_image(np.zeros((5, 5, 5), np.uint8), (1, 8, 8))
+
+
+def test_the_loaders_report_sees_the_files_mode_and_size_not_the_jpeg_draft(tmp_path):
+    Image.fromarray(_rgb(64, 64)).save(tmp_path / "big.jpg")
+    got = decode_image(tmp_path / "big.jpg", (1, 16, 16), "fit")  # drafted to grey at a smaller scale
+    assert (got.mode, got.resized, got.array.shape) == ("RGB", True, (1, 16, 16))
