@@ -43,6 +43,7 @@ from netbuilder.gui.views.data_panel import DataPanel
 from netbuilder.gui.views.feature_maps import FeatureMapView
 from netbuilder.gui.views.filters import FilterView
 from netbuilder.gui.views.gradients import GradientView
+from netbuilder.gui.views.step_view import StepView
 from netbuilder.gui.window_actions import BUILD, TRAIN, TRY
 
 APP_TITLE = "netbuilder"
@@ -162,6 +163,9 @@ class MainWindow(QMainWindow):
         self.epoch_tabs.setObjectName("epoch_tabs")
         self.epoch_tabs.addTab(_scrolled(self.confusion), "Confusion matrix")
         self.epoch_tabs.addTab(_scrolled(self.gradients), "Gradients")
+        self.step_view = StepView(controller, self)  # scrolls itself; shown after each Step (F10)
+        self.epoch_tabs.addTab(self.step_view, "Step inspector")
+        controller.stepTraced.connect(lambda _event: self.epoch_tabs.setCurrentWidget(self.step_view))
         middle = self.curves_splitter = QSplitter(Qt.Orientation.Vertical, self)
         middle.addWidget(self.curves)
         middle.addWidget(self.epoch_tabs)

@@ -37,7 +37,7 @@ from netbuilder.gui.engine_picker import EnginePicker
 from netbuilder.gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
 
 PROGRESS_MS = 200  # the progress bar and speed are redrawn at most 5 times a second
-SHORTCUTS = {"train": "F5", "continue": "Ctrl+F5", "pause": "F6", "resume": "F6", "stop": "Shift+F5"}
+SHORTCUTS = {"train": "F5", "continue": "Ctrl+F5", "pause": "F6", "resume": "F6", "step": "F10", "stop": "Shift+F5"}
 LOSS_TIPS = {
     "cross_entropy": "softmax + cross-entropy: the usual choice for classifying into classes",
     "squared_error": "half the squared difference to the one-hot target",
@@ -100,7 +100,7 @@ class TrainPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.setSpacing(4)
         self.buttons = {}
-        for name in ("train", "pause", "resume", "stop"):
+        for name in ("train", "pause", "resume", "step", "stop"):
             button = QToolButton()
             button.setDefaultAction(self.actions[name])
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -219,6 +219,8 @@ class TrainPanel(QWidget):
                       "Hold training after the batch in progress"),
             "resume": ("Resume", QStyle.StandardPixmap.SP_MediaPlay, self.controller.resume,
                        "Go on training from where it was paused"),
+            "step": ("Step", QStyle.StandardPixmap.SP_MediaSkipForward, self.controller.step,
+                     "Train exactly one batch, then pause; the Step inspector shows every block's values"),
             "stop": ("Stop", QStyle.StandardPixmap.SP_MediaStop, self.controller.stop,
                      "End the run after the batch in progress; the weights trained so far are kept"),
         }
@@ -235,6 +237,7 @@ class TrainPanel(QWidget):
         self.continue_action = self.actions["continue"]
         self.pause_action = self.actions["pause"]
         self.resume_action = self.actions["resume"]
+        self.step_action = self.actions["step"]
         self.stop_action = self.actions["stop"]
 
     def _combo(self, field: str, label: str, choices, tips: dict, form: QFormLayout) -> None:
@@ -384,7 +387,7 @@ class TrainPanel(QWidget):
             else:
                 text = "Training…"
         elif state == PAUSED:
-            text = f"Paused — {SHORTCUTS['resume']} or Resume goes on"
+            text = f"Paused — {SHORTCUTS['resume']} or Resume goes on, {SHORTCUTS['step']} or Step trains one batch"
         elif state == STOPPING:
             text = "Stopping after the batch in progress…"
         elif self._ended is not None:
@@ -411,6 +414,7 @@ class TrainPanel(QWidget):
         self.continue_action.setEnabled(idle and self.controller.has_trained)
         self.pause_action.setEnabled(state in (LOADING, RUNNING))
         self.resume_action.setEnabled(state == PAUSED)
+        self.step_action.setEnabled(state in (IDLE, LOADING, RUNNING, PAUSED))
         self.stop_action.setEnabled(state in (LOADING, RUNNING, PAUSED))
         paused = state == PAUSED
         self.buttons["pause"].setVisible(not paused)

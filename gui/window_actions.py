@@ -77,7 +77,7 @@ def create_actions(w) -> None:
 
     panel = w.train_panel
     w.train_actions = [panel.train_action, panel.continue_action, panel.pause_action, panel.resume_action,
-                       panel.stop_action]
+                       panel.step_action, panel.stop_action]
     for action in w.train_actions:
         w.addAction(action)  # their shortcuts work in both modes
     w.export_action = add_action(w, "Export Weights…", lambda: w.exports.export_weights(), "Ctrl+E",

@@ -14,6 +14,8 @@ thread and carries one of ``core.run_events``' typed events (copies, safe to kee
   probeReady           Probe: about 4 a second while training, once after ``set_probe_sample``
                        when idle or paused (at the next batch while training)
   filtersReady         Filters of the first convolution (weight None without one); ~2 a second
+  stepTraced           StepTraced: a Step's batch, block by block (a^[l−1], Z, a, δ, ∂L/∂W, ΔW);
+                       the run is paused after it
   runEnded             core RunEnded (status "finished" | "stopped" | "diverged" | "failed"); always
                        the last signal of a run, also when it could not start
   error(str)           a message naming the problem (bad data, divergence, shape mismatch...)
@@ -41,7 +43,17 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal
 from netbuilder.core.checkpoint import save_checkpoint
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.network import Network
-from netbuilder.core.run_events import BatchesDone, DataReady, EpochsDone, Filters, Probe, RunBegan, RunEnded, RunFailed
+from netbuilder.core.run_events import (
+    BatchesDone,
+    DataReady,
+    EpochsDone,
+    Filters,
+    Probe,
+    RunBegan,
+    RunEnded,
+    RunFailed,
+    StepTraced,
+)
 from netbuilder.core.weights import save_weights
 from netbuilder.gui.background import Jobs
 from netbuilder.gui.document import ProjectDocument
@@ -64,6 +76,7 @@ class TrainingController(QObject):
     epochEnded = Signal(object)
     probeReady = Signal(object)
     filtersReady = Signal(object)
+    stepTraced = Signal(object)
     runEnded = Signal(object)
     error = Signal(str)
     trainedChanged = Signal(bool)
@@ -77,7 +90,8 @@ class TrainingController(QObject):
         self._jobs = Jobs(self)
         self._route = {DataReady: self._on_dataset, RunBegan: self._on_run_started, BatchesDone: self._on_batch,
                        EpochsDone: self.epochEnded.emit, Probe: self.probeReady.emit, Filters: self.filtersReady.emit,
-                       RunEnded: self._on_run_ended, RunFailed: lambda e: self.error.emit(e.message)}
+                       RunEnded: self._on_run_ended, RunFailed: lambda e: self.error.emit(e.message),
+                       StepTraced: self._on_step_traced}
         self._state = IDLE
         self._runs = 0
         self._pending = ("new", "", doc.project.training)  # mode, label note, settings of the request
@@ -184,6 +198,29 @@ class TrainingController(QObject):
         if self._state == PAUSED:
             self._session.resume()
             self._set_state(RUNNING if self._last_started else LOADING)
+
+    def step(self) -> bool:
+        """Train exactly one batch and pause, with every block's values recorded (``stepTraced``).
+
+        Idle: starts a run (continuing the last one when it can be continued, else from fresh
+        weights) that pauses after its first batch; paused: one more batch; running: pauses after
+        the next batch. Returns False when nothing could be done (the reason emitted as ``error``).
+        """
+        if self._state == IDLE:
+            if not self.start("continue" if self.has_trained and not self.continue_problem() else "new"):
+                return False
+            self._session.step()
+            return True
+        if self._state not in (LOADING, RUNNING, PAUSED):
+            return False
+        self._session.step()
+        if self._state == PAUSED:
+            self._set_state(RUNNING if self._last_started else LOADING)
+        return True
+
+    def set_step_sample(self, index: int) -> None:
+        """The sample of the batch (its row) whose feature maps the next Step shows."""
+        self._session.set_step_sample(index)
 
     def stop(self) -> None:
         """End the run after the batch in progress (the weights trained so far are kept)."""
@@ -298,6 +335,11 @@ class TrainingController(QObject):
         if not self._announced:
             self._announced = True
             self.trainedChanged.emit(True)
+
+    def _on_step_traced(self, event: StepTraced) -> None:
+        if self._state in (LOADING, RUNNING) and self._session.paused:
+            self._set_state(PAUSED)
+        self.stepTraced.emit(event)
 
     def _on_run_ended(self, event) -> None:
         self._last_started = False

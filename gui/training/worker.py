@@ -27,7 +27,17 @@ from netbuilder.core.checkpoint import load_checkpoint
 from netbuilder.core.datasets import DatasetError, load_project_dataset
 from netbuilder.core.errors import ProjectError, TrainingError
 from netbuilder.core.run_control import RunControl
-from netbuilder.core.run_events import BatchesDone, DataReady, EpochsDone, Filters, Probe, RunBegan, RunFailed
+from netbuilder.core.run_events import (
+    BatchesDone,
+    DataReady,
+    EpochsDone,
+    Filters,
+    Probe,
+    RunBegan,
+    RunFailed,
+    StepTraced,
+)
+from netbuilder.core.step_trace import StepTrace
 from netbuilder.core.torch_engine import TorchMissingError
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
 from netbuilder.core.training_run import TrainingRun, describe_engine
@@ -102,6 +112,18 @@ class TrainingSession:
         """Use ``lr`` from the next batch of the run in progress (or of the run being prepared)."""
         self.control.set_learning_rate(lr)
 
+    def step(self) -> None:
+        """Train exactly one batch, recorded block by block (a ``StepTraced`` follows), then pause."""
+        self.control.step()
+
+    def set_step_sample(self, index: int) -> None:
+        """The batch row whose feature maps the next Step keeps."""
+        self.step_sample = max(int(index), 0)
+        if self.trainer is not None:
+            self.trainer.step_sample = self.step_sample
+
+    step_sample = 0
+
     def request_probe(self, index: int) -> None:
         """Probe sample ``index`` at the next batch of the run in progress."""
         self._probe_index = index
@@ -119,6 +141,7 @@ class TrainingSession:
             report(RunEnded("failed", message, 0))
             return
         trainer.control = control  # what was asked while the data loaded holds for the run
+        trainer.step_sample = self.step_sample
         self._train(trainer, request, history, report)
 
     def probe_once(self, report: Report) -> None:
@@ -247,6 +270,10 @@ class TrainingSession:
                     if now - last_filters >= FILTER_INTERVAL:
                         report(first_filters(net))
                         last_filters = now
+                elif isinstance(event, StepTrace):  # a Step's batch: the run is paused after it
+                    flush()
+                    self._probe(trainer, report)
+                    report(StepTraced(event))
                 elif isinstance(event, EpochEnd):
                     now = time.monotonic()
                     if event.epoch == final_epoch or now - last_checkpoint >= CHECKPOINT_INTERVAL:
