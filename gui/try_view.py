@@ -43,7 +43,7 @@ from netbuilder.gui import theme
 from netbuilder.gui.background import Jobs
 from netbuilder.gui.views.feature_maps import ProbabilityBars, _LayerSection, _shows_maps, class_name
 from netbuilder.gui.views.sketch import SketchPad
-from netbuilder.gui.views.tiles import SEQUENTIAL, TileGrid, scale_together
+from netbuilder.gui.views.tiles import TileGrid, _lut, scale_together
 
 OVERLAYS = (("gradient", "Input gradient |∂ score / ∂ x|"), ("gradcam", "Grad-CAM (last convolution)"),
             ("none", "No overlay"))
@@ -97,8 +97,12 @@ def classify(network: Network, x: np.ndarray, source: str, trained: bool) -> Try
     return TryResult(source, x, outputs[0].copy(), predicted, layers, maps, trained)
 
 
-def overlay(image: np.ndarray, heat: np.ndarray | None, strength: float = 0.6) -> np.ndarray:
-    """(H, W, 3) RGB in [0, 1]: the image in grey or colour with ``heat`` ([0, 1]) blended over it."""
+HEAT = _lut("inferno")  # saliency: black (nothing) through red to yellow (most)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray | None, dim: float = 0.45) -> np.ndarray:
+    """(H, W, 3) RGB in [0, 1]: the image in grey or colour, and with ``heat`` ([0, 1]) the image
+    dimmed to ``dim`` under the heat's colours, which cover it as much as they are hot."""
     c = image.shape[0]
     base = np.repeat(image[:1], 3, axis=0) if c != 3 else image
     base = base.transpose(1, 2, 0)
@@ -106,9 +110,9 @@ def overlay(image: np.ndarray, heat: np.ndarray | None, strength: float = 0.6) -
     base = base if inside else scale_together(base)
     if heat is None:
         return base
-    colours = SEQUENTIAL[np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8)].astype(np.float32) / 255
-    alpha = (strength * heat)[..., None]
-    return base * (1 - alpha) + colours * alpha
+    colours = HEAT[np.clip(heat * 255 + 0.5, 0, 255).astype(np.uint8)].astype(np.float32) / 255
+    alpha = np.sqrt(np.clip(heat, 0, 1))[..., None]  # faint evidence still shows
+    return base * dim * (1 - alpha) + colours * alpha
 
 
 class TryView(QWidget):
