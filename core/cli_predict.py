@@ -226,49 +226,9 @@ def run_predict(args) -> int:
 
 
 # --- evaluate ---------------------------------------------------------------------------------
-def evaluation_split(project, dataset, split: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """(x, y, what) of ``split``: "test", the dataset's test split; "val", the validation split
-    training holds out (the dataset's own, else ``train_val_split`` of the training data by the
-    project's validation_fraction and seed, as ``Trainer`` does). ValueError when there is none."""
-    from netbuilder.core.datasets.split import train_val_split
-
-    has_test = dataset.x_test is not None and len(dataset.x_test) > 0
-    y = np.asarray(dataset.y_train, np.int64)
-    if dataset.x_val is not None:
-        val, x_all, y_all = None, dataset.x_val, np.asarray(dataset.y_val, np.int64)
-    else:
-        _, val = train_val_split(y, project.training.validation_fraction, project.training.seed)
-        x_all, y_all = dataset.x_train, y
-    has_val = val is None or len(val) > 0
-    if not has_test and not has_val:
-        raise ValueError(f"the dataset {dataset.name!r} has no test split and the project holds out no validation "
-                         f"split (validation_fraction {project.training.validation_fraction}): no images were kept "
-                         "from training to evaluate on")
-    if split == "test":
-        if not has_test:
-            raise ValueError(f"the dataset {dataset.name!r} has no test split; evaluate on training's "
-                             "validation split with --split val")
-        return dataset.x_test, np.asarray(dataset.y_test, np.int64), "test split"
-    if not has_val:
-        raise ValueError(f"the project holds out no validation split (validation_fraction "
-                         f"{project.training.validation_fraction}); evaluate on the test split")
-    if val is None:
-        return x_all, y_all, "validation split"
-    return x_all[val], y_all[val], "validation split"
-
-
-def evaluate_network(network, x: np.ndarray, y: np.ndarray, names: list[str], wrong: int = WRONG_SHOWN):
-    """``core.metrics.classification_report`` of ``network`` on (x, y): the engine's outputs, its
-    own decisions (``network.classify``)."""
-    from netbuilder.core.metrics import class_probabilities, classification_report
-
-    outputs = network.predict(np.asarray(x, network.dtype))
-    probs = class_probabilities(outputs, final_activation(network))
-    return classification_report(y, probs, names, predicted=network.classify(outputs), wrong=wrong)
-
-
 def run_evaluate(args) -> int:
     from netbuilder.core.datasets import load_project_dataset
+    from netbuilder.core.metrics import evaluate_network, evaluation_split
 
     loaded = load_trained(args.project, args.weights)
     if isinstance(loaded, int):
@@ -293,7 +253,7 @@ def run_evaluate(args) -> int:
     if len(y) and int(y.max()) >= classes:
         error(f"{path}: the dataset has label {int(y.max())} but the network has only {classes} classes")
         return EXIT_ERROR
-    report = evaluate_network(network, x, y, class_names(project, path.parent, classes, dataset))
+    report = evaluate_network(network, x, y, class_names(project, path.parent, classes, dataset), wrong=WRONG_SHOWN)
     if args.json:
         _print_json({"project": project.name, "dataset": dataset.name, "split": args.split, **report.to_dict()})
     else:
@@ -328,5 +288,5 @@ def format_report(report, title: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["add_parsers", "load_trained", "class_names", "image_files", "evaluation_split", "evaluate_network",
-           "format_report", "run_predict", "run_evaluate"]
+__all__ = ["add_parsers", "load_trained", "class_names", "image_files", "format_report", "run_predict",
+           "run_evaluate"]

@@ -5,6 +5,9 @@ the window (the confusion matrix, the evaluation report): plain numpy.
   the predicted one.
 - ``class_probabilities(outputs, activation)``: (N, K) probabilities from the network's outputs
   (a softmax output as it is; one sigmoid output p as [1 - p, p]; anything else through a softmax).
+- ``evaluate_network(network, x, y, class_names)``: that report for a network on raw images, and
+  ``evaluation_split(project, dataset, "test" | "val")`` the held-out images to give it (the
+  validation split as training holds it out).
 - ``classification_report(true, probabilities, class_names, predicted=None)``: accuracy,
   per-class precision, recall, F1 and support, their macro and weighted averages, the confusion
   matrix and the most confidently wrong samples, as a ``ClassificationReport`` (``to_dict()`` for
@@ -191,5 +194,50 @@ def classification_report(true: np.ndarray, probabilities: np.ndarray, class_nam
     )
 
 
-__all__ = ["confusion_matrix", "class_probabilities", "predicted_classes", "Mistake", "most_confidently_wrong",
-           "per_class", "ClassificationReport", "classification_report"]
+# --- a network on held-out data ----------------------------------------------------------------
+def evaluation_split(project, dataset, split: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(x, y, what) of ``split``: "test", the dataset's test split; "val", the validation split
+    training holds out (the dataset's own, else ``train_val_split`` of the training data by the
+    project's validation_fraction and seed, as ``Trainer`` does). ValueError when there is none."""
+    from netbuilder.core.datasets.split import train_val_split
+
+    if split not in ("test", "val"):
+        raise ValueError(f"the split to evaluate on is 'test' or 'val', got {split!r}")
+    has_test = dataset.x_test is not None and len(dataset.x_test) > 0
+    y = np.asarray(dataset.y_train, np.int64)
+    if dataset.x_val is not None:
+        val, x_all, y_all = None, dataset.x_val, np.asarray(dataset.y_val, np.int64)
+    else:
+        _, val = train_val_split(y, project.training.validation_fraction, project.training.seed)
+        x_all, y_all = dataset.x_train, y
+    has_val = val is None or len(val) > 0
+    if not has_test and not has_val:
+        raise ValueError(f"the dataset {dataset.name!r} has no test split and the project holds out no validation "
+                         f"split (validation_fraction {project.training.validation_fraction}): no images were kept "
+                         "from training to evaluate on")
+    if split == "test":
+        if not has_test:
+            raise ValueError(f"the dataset {dataset.name!r} has no test split; evaluate on training's "
+                             "validation split with --split val")
+        return dataset.x_test, np.asarray(dataset.y_test, np.int64), "test split"
+    if not has_val:
+        raise ValueError(f"the project holds out no validation split (validation_fraction "
+                         f"{project.training.validation_fraction}); evaluate on the test split")
+    if val is None:
+        return x_all, y_all, "validation split"
+    return x_all[val], y_all[val], "validation split"
+
+
+def evaluate_network(network, x: np.ndarray, y: np.ndarray, class_names: Sequence[str] | None = None,
+                     wrong: int = 8) -> ClassificationReport:
+    """``classification_report`` of a ``core.network.Network`` on raw [0, 1] images ``x`` (N, C, H, W)
+    and labels ``y``: the engine's outputs (``network.predict``, which applies the normalisation) and
+    its own decisions (``network.classify``)."""
+    outputs = network.predict(np.asarray(x, network.dtype))
+    activation = network.stages[-1].info.block.get("activation")
+    return classification_report(y, class_probabilities(outputs, activation), class_names,
+                                 predicted=network.classify(outputs), wrong=wrong)
+
+
+__all__ = ["evaluation_split", "evaluate_network", "confusion_matrix", "class_probabilities", "predicted_classes",
+           "Mistake", "most_confidently_wrong", "per_class", "ClassificationReport", "classification_report"]
