@@ -171,6 +171,13 @@ def create_menus(w) -> None:
     train_menu.addActions(w.train_actions)
     train_menu.addSeparator()
     train_menu.addActions([w.save_checkpoint_action, w.resume_checkpoint_action])
+    from netbuilder.gui.gradcheck_dialog import verify_gradients
+
+    w.verify_gradients_action = add_action(
+        w, "Verify Gradients…", lambda: verify_gradients(w),
+        tip="Check backpropagation on this network and a batch of its data against finite differences")
+    train_menu.addSeparator()
+    train_menu.addAction(w.verify_gradients_action)
     w.train_menu = train_menu
 
     help_menu = bar.addMenu("&Help")
