@@ -95,3 +95,27 @@ def test_the_window_uses_these_metrics():
     assert events.confusion_matrix is metrics.confusion_matrix
     np.testing.assert_allclose(events.class_probabilities(np.array([1.0, 3.0]), "identity"),
                                class_probabilities(np.array([[1.0, 3.0]]), "identity")[0])
+
+
+def test_evaluate_network_counts_the_engines_decisions_on_the_split_training_holds_out():
+    from netbuilder.core.datasets import load_dataset, train_val_split
+    from netbuilder.core.metrics import evaluate_network, evaluation_split
+    from netbuilder.core.network import Network
+    from netbuilder.core.project import Project
+
+    project = Project.from_dict({
+        "format": 2, "name": "t", "input_shape": [1, 28, 28], "num_classes": 10,
+        "blocks": [{"kind": "flatten"}, {"kind": "dense", "units": 10, "activation": "softmax"}],
+        "training": {"validation_fraction": 0.25, "seed": 3}, "dataset": {"kind": "shapes"}})
+    ds = load_dataset({"kind": "shapes", "train_size": 80, "test_size": 20})
+    net = Network(project)
+    x, y, what = evaluation_split(project, ds, "val")
+    _, val = train_val_split(ds.y_train, 0.25, 3)
+    np.testing.assert_array_equal(x, ds.x_train[val])
+    assert what == "validation split" and len(y) == 20
+    r = evaluate_network(net, x, y, ds.class_names)
+    assert r.correct == int((net.predict(x).argmax(axis=1) == y).sum()) and r.total == 20
+    x, y, _ = evaluation_split(project, ds, "test")
+    assert len(y) == 20 and evaluate_network(net, x, y).class_names[0] == "class 0"
+    with pytest.raises(ValueError, match="'test' or 'val'"):
+        evaluation_split(project, ds, "train")
