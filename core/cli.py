@@ -37,6 +37,10 @@ Build convolutional neural networks visually, train them live, export what they 
                                 export trained weights, verified against the app
   netbuilder export PROJECT --format torch-train -o DIR
                                 a standalone PyTorch train.py that trains it as the app does
+  netbuilder predict PROJECT WEIGHTS IMAGE...
+                                classify image files (or folders of them) with trained weights
+  netbuilder evaluate PROJECT WEIGHTS [--split test|val]
+                                accuracy, per-class precision/recall/F1, confusion matrix
   netbuilder diagram PROJECT -o net.svg
                                 draw the pipeline as SVG or PNG
   netbuilder examples           list the bundled examples (usable by name: netbuilder train lenet5)
