@@ -108,6 +108,7 @@ class TrainPanel(QWidget):
             buttons.addWidget(button)
             self.buttons[name] = button
         self.buttons["train"].setFont(theme.font(bold=True))
+        self.buttons["step"].setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)  # the row stays narrow
         buttons.addStretch(1)
         self.continue_button = QToolButton()
         self.continue_button.setDefaultAction(self.continue_action)

@@ -11,6 +11,7 @@ drawn as tiles (a, Z and a^[l−1] in viridis, δ in a blue–white–red scale 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
@@ -43,6 +44,11 @@ NOTATION = ("Forward: Z<sup>[l]</sup> = W<sup>[l]</sup> a<sup>[l−1]</sup> + b<
 EMPTY = "Press Step (F10) to train one batch and see every block's values and error terms here."
 MAP_TILE = 28  # pixels per feature-map tile
 MAX_MAPS = 16  # channels drawn per value
+
+
+def superscripts(text: str) -> str:
+    """"a^[l−1]" as rich text: the layer index raised."""
+    return re.sub(r"\^(\[[^\]]*\])", r"<sup>\1</sup>", text)
 
 
 def _num(v: float) -> str:
@@ -93,7 +99,7 @@ class BlockCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6 + 18 * block.depth, 4, 6, 4)
         title = QLabel(f"<b>{block.path.replace('.', ' › ')}</b> · {block.kind} · "
-                       f"<span style='color:{theme.MUTED}'>{block.formula}</span>")
+                       f"<span style='color:{theme.MUTED}'>{superscripts(block.formula)}</span>")
         title.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(title)
         grid = self.grid = QGridLayout()
@@ -105,21 +111,30 @@ class BlockCard(QFrame):
             grid.addWidget(head, 0, col)
         self.rows: dict[str, int] = {}
         for key, stats in block.tensors.items():
-            symbol = SYMBOLS[key] + (f" = {DELTA_OF[block.delta_of]}" if key == "delta" else "")
-            self._row(key, symbol, stats, block.maps.get(key), key == "delta")
+            tip = f"δ = {DELTA_OF[block.delta_of]}" if key == "delta" else ""
+            self._row(key, SYMBOLS[key], stats, block.maps.get(key), key == "delta", tip)
         for p in block.params:
             leaf = p.name.rsplit(".", 1)[-1]
             sym = "W" if leaf == "weight" else "b" if leaf == "bias" else leaf
-            self._row(f"grad:{leaf}", f"∂L/∂{sym}<sup>[l]</sup>", p.grad, None, True)
-            self._row(f"update:{leaf}", f"Δ{sym} &nbsp;(‖Δ{sym}‖/‖{sym}‖ = {_num(p.ratio)})", p.update, None, True)
+            self._row(f"grad:{leaf}", f"∂L/∂{sym}<sup>[l]</sup>", p.grad, None, True, p.name)
+            self._row(f"update:{leaf}", f"Δ{sym}", p.update, None, True,
+                      f"the update the optimiser applied to {p.name}: {sym}_after − {sym}_before",
+                      f"‖Δ{sym}‖/‖{sym}‖ = {_num(p.ratio)}")
         layout.addLayout(grid)
 
-    def _row(self, key: str, symbol: str, stats: TensorStats, maps, centred: bool) -> None:
+    def _row(self, key: str, symbol: str, stats: TensorStats, maps, centred: bool, tip: str = "",
+             note: str = "") -> None:
         r = self.grid.rowCount()
         self.rows[key] = r
         label = QLabel(symbol)
         label.setTextFormat(Qt.TextFormat.RichText)
+        label.setToolTip(tip)
         self.grid.addWidget(label, r, 0)
+        if note:
+            extra = QLabel(note)
+            extra.setObjectName(f"note_{key}")
+            theme.style(extra, "color: {MUTED};")
+            self.grid.addWidget(extra, r + 1, 1, 1, 6)
         texts = ("×".join(map(str, stats.shape)), _num(stats.min), _num(stats.mean), _num(stats.max),
                  f"{100 * stats.zeros:.1f}%")
         for col, text in enumerate(texts, 1):

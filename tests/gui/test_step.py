@@ -73,3 +73,29 @@ def test_the_f10_action_steps_while_paused_and_the_status_says_so(window, doc, q
     with qtbot.waitSignal(controller.runEnded, timeout=RUN) as ended:
         controller.stop()
     assert ended.args[0].status == "stopped"
+
+
+def test_the_inspector_shows_inner_blocks_by_path_indented_and_the_torch_message(controller, qtbot):
+    from netbuilder.core.step_trace import NEEDS_NUMPY, StepTrace
+    from netbuilder.core.trainer import Trainer
+    from netbuilder.gui.views.step_view import StepView
+    from tests.core.test_groups import nested_project
+    from tests.core.test_trainer import blobs
+
+    trainer = Trainer(nested_project(), blobs(n=48, shape=(2, 6, 6)))
+    trainer.step_sample = 3
+    trainer.step()
+    run = trainer.run()
+    trace = next(e for e in run if isinstance(e, StepTrace))
+    trainer.stop()
+    list(run)
+    view = StepView(controller)
+    qtbot.addWidget(view)
+    view.show_trace(trace)
+    assert list(view.cards) == [b.path for b in trace.blocks] and trace.sample == 3
+    inner, outer = view.cards["res1.conv1"], view.cards["res1"]
+    assert inner.layout().contentsMargins().left() > outer.layout().contentsMargins().left()
+    assert "z" in outer.rows and "note_update:weight" in {w.objectName() for w in view.cards["stem"].findChildren(
+        type(view.header))}
+    view.show_trace(StepTrace(1, 1, 5, 0.5, 8, 0.01, "SGD", 1, message=NEEDS_NUMPY))
+    assert view.cards == {} and NEEDS_NUMPY in view.header.text()
