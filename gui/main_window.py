@@ -40,6 +40,7 @@ from netbuilder.gui.try_view import TryView
 from netbuilder.gui.views.block_preview import BlockPreviewView
 from netbuilder.gui.views.confusion import ConfusionView
 from netbuilder.gui.views.data_panel import DataPanel
+from netbuilder.gui.views.evaluation import EvaluationView
 from netbuilder.gui.views.feature_maps import FeatureMapView
 from netbuilder.gui.views.filters import FilterView
 from netbuilder.gui.views.gradients import GradientView
@@ -163,6 +164,8 @@ class MainWindow(QMainWindow):
         self.epoch_tabs.setObjectName("epoch_tabs")
         self.epoch_tabs.addTab(_scrolled(self.confusion), "Confusion matrix")
         self.epoch_tabs.addTab(_scrolled(self.gradients), "Gradients")
+        self.evaluation = EvaluationView(controller, self._open_in_try, self)  # after each run
+        self.epoch_tabs.addTab(self.evaluation, "Evaluation")
         self.step_view = StepView(controller, self)  # scrolls itself; shown after each Step (F10)
         self.epoch_tabs.addTab(self.step_view, "Step inspector")
         controller.stepTraced.connect(lambda _event: self.epoch_tabs.setCurrentWidget(self.step_view))
@@ -292,6 +295,11 @@ class MainWindow(QMainWindow):
     @property
     def mode(self) -> str:
         return self._mode
+
+    def _open_in_try(self, image, label: str) -> None:
+        """Show ``image`` (C, H, W) in the Try view: the evaluation gallery's misclassified images."""
+        self.set_mode(TRY)
+        self.try_view.submit(image, label)
 
     def _trained_weights(self) -> dict | None:
         """The last run's trained weights (for the block preview), or None before any."""
