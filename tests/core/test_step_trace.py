@@ -198,3 +198,13 @@ def test_the_torch_engine_steps_and_pauses_but_says_traces_need_the_numpy_engine
     trainer = TorchTrainer(mlp_project(), blobs(), device="cpu")
     _, (trace,) = step_once(trainer)
     assert trace.message == NEEDS_NUMPY and trace.blocks == [] and trace.batch == 1
+
+
+def test_a_run_without_a_step_records_nothing(monkeypatch):
+    from netbuilder.core import step_trace
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a normal batch must not be recorded")
+    monkeypatch.setattr(step_trace, "StepRecorder", refuse)
+    history = Trainer(mlp_project(epochs=1), blobs()).fit()
+    assert history.status == "finished"
