@@ -232,16 +232,19 @@ def _own_parameters(network) -> list[tuple]:
 
 
 def _pick(own: dict, samples: int, rng: np.random.Generator) -> list[tuple[str, int]]:
-    """``samples`` (name, flat index) entries spread over a block's parameter arrays (each gets a share)."""
-    names = [n for n, v in own.items() if v.size]
+    """``samples`` (name, flat index) entries spread over a block's parameter arrays: an even share
+    each, what a small array (a bias) cannot take going to the bigger ones."""
+    names = sorted((n for n, v in own.items() if v.size), key=lambda n: own[n].size)
     if not names or samples <= 0:
         return []
-    share, extra = divmod(samples, len(names))
-    picks = []
+    picks, left = [], samples
     for i, name in enumerate(names):
         size = own[name].size
-        k = min(size, share + (1 if i < extra else 0))
+        k = min(size, left // (len(names) - i))
+        left -= k
         picks += [(name, int(j)) for j in np.sort(rng.choice(size, size=k, replace=False))]
+    order = {n: i for i, n in enumerate(own)}
+    picks.sort(key=lambda p: (order[p[0]], p[1]))
     return picks
 
 
