@@ -6,6 +6,10 @@ computes every parameter's gradient of the project's loss on the batch ``(x, y)`
 groups too, with the central difference ``(L(θ + h) - L(θ - h)) / 2h`` of the same loss, in the same
 mode: training mode (BatchNorm uses the batch's statistics), with every dropout mask fixed (drawn
 once from the check's seed, the same for every evaluation), so both sides differentiate one function.
+A top-level block without parameters (pooling, flatten, dropout, activation) and a group (its skip
+or merge) are checked through their input instead: the gradient of the loss with respect to the
+block's input, as the layers' backward chain it, against perturbing entries of that input and
+running the rest of the network.
 
 The relative error of one parameter is ``|analytic - numeric| / max(|analytic| + |numeric|, floor)``;
 ``floor`` keeps a gradient that is zero up to rounding (a dead ReLU's weight) from dividing rounding
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from netbuilder.core.blocks import KINDS
 from netbuilder.core.layers import Activation
 from netbuilder.core.layers.dropout import Dropout
 from netbuilder.core.layers.global_pool import GlobalPool
@@ -43,8 +48,10 @@ DEFAULT_BATCH = 8
 @dataclass
 class BlockResult:
     """One block's figures. ``checked`` counts the compared parameters (the inner blocks' too, for a
-    group), ``skipped`` those whose perturbation crossed a kink; ``max_error`` is None when nothing
-    was compared (a block without parameters)."""
+    group), ``inputs`` the compared entries of the gradient with respect to the block's input (for a
+    top-level block without parameters of its own, and a group: its skip or merge), ``skipped`` those
+    whose perturbation crossed a kink; ``max_error`` is None when nothing was compared (a block inside
+    a group without parameters)."""
 
     path: str
     kind: str
@@ -53,7 +60,8 @@ class BlockResult:
     checked: int = 0
     skipped: int = 0
     max_error: float | None = None
-    worst: str = ""  # the parameter entry with the largest error, e.g. "conv1.weight[3, 0, 2, 1]"
+    worst: str = ""  # the entry with the largest error, e.g. "conv1.weight[3, 0, 2, 1]", "pool1 input[0, 2, 5, 1]"
+    inputs: int = 0  # compared entries of the gradient with respect to the block's input (top-level blocks)
 
     @property
     def passed(self) -> bool:
@@ -65,8 +73,8 @@ class BlockResult:
 
     def to_dict(self) -> dict:
         return {"block": self.path, "kind": self.kind, "depth": self.depth, "parameters": self.parameters,
-                "checked": self.checked, "skipped_kinks": self.skipped, "max_rel_error": self.max_error,
-                "worst": self.worst, "passed": self.passed}
+                "checked": self.checked, "inputs_checked": self.inputs, "skipped_kinks": self.skipped,
+                "max_rel_error": self.max_error, "worst": self.worst, "passed": self.passed}
 
 
 @dataclass
@@ -90,7 +98,8 @@ class GradCheckReport:
 
     @property
     def checked(self) -> int:
-        return sum(b.checked for b in self.blocks if b.depth == 0)
+        """Compared values: parameters, and the input gradients of top-level blocks."""
+        return sum(b.checked + b.inputs for b in self.blocks if b.depth == 0)
 
     @property
     def skipped(self) -> int:
@@ -106,7 +115,7 @@ class GradCheckReport:
         worst_text = f"largest relative error {worst:.1e}" if worst is not None else "nothing to compare"
         kinks = f", {self.skipped} skipped at kinks" if self.skipped else ""
         if self.passed:
-            return (f"gradients verified: {self.checked} parameters in {len(self.blocks)} blocks, {worst_text}"
+            return (f"gradients verified: {self.checked} values in {len(self.blocks)} blocks, {worst_text}"
                     f" (pass below {self.tolerance:.0e}){kinks}")
         names = ", ".join(b.path for b in self.failed)
         return (f"gradients WRONG in {len(self.failed)} block{'s' if len(self.failed) != 1 else ''} ({names}): "
@@ -129,7 +138,9 @@ def format_block(b: BlockResult, width: int = 0) -> str:
     verdict = "pass" if b.passed else "FAIL"
     extra = f", {b.skipped} skipped at kinks" if b.skipped else ""
     worst = f"  worst {b.worst}" if not b.passed and b.worst else ""
-    return f"{name}  max rel error {b.max_error:.1e}  {verdict}  ({b.checked} parameters{extra}){worst}"
+    counts = ([f"{b.checked} parameters"] if b.has_parameters else []) + \
+        ([f"{b.inputs} input values"] if b.inputs else [])
+    return f"{name}  max rel error {b.max_error:.1e}  {verdict}  ({', '.join(counts)}{extra}){worst}"
 
 
 def format_report(report: GradCheckReport) -> str:
@@ -248,6 +259,41 @@ def _pick(own: dict, samples: int, rng: np.random.Generator) -> list[tuple[str, 
     return picks
 
 
+def _label(name: str, shape, j: int) -> str:
+    return f"{name}[{', '.join(map(str, np.unravel_index(j, shape)))}]"
+
+
+def _partial_loss(network, layers: list, held: np.ndarray, targets: np.ndarray, record: list):
+    """The loss as a function of ``held``, the input of ``layers`` (the rest of the network)."""
+    def loss() -> float:
+        record.clear()
+        h = held
+        for layer in layers:
+            h = layer.forward(h, True)
+        value, _ = network.loss.value_and_grad(h.reshape(len(h), -1), targets)
+        return float(value)
+    return loss
+
+
+def _inputs_and_deltas(network, layers: list, prepared: np.ndarray, targets: np.ndarray):
+    """Every layer's input and the gradient of the loss with respect to it, from one training
+    forward and the layers' own backward (as ``train_step`` chains them)."""
+    first = network._first_weighted
+    if first is not None:
+        first.needs_input_grad = True  # the input gradient of the first weighted layer is wanted here
+    inputs, h = [], prepared
+    for layer in layers:
+        inputs.append(h)
+        h = layer.forward(h, True)
+    _, grad = network.loss.value_and_grad(h.reshape(len(h), -1), targets)
+    grad = grad.reshape(h.shape)
+    deltas = [None] * len(layers)
+    for k in reversed(range(len(layers))):
+        grad = layers[k].backward(grad)
+        deltas[k] = grad
+    return inputs, deltas
+
+
 def _derivative(flat: np.ndarray, j: int, loss, record: list, pattern0: list, step: float) -> float | None:
     """d loss / d flat[j] by differences that stay on the side of every kink that θ is on, or None.
 
@@ -321,32 +367,64 @@ def check_gradients(project, x: np.ndarray, y: np.ndarray, samples_per_block: in
         value, _ = network.loss.value_and_grad(h.reshape(len(h), -1), targets)
         return float(value)
 
+    # what each parameter's entries are compared through: (flat array, index, analytic, label)
     owners = _own_parameters(network)
-    plan = [(stage, depth, own, _pick(own, samples_per_block, rng)) for stage, depth, own in owners]
-    total = sum(len(p) for *_, p in plan)
+    plan = []
+    for stage, depth, own in owners:
+        picks = [(own[n].reshape(-1), j, float(analytic[n].reshape(-1)[j]), _label(n, own[n].shape, j), False)
+                 for n, j in _pick(own, samples_per_block, rng)]
+        plan.append((stage, depth, own, picks, loss, pattern0))
+    # a top-level block without parameters (pooling, flatten, activation, dropout): the gradient
+    # with respect to its input, δ flowing out of its backward, against perturbing that input
+    starts, k = {}, 0
+    for stage in network.stages:
+        if stage.layers and k < len(layers):
+            starts[stage.path] = k
+        k += len(stage.layers)
+    inputs = deltas = None
+    for stage, depth, own, *_ in list(plan):
+        if depth or stage.path not in starts or (own and not KINDS[stage.info.kind].inner_stages(stage)):
+            continue
+        if inputs is None:
+            inputs, deltas = _inputs_and_deltas(network, layers, prepared, targets)
+        i0 = starts[stage.path]
+        held = np.array(inputs[i0], dtype=np.float64, order="C", copy=True)
+        partial = _partial_loss(network, layers[i0:], held, targets, record)
+        partial()
+        held_pattern = list(record)
+        flat, delta = held.reshape(-1), np.asarray(deltas[i0]).reshape(-1)
+        chosen = np.sort(rng.choice(flat.size, size=min(flat.size, samples_per_block), replace=False))
+        inputs_picks = [(flat, int(j), float(delta[j]), _label(f"{stage.path} input", held.shape, j), True)
+                        for j in chosen]
+        plan.append((stage, depth, own, inputs_picks, partial, held_pattern))
+
+    total = sum(len(p[3]) for p in plan)
     results: dict[str, BlockResult] = {}
     done = 0
     if progress is not None:
         progress(0, total)
-    for stage, depth, own, picks in plan:
-        res = BlockResult(stage.path, stage.info.kind, depth, sum(v.size for v in own.values()))
-        results[stage.path] = res
-        for name, j in picks:
+    for stage, depth, own, picks, evaluate, pattern in plan:
+        res = results.get(stage.path)
+        if res is None:
+            res = results[stage.path] = BlockResult(stage.path, stage.info.kind, depth,
+                                                    sum(v.size for v in own.values()))
+        for flat, j, a, label, is_input in picks:
             if cancelled is not None and cancelled():
                 break
-            numeric = _derivative(own[name].reshape(-1), j, loss, record, pattern0, step)
+            numeric = _derivative(flat, j, evaluate, record, pattern, step)
             done += 1
             if numeric is None:
                 res.skipped += 1
             else:
-                a = float(analytic[name].reshape(-1)[j])
                 err = abs(a - numeric) / max(abs(a) + abs(numeric), FLOOR)
                 if not math.isfinite(err):
                     err = math.inf
-                res.checked += 1
+                if is_input:
+                    res.inputs += 1
+                else:
+                    res.checked += 1
                 if res.max_error is None or err > res.max_error:
-                    where = ", ".join(map(str, np.unravel_index(j, own[name].shape)))
-                    res.max_error, res.worst = err, f"{name}[{where}]"
+                    res.max_error, res.worst = err, label
             if progress is not None:
                 progress(done, total)
 

@@ -27,7 +27,7 @@ from netbuilder.core import gradcheck
 from netbuilder.gui.background import Jobs
 
 FAIL_COLOR = QColor(200, 30, 30)
-COLUMNS = ("Block", "Parameters checked", "Largest relative error", "Result")
+COLUMNS = ("Block", "Checked (parameters, input values)", "Largest relative error", "Result")
 
 
 def gradcheck_work(project, state=None, base_dir=None, samples: int = gradcheck.DEFAULT_SAMPLES,
@@ -69,7 +69,8 @@ class GradCheckDialog(QDialog):
         weights = "the trained weights" if state is not None else "fresh weights (nothing trained yet)"
         self.intro = QLabel(
             f"Backpropagation against float64 central differences of the loss, on {samples} parameters of "
-            f"every block, at {weights}, on {batch} images of the project's data. A block passes when its "
+            f"every block (a block without parameters, and a group, through its input), at {weights}, "
+            f"on {batch} images of the project's data. A block passes when its "
             f"largest relative error is below {gradcheck.TOLERANCE:.0e}; parameters whose step would cross "
             "a kink (ReLU at 0, tied maxima) are differenced on the engine's side of it, or skipped.")
         self.intro.setWordWrap(True)
@@ -110,11 +111,14 @@ class GradCheckDialog(QDialog):
         self.progress.setValue(self.progress.maximum())
         self.table.setRowCount(len(report.blocks))
         for row, b in enumerate(report.blocks):
-            checked = f"{b.checked}" + (f" ({b.skipped} skipped at kinks)" if b.skipped else "")
+            counts = ([f"{b.checked}"] if b.parameters else []) + ([f"{b.inputs} input values"] if b.inputs else [])
+            checked = ", ".join(counts) or "—"
+            if b.skipped:
+                checked += f" ({b.skipped} skipped at kinks)"
             error = "—" if b.max_error is None else f"{b.max_error:.1e}"
             result = ("no parameters" if not b.parameters else "nothing compared") if b.max_error is None else \
                 ("pass" if b.passed else "FAIL")
-            cells = ("    " * b.depth + b.path, checked if b.parameters else "—", error, result)
+            cells = ("    " * b.depth + b.path, checked, error, result)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col == 0 and b.worst:

@@ -33,6 +33,8 @@ def test_every_example_passes(name):
     for b in report.blocks:
         if b.parameters:
             assert b.checked > 0 and b.max_error is not None and b.max_error < TOLERANCE, b
+        elif b.depth == 0:  # checked through its input
+            assert b.inputs > 0 and b.max_error < TOLERANCE, b
         else:
             assert b.max_error is None and b.passed
 
@@ -46,7 +48,7 @@ def test_groups_cover_their_inner_blocks():
     group = rows["residual2"]
     # the group's own parameters (its projection) plus its inner blocks'
     assert group.checked == sum(b.checked for b in inner) + 3
-    assert group.max_error == max(b.max_error for b in inner + [group])
+    assert group.inputs == 3 and group.max_error >= max(b.max_error for b in inner)
     assert group.depth == 0 and all(b.depth == 1 for b in inner)
 
 
@@ -86,6 +88,17 @@ def test_a_broken_skip_gradient_fails_the_blocks_before_the_group(monkeypatch):
     rows = {b.path: b for b in report.blocks}
     assert not rows["conv1"].passed and not rows["residual1.conv1"].passed
     assert rows["residual3.conv1"].passed and rows["dense1"].passed  # after the last group's backward
+    assert not rows["residual3"].passed and rows["residual3"].worst.startswith("residual3 input[")
+
+
+def test_a_broken_pooling_backward_fails_the_pooling_blocks(monkeypatch):
+    from netbuilder.core.layers.pool import Pool2D
+    original = Pool2D.backward
+    monkeypatch.setattr(Pool2D, "backward", lambda self, g: original(self, g) * 1.01)
+    report = check_project(example("lenet5"), samples_per_block=4, batch=2)
+    rows = {b.path: b for b in report.blocks}
+    assert not rows["pool1"].passed and not rows["pool2"].passed and "pool1 input[" in rows["pool1"].worst
+    assert rows["flatten1"].passed and rows["dense1"].passed
 
 
 def kink_project(activation: str = "relu") -> Project:
@@ -181,7 +194,8 @@ def test_trained_weights_are_checked_where_given():
 def test_progress_reaches_the_total():
     seen = []
     check_project(example("lenet5"), samples_per_block=3, batch=2, progress=lambda d, t: seen.append((d, t)))
-    assert seen[0][0] == 0 and seen[-1][0] == seen[-1][1] == 15
+    # 5 blocks with parameters, and the inputs of pool1, pool2 and flatten1
+    assert seen[0][0] == 0 and seen[-1][0] == seen[-1][1] == 24
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
@@ -192,8 +206,8 @@ def test_cli_prints_one_line_per_block_and_exits_0(capsys):
     assert code == 0
     conv1 = next(line for line in out if line.startswith("conv1 "))
     assert "max rel error" in conv1 and " pass " in conv1 and "(3 parameters)" in conv1
-    assert any(line.startswith("pool1") and "no parameters" in line for line in out)
-    assert out[-1].startswith("gradients verified: 15 parameters in 8 blocks")
+    assert any(line.startswith("pool1") and "(3 input values)" in line for line in out)
+    assert out[-1].startswith("gradients verified: 24 values in 8 blocks")
 
 
 def test_cli_exits_1_when_a_block_fails(capsys, monkeypatch):

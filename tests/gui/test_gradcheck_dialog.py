@@ -66,8 +66,9 @@ def test_progress_reaches_the_end_and_the_groups_inner_blocks_are_listed(qtbot):
     dialog = GradCheckDialog(project, samples=2, batch=2)
     dialog.progress.valueChanged.connect(seen.append)
     run_dialog(qtbot, dialog)
-    assert seen and seen[-1] == dialog.progress.maximum() == sum(b.checked + b.skipped
-                                                                   for b in dialog.report.blocks if b.depth == 0)
+    assert seen and seen[-1] == dialog.progress.maximum() == sum(
+        b.checked + b.inputs + b.skipped for b in dialog.report.blocks if b.depth == 0)
+    assert [r[1] for r in rows(dialog) if r[0] == "residual1"] == ["8, 2 input values"]
     names = [r[0] for r in rows(dialog)]
     assert "residual1" in names and "    residual1.conv1" in names  # inner blocks indented under the group
 
