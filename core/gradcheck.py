@@ -368,30 +368,44 @@ def check_gradients(project, x: np.ndarray, y: np.ndarray, samples_per_block: in
         return float(value)
 
     # what each parameter's entries are compared through: (flat array, index, analytic, label)
-    owners = _own_parameters(network)
-    plan = []
-    for stage, depth, own in owners:
-        picks = [(own[n].reshape(-1), j, float(analytic[n].reshape(-1)[j]), _label(n, own[n].shape, j), False)
-                 for n, j in _pick(own, samples_per_block, rng)]
-        plan.append((stage, depth, own, picks, loss, pattern0))
-    # a top-level block without parameters (pooling, flatten, activation, dropout): the gradient
-    # with respect to its input, δ flowing out of its backward, against perturbing that input
+    # where each top-level block starts in the layers, its input and the gradient with respect to it
     starts, k = {}, 0
     for stage in network.stages:
         if stage.layers and k < len(layers):
             starts[stage.path] = k
         k += len(stage.layers)
-    inputs = deltas = None
+    inputs, deltas = _inputs_and_deltas(network, layers, prepared, targets)
+    rests: dict[int, tuple] = {}
+
+    def rest_of_network(i0: int, held: np.ndarray | None = None):
+        """The loss from layer ``i0`` on (the layers before do not depend on what is perturbed), and
+        its kink pattern at θ; ``held``: that layer's input, to be perturbed, else the one recorded."""
+        if held is None and i0 in rests:
+            return rests[i0]
+        f = _partial_loss(network, layers[i0:], inputs[i0] if held is None else held, targets, record)
+        f()
+        found = (f, list(record))
+        if held is None:
+            rests[i0] = found
+        return found
+
+    owners = _own_parameters(network)
+    plan = []
+    top = None
+    for stage, depth, own in owners:
+        top = stage if depth == 0 else top
+        picks = [(own[n].reshape(-1), j, float(analytic[n].reshape(-1)[j]), _label(n, own[n].shape, j), False)
+                 for n, j in _pick(own, samples_per_block, rng)]
+        evaluate, pattern = rest_of_network(starts[top.path]) if top.path in starts else (loss, pattern0)
+        plan.append((stage, depth, own, picks, evaluate, pattern))
+    # a top-level block without parameters (pooling, flatten, activation, dropout) and a group: the
+    # gradient with respect to its input, δ flowing out of its backward, against perturbing that input
     for stage, depth, own, *_ in list(plan):
         if depth or stage.path not in starts or (own and not KINDS[stage.info.kind].inner_stages(stage)):
             continue
-        if inputs is None:
-            inputs, deltas = _inputs_and_deltas(network, layers, prepared, targets)
         i0 = starts[stage.path]
         held = np.array(inputs[i0], dtype=np.float64, order="C", copy=True)
-        partial = _partial_loss(network, layers[i0:], held, targets, record)
-        partial()
-        held_pattern = list(record)
+        partial, held_pattern = rest_of_network(i0, held)
         flat, delta = held.reshape(-1), np.asarray(deltas[i0]).reshape(-1)
         chosen = np.sort(rng.choice(flat.size, size=min(flat.size, samples_per_block), replace=False))
         inputs_picks = [(flat, int(j), float(delta[j]), _label(f"{stage.path} input", held.shape, j), True)
