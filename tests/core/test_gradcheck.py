@@ -236,3 +236,15 @@ def test_cli_json(capsys):
 def test_cli_bad_project(capsys, tmp_path):
     assert cli.main(["gradcheck", str(tmp_path / "nope.json")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_checks_given_weights(capsys, tmp_path):
+    from netbuilder.core.network import Network
+    from netbuilder.core.weights import save_weights
+    project = example("mlp")
+    path = tmp_path / "w.npz"
+    save_weights(path, Network(project, rng=np.random.default_rng(2)), project)
+    assert cli.main(["gradcheck", "mlp", "--weights", str(path), "--samples", "3", "--batch", "2"]) == 0
+    assert "trained weights" in capsys.readouterr().out
+    assert cli.main(["gradcheck", "lenet5", "--weights", str(path)]) == 1  # weights of another network
+    assert "weights do not match" in capsys.readouterr().err

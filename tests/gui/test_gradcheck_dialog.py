@@ -88,3 +88,14 @@ def test_a_broken_backward_shows_fail_in_red(qtbot, monkeypatch):
     assert dialog.table.item(row, 3).foreground().color() == FAIL_COLOR
     assert dialog.table.item(row + 2, 3).text() == "FAIL"  # conv2
     assert "WRONG" in dialog.verdict.text() and "conv1, conv2" in dialog.verdict.text()
+
+
+def test_an_invalid_network_says_why_instead_of_a_table(qtbot):
+    project = load_project(example_path("lenet5"))
+    project.blocks[0].update(kernel_size=99, padding="valid")  # bigger than the image
+    dialog = GradCheckDialog(project, samples=2, batch=2)
+    qtbot.addWidget(dialog)
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.error is not None, timeout=30000)
+    assert dialog.report is None and dialog.table.rowCount() == 0
+    assert dialog.verdict.text().startswith("The gradient check could not run:")
