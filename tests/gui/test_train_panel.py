@@ -138,6 +138,6 @@ def test_the_train_menu_holds_the_run_actions(window):  # noqa: F811 - the fixtu
     menus = {a.text(): a.menu() for a in window.menuBar().actions()}
     texts = [a.text() for a in menus["&Train"].actions() if not a.isSeparator()]
     assert texts == ["Train", "Continue Training", "Pause", "Resume", "Step", "Stop", "Save Checkpoint…",
-                     "Train from Checkpoint…"]
+                     "Train from Checkpoint…", "Verify Gradients…"]
     assert window.export_action in menus["&File"].actions()
     assert not window.save_checkpoint_action.isEnabled() and window.resume_checkpoint_action.isEnabled()
