@@ -122,6 +122,7 @@ class TrainPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("not started")
         self.speed_label = QLabel()
+        self.speed_label.setWordWrap(True)  # "images/s · time left · engine on device" wraps in a narrow column
         theme.style(self.speed_label, "color: {MUTED};")
         self.metrics_label = QLabel()
         self.metrics_label.setWordWrap(True)
