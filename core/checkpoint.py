@@ -51,6 +51,7 @@ class Checkpoint:
     history: list[dict] = field(default_factory=list)  # EpochEnd fields of every completed epoch
     batch_losses: list[list[float]] = field(default_factory=list)  # per epoch
     engine: str = "numpy"  # the engine that trained it ("numpy" or "torch"); either resumes it
+    augment_rng_state: dict | None = None  # the augmentation's generator (None: from before augmentation)
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
@@ -66,6 +67,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
         "history": checkpoint.history,
         "batches": [len(b) for b in checkpoint.batch_losses],
         "engine": checkpoint.engine,
+        "augment_rng_state": checkpoint.augment_rng_state,
     }
     arrays = {PROJECT_KEY: _text_array(checkpoint.project.to_json()), META_KEY: _text_array(json.dumps(meta))}
     arrays.update({_WEIGHTS + k: np.asarray(v) for k, v in checkpoint.weights.items()})
@@ -123,6 +125,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             history=list(meta["history"]),
             batch_losses=[losses[a:b].tolist() for a, b in zip(ends[:-1], ends[1:])],
             engine=str(meta.get("engine", "numpy")),
+            augment_rng_state=dict(meta["augment_rng_state"]) if meta.get("augment_rng_state") else None,
         )
     except (WeightsError, ProjectError):
         raise
@@ -172,6 +175,8 @@ def _check_meta(meta: dict) -> None:
     if not isinstance(states, dict):
         raise _BadMeta(f"dropout_rng_states must be an object, got {states!r}")
     named = [("rng_state", meta["rng_state"])] + [(f"dropout_rng_states[{k!r}]", v) for k, v in states.items()]
+    if meta.get("augment_rng_state") is not None:  # absent from checkpoints made before augmentation
+        named.append(("augment_rng_state", meta["augment_rng_state"]))
     for key, state in named:
         try:
             np.random.default_rng().bit_generator.state = state

@@ -47,6 +47,7 @@ class TrainingSettings:
     epochs: int = 5
     validation_fraction: float = 0.1
     seed: int = 0
+    augmentation: dict | None = None  # training images only: see core/augment.py (None: none)
 
 
 # JSON type each training field must have: "str", "int" (bool excluded) or "number" (int or float).
@@ -60,6 +61,7 @@ _TRAINING_TYPES = {
     "epochs": "int",
     "validation_fraction": "number",
     "seed": "int",
+    "augmentation": "object",
 }
 assert set(_TRAINING_TYPES) == {f.name for f in fields(TrainingSettings)}
 
@@ -88,7 +90,7 @@ class Project:
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "blocks": copy.deepcopy(self.blocks),
-            "training": asdict(self.training),
+            "training": _training_dict(self.training),
             "dataset": copy.deepcopy(self.dataset),
         }
 
@@ -220,6 +222,15 @@ class Project:
         return copy.deepcopy(self)
 
 
+def _training_dict(settings: TrainingSettings) -> dict:
+    """The training settings as JSON, leaving out an augmentation that is not there (files from
+    before it existed stay byte for byte as they were)."""
+    data = asdict(settings)
+    if data.get("augmentation") is None:
+        del data["augmentation"]
+    return data
+
+
 def _training_from_dict(data: dict, problems: list[Problem]) -> TrainingSettings:
     settings = TrainingSettings()
     for key, value in data.items():
@@ -235,6 +246,9 @@ def _training_from_dict(data: dict, problems: list[Problem]) -> TrainingSettings
         elif expected == "int" and not _is_int(value):
             problems.append(Problem(
                 f"{where} must be a whole number, got {_show(value)}", field=where, value=value))
+        elif expected == "object" and not (value is None or isinstance(value, dict)):
+            problems.append(Problem(f"{where} must be an object like {{\"flip\": 0.5}} or null, got {_show(value)}",
+                                    field=where, value=value))
         elif expected == "number" and not (_is_int(value) or isinstance(value, float)):
             problems.append(Problem(f"{where} must be a number, got {_show(value)}", field=where, value=value))
         else:

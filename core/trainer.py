@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from netbuilder.core.augment import Augmentation, augmentation_rng
 from netbuilder.core.datasets.normalize import compute_normalization
 from netbuilder.core.datasets.split import train_val_split
 from netbuilder.core.errors import TrainingError
@@ -147,6 +148,10 @@ class Trainer:
         self.settings = project.training
         seed = self.settings.seed
         self.rng = np.random.default_rng(seed)
+        # Augmentation of the training batches (core/augment.py), from a stream of its own so that
+        # turning it on changes neither the initial weights nor the order; never validation.
+        self.augmentation = Augmentation.from_spec(self.settings.augmentation)
+        self.augment_rng = augmentation_rng(seed)
         self.network = network if network is not None else Network(project, rng=self.rng, dtype=dtype)
         net = self.network
 
@@ -300,6 +305,7 @@ class Trainer:
                 optimizer_state=self.optimizer.state_dict(),
                 learning_rate=self.optimizer.lr,
                 rng_state=self.rng.bit_generator.state,
+                augment_rng_state=self.augment_rng.bit_generator.state,
                 order=self._order.copy(),
                 dropout_rng_states={name: rng.bit_generator.state for name, rng in self._dropout_rngs().items()},
                 history=[asdict(e) for e in self.history.epochs],
@@ -343,7 +349,8 @@ class Trainer:
                 self.network.load_state_dict(checkpoint.weights)  # names every mismatch, changes nothing then
                 optimizer = self._optimizer_for(checkpoint)
                 self.network.set_normalization(stats)
-                generators = [(self.rng, checkpoint.rng_state)] + [
+                generators = [(self.rng, checkpoint.rng_state)] + (
+                    [(self.augment_rng, checkpoint.augment_rng_state)] if checkpoint.augment_rng_state else []) + [
                     (own[name], state) for name, state in checkpoint.dropout_rng_states.items()]
                 for rng, state in generators:  # try each state on a scratch generator before the real ones
                     type(rng.bit_generator)().state = state
@@ -460,6 +467,8 @@ class Trainer:
                     xb, yb = self._xbuf[:k], self._ybuf[:k]
                     np.take(self._x, idx, axis=0, out=xb, mode="clip")
                     np.take(self._y, idx, out=yb, mode="clip")
+                    if self.augmentation.enabled:  # both engines train on this same augmented batch
+                        xb = self.augmentation.augment(xb, self.augment_rng)
                     trace = None
                     if self.control.take_step():  # a Step: this batch is recorded block by block
                         loss, outputs, trace = self._traced_step(xb, yb, epoch, b + 1, bpe, snapshot)

@@ -131,4 +131,12 @@ def check_training(t: Any, add) -> str | None:
     v = getattr(t, "seed", None)
     if not (type(v) is int and v >= 0):
         bad("seed", "a whole number of at least 0")
+    spec = getattr(t, "augmentation", None)
+    if spec is not None:
+        from netbuilder.core.augment import Augmentation
+
+        try:
+            Augmentation.from_spec(spec)
+        except ValueError as exc:
+            add(Problem(f"training.{exc}", field="training.augmentation", value=spec))
     return loss
