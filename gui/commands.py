@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from netbuilder.gui.document import ProjectDocument
 
 _SET_FIELD_ID = 1001  # consecutive edits of one field (typing in a spin box) merge into one step
+_OWN_STEPS = ("dataset", "training.augmentation")  # project values whose every change is one undo step
 
 
 class _DocumentCommand(QUndoCommand):
@@ -129,8 +130,9 @@ class SetProjectValue(_DocumentCommand):
         return _SET_FIELD_ID + 1
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        # Typing into a field merges; choosing another dataset is a deliberate step of its own.
-        if not isinstance(other, SetProjectValue) or other.key != self.key or self.key == "dataset":
+        # Typing into a field merges; choosing another dataset, or changing one augmentation setting
+        # (a field of its own in the Data tab), is a deliberate step of its own.
+        if not isinstance(other, SetProjectValue) or other.key != self.key or self.key in _OWN_STEPS:
             return False
         self.new = copy.deepcopy(other.new)
         return True

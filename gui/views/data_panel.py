@@ -37,6 +37,7 @@ from netbuilder.core.run_events import DataReady
 from netbuilder.gui import theme
 from netbuilder.gui.background import Jobs
 from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.views.augment_box import AugmentBox
 from netbuilder.gui.views.data_download import BUILTIN, DownloadBox
 from netbuilder.gui.views.tiles import GREY, TileGrid
 
@@ -176,6 +177,8 @@ class DataPanel(QWidget):
         box.addWidget(self.summary_label)
         box.addWidget(self.fit_box)
         box.addWidget(self.notes_label)
+        self.augment_box = AugmentBox(doc)  # the training settings' augmentation, shown on this data
+        box.addWidget(self.augment_box)
         box.addWidget(scroll, 1)
         box.addWidget(self.run_label)
         for w in (self.download_box, self.busy_bar, self.error_label, self.notes_label, self.fit_box, self.run_label):
@@ -349,6 +352,7 @@ class DataPanel(QWidget):
     def _preview_done(self, preview: Preview) -> None:
         self.busy_bar.hide()
         self.preview = preview
+        self.augment_box.set_sample(next((s[0] for s in preview.samples if len(s)), None))
         self.error_label.hide()
         k = preview.num_classes
         total = sum(preview.counts)
@@ -380,6 +384,7 @@ class DataPanel(QWidget):
 
     def _clear_preview(self) -> None:
         self.preview = None
+        self.augment_box.set_sample(None)
         for row in self._rows:
             self.rows_layout.removeWidget(row)
             row.deleteLater()
