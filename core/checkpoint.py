@@ -52,6 +52,7 @@ class Checkpoint:
     batch_losses: list[list[float]] = field(default_factory=list)  # per epoch
     engine: str = "numpy"  # the engine that trained it ("numpy" or "torch"); either resumes it
     augment_rng_state: dict | None = None  # the augmentation's generator (None: from before augmentation)
+    schedule_state: dict | None = None  # base rate, last factor and plateau's progress (None: from before)
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
@@ -68,6 +69,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
         "batches": [len(b) for b in checkpoint.batch_losses],
         "engine": checkpoint.engine,
         "augment_rng_state": checkpoint.augment_rng_state,
+        "schedule_state": checkpoint.schedule_state,
     }
     arrays = {PROJECT_KEY: _text_array(checkpoint.project.to_json()), META_KEY: _text_array(json.dumps(meta))}
     arrays.update({_WEIGHTS + k: np.asarray(v) for k, v in checkpoint.weights.items()})
@@ -126,6 +128,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             batch_losses=[losses[a:b].tolist() for a, b in zip(ends[:-1], ends[1:])],
             engine=str(meta.get("engine", "numpy")),
             augment_rng_state=dict(meta["augment_rng_state"]) if meta.get("augment_rng_state") else None,
+            schedule_state=_schedule_state(meta.get("schedule_state")),
         )
     except (WeightsError, ProjectError):
         raise
@@ -184,6 +187,19 @@ def _check_meta(meta: dict) -> None:
             raise _BadMeta(f"{key} is not a random generator's state ({exc})") from None
     if not isinstance(meta["history"], list) or not all(isinstance(h, dict) for h in meta["history"]):
         raise _BadMeta("history must be a list of per-epoch objects")
+
+
+def _schedule_state(state) -> dict | None:
+    """A checkpoint's schedule state, checked (_BadMeta names what is wrong); None when absent."""
+    if state is None:
+        return None
+    ok = (isinstance(state, dict) and all(isinstance(state.get(k), (int, float)) and not isinstance(state.get(k), bool)
+                                          and np.isfinite(state[k]) and state[k] > 0 for k in ("base_lr", "factor"))
+          and isinstance(state.get("scale"), (int, float)) and isinstance(state.get("waited"), int)
+          and (state.get("best") is None or isinstance(state.get("best"), (int, float))))
+    if not ok:
+        raise _BadMeta(f"schedule_state is not a schedule's state, got {state!r}"[:200])
+    return dict(state)
 
 
 def _text_array(text: str) -> np.ndarray:

@@ -48,6 +48,7 @@ class TrainingSettings:
     validation_fraction: float = 0.1
     seed: int = 0
     augmentation: dict | None = None  # training images only: see core/augment.py (None: none)
+    schedule: dict | None = None  # the learning rate over the run: see core/schedules.py (None: constant)
 
 
 # JSON type each training field must have: "str", "int" (bool excluded) or "number" (int or float).
@@ -62,6 +63,7 @@ _TRAINING_TYPES = {
     "validation_fraction": "number",
     "seed": "int",
     "augmentation": "object",
+    "schedule": "object",
 }
 assert set(_TRAINING_TYPES) == {f.name for f in fields(TrainingSettings)}
 
@@ -226,8 +228,9 @@ def _training_dict(settings: TrainingSettings) -> dict:
     """The training settings as JSON, leaving out an augmentation that is not there (files from
     before it existed stay byte for byte as they were)."""
     data = asdict(settings)
-    if data.get("augmentation") is None:
-        del data["augmentation"]
+    for key in ("augmentation", "schedule"):  # newer than format 2's first files: left out when unset
+        if data.get(key) is None:
+            del data[key]
     return data
 
 
@@ -247,7 +250,8 @@ def _training_from_dict(data: dict, problems: list[Problem]) -> TrainingSettings
             problems.append(Problem(
                 f"{where} must be a whole number, got {_show(value)}", field=where, value=value))
         elif expected == "object" and not (value is None or isinstance(value, dict)):
-            problems.append(Problem(f"{where} must be an object like {{\"flip\": 0.5}} or null, got {_show(value)}",
+            example = '{"kind": "cosine"}' if key == "schedule" else '{"flip": 0.5}'
+            problems.append(Problem(f"{where} must be an object like {example} or null, got {_show(value)}",
                                     field=where, value=value))
         elif expected == "number" and not (_is_int(value) or isinstance(value, float)):
             problems.append(Problem(f"{where} must be a number, got {_show(value)}", field=where, value=value))

@@ -30,6 +30,7 @@ from netbuilder.core.memory import machine_memory, memory_problems
 from netbuilder.core.network import Network
 from netbuilder.core.optimizers import Optimizer, make_optimizer
 from netbuilder.core.run_control import RunControl, StopRequested
+from netbuilder.core.schedules import Schedule
 
 EVAL_BATCH = 256  # samples per forward pass when validating
 
@@ -58,6 +59,7 @@ class BatchEnd:
     accuracy: float
     images_per_sec: float
     seen: int
+    learning_rate: float | None = None  # the rate this batch trained with
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,11 @@ class Trainer:
         # turning it on changes neither the initial weights nor the order; never validation.
         self.augmentation = Augmentation.from_spec(self.settings.augmentation)
         self.augment_rng = augmentation_rng(seed)
+        # The learning rate over the run (core/schedules.py): base × the schedule's factor per batch.
+        self.schedule = Schedule.from_spec(self.settings.schedule)
+        self.base_lr = float(self.settings.learning_rate)
+        self._factor = 1.0  # the factor the last batch trained with
+        self._asked_lr: float | None = None  # a rate set by hand, from the next batch on
         self.network = network if network is not None else Network(project, rng=self.rng, dtype=dtype)
         net = self.network
 
@@ -246,8 +253,10 @@ class Trainer:
         return self.control.wait_until_paused(timeout)
 
     def set_learning_rate(self, lr: float) -> None:
-        """Change the learning rate from the next step on (ValueError for a non-positive value)."""
+        """Change the learning rate from the next step on (ValueError for a non-positive value);
+        with a schedule, the schedule goes on from this rate."""
         self.optimizer.lr = lr
+        self._asked_lr = lr  # with a schedule, the next batch trains at ``lr`` and the schedule goes on from it
 
     @property
     def learning_rate(self) -> float:
@@ -306,6 +315,7 @@ class Trainer:
                 learning_rate=self.optimizer.lr,
                 rng_state=self.rng.bit_generator.state,
                 augment_rng_state=self.augment_rng.bit_generator.state,
+                schedule_state={"base_lr": self.base_lr, "factor": self._factor, **self.schedule.state()},
                 order=self._order.copy(),
                 dropout_rng_states={name: rng.bit_generator.state for name, rng in self._dropout_rngs().items()},
                 history=[asdict(e) for e in self.history.epochs],
@@ -364,6 +374,10 @@ class Trainer:
                 mine["normalization"] = copy.deepcopy(stats)
         self.optimizer = optimizer
         self._order[...] = order
+        state = checkpoint.schedule_state
+        if state:  # the schedule goes on where it was: its base rate and plateau's progress
+            self.schedule.restore(state)
+            self.base_lr, self._factor = float(state["base_lr"]), float(state["factor"])
         if checkpoint.engine != self.engine:
             self.notes.append(f"the checkpoint was trained by the {checkpoint.engine} engine; the {self.engine} "
                               "engine continues it (weights, optimiser state and data order carry over)")
@@ -462,6 +476,8 @@ class Trainer:
                     self._lock.release()
                 for b in range(bpe):
                     paused += self._hold()
+                    if self.schedule.active:
+                        self._scheduled(epoch, b + 1, bpe, first + epochs)
                     idx = self._order[b * self.batch_size:(b + 1) * self.batch_size]
                     k = len(idx)
                     xb, yb = self._xbuf[:k], self._ybuf[:k]
@@ -481,11 +497,12 @@ class Trainer:
                     seen += k
                     done = b * self.batch_size + k
                     elapsed = max(time.perf_counter() - start - paused, 1e-9)
-                    yield BatchEnd(epoch, b + 1, bpe, loss, hits / k, done / elapsed, seen)
+                    yield BatchEnd(epoch, b + 1, bpe, loss, hits / k, done / elapsed, seen, self.optimizer.lr)
                     if trace is not None:
                         yield trace
                 train_seconds = max(time.perf_counter() - start - paused, 1e-9)
                 val_loss, val_acc = self._validate()
+                self.schedule.epoch_ended(val_loss)
                 history.epochs.append(EpochEnd(
                     epoch, loss_sum / n, correct / n, val_loss, val_acc,
                     time.perf_counter() - start - paused, n / train_seconds))
@@ -552,8 +569,15 @@ class Trainer:
         held = self.control.hold()
         lr = self.control.take_learning_rate()
         if lr is not None:
-            self.optimizer.lr = lr
+            self.set_learning_rate(lr)
         return held
+
+    def _scheduled(self, epoch: int, batch: int, batches: int, total: int) -> None:
+        """Set the rate this batch trains with from the schedule (only when there is one)."""
+        self._factor = self.schedule.factor(epoch, batch, batches, total)
+        if self._asked_lr is not None:
+            self.base_lr, self._asked_lr = self._asked_lr / self._factor, None
+        self.optimizer.lr = self.base_lr * self._factor
 
     @contextlib.contextmanager
     def _exclusive(self):

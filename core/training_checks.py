@@ -139,4 +139,12 @@ def check_training(t: Any, add) -> str | None:
             Augmentation.from_spec(spec)
         except ValueError as exc:
             add(Problem(f"training.{exc}", field="training.augmentation", value=spec))
+    spec = getattr(t, "schedule", None)
+    if spec is not None:
+        from netbuilder.core.schedules import Schedule
+
+        try:
+            Schedule.from_spec(spec)
+        except ValueError as exc:
+            add(Problem(f"training.{exc}", field="training.schedule", value=spec))
     return loss
