@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from netbuilder.gui.document import ProjectDocument
 
 _SET_FIELD_ID = 1001  # consecutive edits of one field (typing in a spin box) merge into one step
-_OWN_STEPS = ("dataset", "training.augmentation")  # project values whose every change is one undo step
+# Project values whose every change is an undo step of its own (never merged with the one before).
+_OWN_STEPS = ("dataset", "training.augmentation", "training.schedule")
 
 
 class _DocumentCommand(QUndoCommand):

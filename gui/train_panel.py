@@ -34,6 +34,7 @@ from netbuilder.core.trainer import RunEnded
 from netbuilder.gui import theme
 from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.engine_picker import EnginePicker
+from netbuilder.gui.schedule_editor import ScheduleEditor
 from netbuilder.gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
 
 PROGRESS_MS = 200  # the progress bar and speed are redrawn at most 5 times a second
@@ -169,12 +170,14 @@ class TrainPanel(QWidget):
         seed = QSpinBox()
         seed.setRange(0, 2**31 - 1)
         self._number("seed", "Seed", seed, form, "the same seed gives the same weights, split and order")
+        self.schedule = ScheduleEditor(doc, form, self)  # its rows go into this form
         settings_box = QGroupBox("Settings")
         settings_box.setLayout(form)
         self.engine = EnginePicker(controller, settings)
         engine_box = QGroupBox("Engine")
         QVBoxLayout(engine_box).addWidget(self.engine)
-        self.live_hint = QLabel("While training only the learning rate can change.")
+        self.live_hint = QLabel("While training only the learning rate can change; with a schedule, the rate "
+                                "set becomes the rate now and the schedule goes on from it.")
         self.live_hint.setWordWrap(True)
         theme.style(self.live_hint, "color: {MUTED};")
         form.addRow(self.live_hint)
@@ -430,6 +433,7 @@ class TrainPanel(QWidget):
         if not running:
             self.editors["momentum"].setEnabled(optimizer in ("momentum", "nesterov"))
         self.live_hint.setVisible(running)
+        self.schedule.set_enabled(not running)
         self.engine.set_running(running)
 
 
