@@ -58,6 +58,7 @@ class BatchesDone:
 
     event: BatchEnd
     points: list[tuple[float, float, float]]
+    rates: list[float] = field(default_factory=list)  # each batch's learning rate, as the points
 
 
 @dataclass(frozen=True)

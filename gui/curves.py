@@ -235,6 +235,21 @@ class CurvesView(QWidget):
         self.graphics.addItem(self.legend, row=0, col=0)
         self.loss_plot = self.graphics.addPlot(row=1, col=0)
         self.acc_plot = self.graphics.addPlot(row=2, col=0)
+        # The learning rate of the current run, under the accuracy, shown once it varies (a schedule).
+        self.lr_plot = self.graphics.addPlot(row=3, col=0)
+        self.lr_plot.setLabel("left", "learning rate")
+        self.lr_plot.setMenuEnabled(False)
+        self.lr_plot.setMouseEnabled(x=False, y=False)
+        self.lr_plot.hideButtons()
+        self.lr_plot.setXLink(self.loss_plot)
+        self.lr_plot.setMaximumHeight(110)
+        self.lr_plot.disableAutoRange()
+        for side in ("left", "bottom"):
+            self.lr_plot.getAxis(side).enableAutoSIPrefix(False)
+        self.lr_curve = self.lr_plot.plot(pen=_pen(theme.MUTED, width=2))
+        self.lr_plot.hide()
+        self._lr_x: list[float] = []
+        self._lr_y: list[float] = []
         for plot, name in ((self.loss_plot, "loss"), (self.acc_plot, "accuracy (%)")):
             plot.setLabel("left", name)
             plot.setLabel("bottom", "epoch")
@@ -255,6 +270,7 @@ class CurvesView(QWidget):
         for plot in (self.loss_plot, self.acc_plot):  # "epoch (x0.001)" helps nobody reading epochs
             plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.acc_plot.getAxis("left").setWidth(self.loss_plot.getAxis("left").width())
+        self.lr_plot.getAxis("left").setWidth(self.loss_plot.getAxis("left").width())
         self.placeholder = pg.TextItem("Press Train (F5): the loss and accuracy appear here", color=theme.MUTED,
                                        anchor=(0.5, 0.5))
         self.loss_plot.addItem(self.placeholder)
@@ -308,6 +324,10 @@ class CurvesView(QWidget):
             self.loss_plot.removeItem(self.placeholder)
             self.placeholder = None
         event = began.event
+        if not began.continued:  # a new run's rates start afresh (more epochs of one extend it)
+            self._lr_x, self._lr_y = [], []
+            self.lr_curve.setData([], [])
+            self.lr_plot.hide()
         end_epoch = event.start_epoch + event.epochs
         run = self.runs[-1] if self.runs else None
         if began.continued and run is not None and run.number == began.run:
@@ -331,6 +351,9 @@ class CurvesView(QWidget):
     def _batches(self, done: BatchesDone) -> None:
         if self.current is not None:
             self.current.add_batches(done.points)
+            if len(done.rates) == len(done.points):
+                self._lr_x += [x for x, *_ in done.points]
+                self._lr_y += list(done.rates)
             self._schedule()
 
     def _epochs(self, done: EpochsDone) -> None:
@@ -350,7 +373,16 @@ class CurvesView(QWidget):
     def redraw(self) -> None:
         for run in self.runs:
             run.redraw()
+        self._draw_rates()
         self._fit_ranges()
+
+    def _draw_rates(self) -> None:
+        """The current run's learning rate, shown when it changes during the run."""
+        varies = len(self._lr_y) > 1 and max(self._lr_y) > min(self._lr_y)
+        if varies:
+            self.lr_curve.setData(self._lr_x, self._lr_y)
+            self.lr_plot.setYRange(0, max(self._lr_y), padding=0.05)
+        self.lr_plot.setVisible(varies)
 
     def _fit_ranges(self) -> None:
         """Axes that change only when the runs outgrow them (each change repaints the tick labels)."""

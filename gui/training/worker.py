@@ -233,7 +233,7 @@ class TrainingSession:
 
         def send_batches(part: list[BatchEnd]) -> None:
             points = [(x_in_epochs(b.epoch, b.batch, b.batches_per_epoch), b.loss, b.accuracy) for b in part]
-            report(BatchesDone(part[-1], points))
+            report(BatchesDone(part[-1], points, [b.learning_rate for b in part if b.learning_rate is not None]))
 
         def flush() -> None:
             """Send what was gathered since the last flush: the batches up to the last epoch ended,

@@ -164,3 +164,19 @@ def test_the_legend_takes_two_rows_in_a_narrow_pane(setup, qtbot):
     view.resize(290, 500)
     qtbot.waitUntil(lambda: view.legend.columnCount == 2)
     assert view.legend.boundingRect().width() <= view.graphics.width()  # every entry readable
+
+
+def test_the_learning_rate_gets_a_plot_of_its_own_once_it_varies(setup):
+    controller, view = setup
+    start(controller)
+    event = BatchEnd(1, 2, 4, 1.0, 0.5, 100.0, 8)
+    controller.batchEnded.emit(BatchesDone(event, [(0.25, 1.0, 0.5), (0.5, 0.9, 0.5)], [0.01, 0.01]))
+    view.redraw()
+    assert not view.lr_plot.isVisible()  # a constant rate says nothing a plot would
+    controller.batchEnded.emit(BatchesDone(event, [(0.75, 0.8, 0.5), (1.0, 0.7, 0.5)], [0.005, 0.0025]))
+    view.redraw()
+    assert view.lr_plot.isVisible()
+    x, y = view.lr_curve.getData()
+    assert list(x) == [0.25, 0.5, 0.75, 1.0] and list(y) == [0.01, 0.01, 0.005, 0.0025]
+    start(controller, run=2)  # a new run starts its rates afresh
+    assert not view.lr_plot.isVisible() and view._lr_y == []
