@@ -28,7 +28,7 @@ from netbuilder.core.weights import PROJECT_KEY, WeightsError, read_npz, value_p
 
 FORMAT = 1
 META_KEY = "__checkpoint__"
-_WEIGHTS, _OPTIMIZER = "weights/", "optimizer/"
+_WEIGHTS, _OPTIMIZER, _BEST = "weights/", "optimizer/", "best/"
 
 
 class CheckpointError(WeightsError):
@@ -53,6 +53,8 @@ class Checkpoint:
     engine: str = "numpy"  # the engine that trained it ("numpy" or "torch"); either resumes it
     augment_rng_state: dict | None = None  # the augmentation's generator (None: from before augmentation)
     schedule_state: dict | None = None  # base rate, last factor and plateau's progress (None: from before)
+    early_stopping_state: dict | None = None  # the best figure, its epoch and the epochs waited since
+    best_weights: dict[str, np.ndarray] = field(default_factory=dict)  # the best epoch's, for early stopping
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
@@ -70,10 +72,12 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
         "engine": checkpoint.engine,
         "augment_rng_state": checkpoint.augment_rng_state,
         "schedule_state": checkpoint.schedule_state,
+        "early_stopping_state": checkpoint.early_stopping_state,
     }
     arrays = {PROJECT_KEY: _text_array(checkpoint.project.to_json()), META_KEY: _text_array(json.dumps(meta))}
     arrays.update({_WEIGHTS + k: np.asarray(v) for k, v in checkpoint.weights.items()})
     arrays.update({_OPTIMIZER + k: np.asarray(v) for k, v in checkpoint.optimizer_state.items()})
+    arrays.update({_BEST + k: np.asarray(v) for k, v in checkpoint.best_weights.items()})
     arrays["order"] = np.asarray(checkpoint.order, np.int64)
     arrays["batch_losses"] = np.array([v for b in checkpoint.batch_losses for v in b], np.float64)
 
@@ -129,6 +133,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             engine=str(meta.get("engine", "numpy")),
             augment_rng_state=dict(meta["augment_rng_state"]) if meta.get("augment_rng_state") else None,
             schedule_state=_schedule_state(meta.get("schedule_state")),
+            early_stopping_state=_early_state(meta.get("early_stopping_state")),
+            best_weights={k[len(_BEST):]: v for k, v in arrays.items() if k.startswith(_BEST)},
         )
     except (WeightsError, ProjectError):
         raise
@@ -141,6 +147,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     problems = [p for p in (value_problem(f"weights {n}", a) for n, a in checkpoint.weights.items()) if p]
     problems += [p for p in (value_problem(f"optimizer {n}", a) for n, a in checkpoint.optimizer_state.items())
                  if p]
+    problems += [p for p in (value_problem(f"best weights {n}", a) for n, a in checkpoint.best_weights.items()) if p]
     if problems:
         raise CheckpointError(f"{path}: refused: " + "; ".join(problems))
     return checkpoint
@@ -199,6 +206,17 @@ def _schedule_state(state) -> dict | None:
           and (state.get("best") is None or isinstance(state.get("best"), (int, float))))
     if not ok:
         raise _BadMeta(f"schedule_state is not a schedule's state, got {state!r}"[:200])
+    return dict(state)
+
+
+def _early_state(state) -> dict | None:
+    """A checkpoint's early-stopping state, checked; None when absent."""
+    if state is None:
+        return None
+    ok = (isinstance(state, dict) and isinstance(state.get("best_epoch"), int) and isinstance(state.get("waited"), int)
+          and (state.get("best") is None or isinstance(state.get("best"), (int, float))))
+    if not ok:
+        raise _BadMeta(f"early_stopping_state is not an early-stopping state, got {state!r}"[:200])
     return dict(state)
 
 

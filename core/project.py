@@ -49,6 +49,7 @@ class TrainingSettings:
     seed: int = 0
     augmentation: dict | None = None  # training images only: see core/augment.py (None: none)
     schedule: dict | None = None  # the learning rate over the run: see core/schedules.py (None: constant)
+    early_stopping: dict | None = None  # see core/early_stopping.py (None: every epoch runs)
 
 
 # JSON type each training field must have: "str", "int" (bool excluded) or "number" (int or float).
@@ -64,6 +65,7 @@ _TRAINING_TYPES = {
     "seed": "int",
     "augmentation": "object",
     "schedule": "object",
+    "early_stopping": "object",
 }
 assert set(_TRAINING_TYPES) == {f.name for f in fields(TrainingSettings)}
 
@@ -228,7 +230,7 @@ def _training_dict(settings: TrainingSettings) -> dict:
     """The training settings as JSON, leaving out an augmentation that is not there (files from
     before it existed stay byte for byte as they were)."""
     data = asdict(settings)
-    for key in ("augmentation", "schedule"):  # newer than format 2's first files: left out when unset
+    for key in ("augmentation", "schedule", "early_stopping"):  # newer than format 2's first files: left out when unset
         if data.get(key) is None:
             del data[key]
     return data

@@ -23,6 +23,7 @@ import numpy as np
 from netbuilder.core.augment import Augmentation, augmentation_rng
 from netbuilder.core.datasets.normalize import compute_normalization
 from netbuilder.core.datasets.split import train_val_split
+from netbuilder.core.early_stopping import EarlyStopping
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.layers import Dropout
 from netbuilder.core.layers.parallel import blas_single_threaded
@@ -120,6 +121,10 @@ class _Diverged(Exception):
     pass
 
 
+class _StoppedEarly(Exception):
+    """Early stopping ended the run (its message says at which epoch and what is restored)."""
+
+
 # --- the trainer ----------------------------------------------------------------------------
 class Trainer:
     """Trains ``network`` (built from ``project`` if not given) on ``dataset``'s training images.
@@ -159,6 +164,7 @@ class Trainer:
         self.base_lr = float(self.settings.learning_rate)
         self._factor = 1.0  # the factor the last batch trained with
         self._asked_lr: float | None = None  # a rate set by hand, from the next batch on
+        self.early_stopping = EarlyStopping.from_spec(self.settings.early_stopping)
         self.network = network if network is not None else Network(project, rng=self.rng, dtype=dtype)
         net = self.network
 
@@ -316,6 +322,8 @@ class Trainer:
                 rng_state=self.rng.bit_generator.state,
                 augment_rng_state=self.augment_rng.bit_generator.state,
                 schedule_state={"base_lr": self.base_lr, "factor": self._factor, **self.schedule.state()},
+                early_stopping_state=self.early_stopping.state() if self.early_stopping else None,
+                best_weights=dict(self.early_stopping.best_weights) if self.early_stopping else {},
                 order=self._order.copy(),
                 dropout_rng_states={name: rng.bit_generator.state for name, rng in self._dropout_rngs().items()},
                 history=[asdict(e) for e in self.history.epochs],
@@ -374,6 +382,8 @@ class Trainer:
                 mine["normalization"] = copy.deepcopy(stats)
         self.optimizer = optimizer
         self._order[...] = order
+        if self.early_stopping is not None:  # the best so far, and its weights, go on too
+            self.early_stopping.restore(checkpoint.early_stopping_state, checkpoint.best_weights)
         state = checkpoint.schedule_state
         if state:  # the schedule goes on where it was: its base rate and plateau's progress
             self.schedule.restore(state)
@@ -508,13 +518,19 @@ class Trainer:
                     time.perf_counter() - start - paused, n / train_seconds))
                 history.epochs_done = epoch
                 self._sync_engine()  # before the handler of EpochEnd may take a checkpoint
+                stop = self.early_stopping is not None and self.early_stopping.epoch_ended(
+                    epoch, val_loss, val_acc, self.network.state_dict)
                 self._mid_epoch = False
                 yield history.epochs[-1]
+                if stop:
+                    raise _StoppedEarly(self.early_stopping.message(epoch))
         except StopRequested:
             done = history.epochs_done - first
             status, message = "stopped", f"stopped after {done} complete epoch{'s' if done != 1 else ''}"
         except _Diverged as exc:
             status, message = "diverged", str(exc)
+        except _StoppedEarly as exc:
+            status, message = "finished", str(exc)
         except Exception as exc:  # noqa: BLE001 - reported as an event; kept in self.error
             self.error = exc
             status, message = "failed", f"training failed: {type(exc).__name__}: {exc}"
@@ -526,6 +542,11 @@ class Trainer:
             if status != "failed":
                 self.error = exc
                 status, message = "failed", f"training failed: {type(exc).__name__}: {exc}"
+        early = self.early_stopping
+        if early is not None and early.restore_best and early.best_weights and status == "finished" \
+                and message.startswith("stopped early"):
+            with self._exclusive():  # the best epoch's weights, as the message says
+                self.network.load_state_dict(early.best_weights)
         history.status, history.message = status, message
         yield RunEnded(status, message, history.epochs_done)
 

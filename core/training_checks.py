@@ -147,4 +147,12 @@ def check_training(t: Any, add) -> str | None:
             Schedule.from_spec(spec)
         except ValueError as exc:
             add(Problem(f"training.{exc}", field="training.schedule", value=spec))
+    spec = getattr(t, "early_stopping", None)
+    if spec is not None:
+        from netbuilder.core.early_stopping import EarlyStopping
+
+        try:
+            EarlyStopping.from_spec(spec)
+        except ValueError as exc:
+            add(Problem(f"training.{exc}", field="training.early_stopping", value=spec))
     return loss
