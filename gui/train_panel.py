@@ -33,6 +33,7 @@ from netbuilder.core.run_events import BatchesDone, EpochsDone, RunBegan
 from netbuilder.core.trainer import RunEnded
 from netbuilder.gui import theme
 from netbuilder.gui.document import ProjectDocument
+from netbuilder.gui.early_stopping_editor import EarlyStoppingEditor
 from netbuilder.gui.engine_picker import EnginePicker
 from netbuilder.gui.schedule_editor import ScheduleEditor
 from netbuilder.gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
@@ -171,6 +172,7 @@ class TrainPanel(QWidget):
         seed.setRange(0, 2**31 - 1)
         self._number("seed", "Seed", seed, form, "the same seed gives the same weights, split and order")
         self.schedule = ScheduleEditor(doc, form, self)  # its rows go into this form
+        self.early_stopping = EarlyStoppingEditor(doc, form, self)
         settings_box = QGroupBox("Settings")
         settings_box.setLayout(form)
         self.engine = EnginePicker(controller, settings)
@@ -434,6 +436,7 @@ class TrainPanel(QWidget):
             self.editors["momentum"].setEnabled(optimizer in ("momentum", "nesterov"))
         self.live_hint.setVisible(running)
         self.schedule.set_enabled(not running)
+        self.early_stopping.set_enabled(not running)
         self.engine.set_running(running)
 
 

@@ -27,3 +27,24 @@ def test_choosing_a_schedule_and_its_settings_edits_the_project(qtbot, doc):
     kind.activated.emit(kind.currentIndex())
     assert doc.project.training.schedule is None
     controller.shutdown()
+
+
+def test_early_stopping_rows_edit_the_project(qtbot, doc):
+    controller = TrainingController(doc)
+    panel = TrainPanel(doc, controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    monitor = panel.findChild(QComboBox, "early_stopping.monitor")
+    patience = panel.findChild(QSpinBox, "early_stopping.patience")
+    assert monitor.currentData() is None and not patience.isVisible()
+    monitor.setCurrentIndex(monitor.findData("val_loss"))
+    monitor.activated.emit(monitor.currentIndex())
+    assert doc.project.training.early_stopping == {"monitor": "val_loss", "patience": 3} and patience.isVisible()
+    patience.setValue(5)
+    assert doc.project.training.early_stopping == {"monitor": "val_loss", "patience": 5}
+    doc.undo_stack.undo()
+    assert patience.value() == 3
+    monitor.setCurrentIndex(0)
+    monitor.activated.emit(0)
+    assert doc.project.training.early_stopping is None
+    controller.shutdown()
