@@ -35,6 +35,9 @@ def add_parser(commands) -> None:
     train.add_argument("--checkpoint", metavar="CHECKPOINT.npz",
                        help="write a checkpoint (weights, optimiser and random state) here after every epoch, "
                             "to continue later with --resume")
+    train.add_argument("--keep", choices=("last", "best"), default="last",
+                       help="which epoch's weights --out gets: the last (default), or the one with the best "
+                            "validation loss (the project's early_stopping.monitor when it has one)")
     train.add_argument("--resume", metavar="CHECKPOINT.npz",
                        help="continue the run saved in this checkpoint, exactly as if it had not stopped, up to "
                             "--epochs (default: the project's) epochs in all; the checkpoint is updated after "
@@ -282,6 +285,8 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
     writer = launch is None or launch.leader  # the one process that writes files
     try:
         trainer = run.trainer()
+        if args.keep == "best":
+            trainer.keep_best()
     except (TrainingError, ValueError) as exc:
         error(f"{path}: {exc}" if resumed is None else f"cannot resume from {args.resume}: {exc}")
         return EXIT_ERROR

@@ -165,6 +165,7 @@ class Trainer:
         self._factor = 1.0  # the factor the last batch trained with
         self._asked_lr: float | None = None  # a rate set by hand, from the next batch on
         self.early_stopping = EarlyStopping.from_spec(self.settings.early_stopping)
+        self._keep_best = False  # ``keep_best``: end with the best epoch's weights
         self.network = network if network is not None else Network(project, rng=self.rng, dtype=dtype)
         net = self.network
 
@@ -257,6 +258,15 @@ class Trainer:
     def wait_until_paused(self, timeout: float | None = None) -> bool:
         """Block until the loop is actually held by a pause; False on timeout."""
         return self.control.wait_until_paused(timeout)
+
+    def keep_best(self) -> None:
+        """End runs with the weights of the epoch with the best validation loss (``train --keep
+        best``), whether or not early stopping ends them; the project's early stopping, if any,
+        says which figure is best."""
+        if self.early_stopping is None:
+            self.early_stopping = EarlyStopping(patience=10**9)  # watches, never stops
+        self.early_stopping.restore_best = True
+        self._keep_best = True
 
     def set_learning_rate(self, lr: float) -> None:
         """Change the learning rate from the next step on (ValueError for a non-positive value);
@@ -382,6 +392,8 @@ class Trainer:
                 mine["normalization"] = copy.deepcopy(stats)
         self.optimizer = optimizer
         self._order[...] = order
+        if self.early_stopping is None and checkpoint.early_stopping_state:  # a --keep best run's tracker
+            self.early_stopping = EarlyStopping(patience=10**9)
         if self.early_stopping is not None:  # the best so far, and its weights, go on too
             self.early_stopping.restore(checkpoint.early_stopping_state, checkpoint.best_weights)
         state = checkpoint.schedule_state
@@ -543,10 +555,13 @@ class Trainer:
                 self.error = exc
                 status, message = "failed", f"training failed: {type(exc).__name__}: {exc}"
         early = self.early_stopping
-        if early is not None and early.restore_best and early.best_weights and status == "finished" \
-                and message.startswith("stopped early"):
+        stopped_early = status == "finished" and message.startswith("stopped early")
+        keep = stopped_early or (self._keep_best and status in ("finished", "stopped"))
+        if early is not None and early.restore_best and early.best_weights and keep:
             with self._exclusive():  # the best epoch's weights, as the message says
                 self.network.load_state_dict(early.best_weights)
+            if not stopped_early:
+                message += f"; the weights of epoch {early.best_epoch}, the best, are kept"
         history.status, history.message = status, message
         yield RunEnded(status, message, history.epochs_done)
 

@@ -74,3 +74,44 @@ def test_bad_settings_are_one_line(spec, words):
     assert len(messages) == 1 and words in messages[0]
     with pytest.raises(ValueError, match=words.split(" ", 1)[0]):
         EarlyStopping.from_spec(spec)
+
+
+def test_keep_best_ends_with_the_best_epochs_weights_without_stopping_early():
+    trainer = Trainer(conv_project(optimizer="sgd", learning_rate=0.5), blobs(n=80))
+    trainer.keep_best()
+    weights_at = {}
+    for event in trainer.run(6):
+        if isinstance(event, EpochEnd):
+            weights_at[event.epoch] = trainer.network.state_dict()
+    losses = [e.val_loss for e in trainer.history.epochs]
+    best = int(np.argmin(losses)) + 1
+    assert trainer.history.epochs_done == 6  # it watches, it does not stop
+    assert trainer.history.message.endswith(f"the weights of epoch {best}, the best, are kept")
+    for name, value in weights_at[best].items():
+        np.testing.assert_array_equal(trainer.network.state_dict()[name], value)
+
+
+def test_the_command_line_keeps_the_best_epoch_on_request(tmp_path, capsys):
+    import json
+
+    from netbuilder.core import cli
+    from netbuilder.core.weights import load_weights
+
+    project = conv_project(optimizer="sgd", learning_rate=0.5, epochs=4)
+    project.dataset = {"kind": "shapes", "train_size": 120, "test_size": 0}
+    project.input_shape = (1, 28, 28)
+    project.blocks[-1]["units"] = 10
+    project.num_classes = 10
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(project.to_dict()))
+    assert cli.main(["train", str(path), "--keep", "best", "--out", str(tmp_path / "w.npz"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "the best, are kept; weights saved to" in out
+    from netbuilder.core.datasets import load_project_dataset
+
+    same = Trainer(project, load_project_dataset(project, base_dir=tmp_path))
+    same.keep_best()
+    same.fit()
+    _, saved = load_weights(tmp_path / "w.npz")
+    for name, value in same.network.state_dict().items():
+        np.testing.assert_array_equal(saved[name], value)
