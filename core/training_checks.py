@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from netbuilder.core.augment import Augmentation
 from netbuilder.core.blocks import ACTIVATIONS, KINDS
+from netbuilder.core.early_stopping import EarlyStopping
 from netbuilder.core.errors import WARNING, Problem
 from netbuilder.core.project import LOSSES, OPTIMIZERS, _show, _suggest
+from netbuilder.core.schedules import Schedule
 
 MAX_INT = 2**31 - 1  # no size, count or setting may be larger: numpy and every runtime take it
 _NUMBERS = (int, float)
@@ -93,6 +96,10 @@ def _number(v: Any) -> bool:
     return type(v) in _NUMBERS and math.isfinite(v)
 
 
+# The training settings that are objects, with the class that reads (and checks) each.
+_OBJECT_SETTINGS = (("augmentation", Augmentation), ("schedule", Schedule), ("early_stopping", EarlyStopping))
+
+
 def check_training(t: Any, add) -> str | None:
     """Report settings out of range; returns the loss name if it is a known one."""
     if t is None:
@@ -131,28 +138,11 @@ def check_training(t: Any, add) -> str | None:
     v = getattr(t, "seed", None)
     if not (type(v) is int and v >= 0):
         bad("seed", "a whole number of at least 0")
-    spec = getattr(t, "augmentation", None)
-    if spec is not None:
-        from netbuilder.core.augment import Augmentation
-
-        try:
-            Augmentation.from_spec(spec)
-        except ValueError as exc:
-            add(Problem(f"training.{exc}", field="training.augmentation", value=spec))
-    spec = getattr(t, "schedule", None)
-    if spec is not None:
-        from netbuilder.core.schedules import Schedule
-
-        try:
-            Schedule.from_spec(spec)
-        except ValueError as exc:
-            add(Problem(f"training.{exc}", field="training.schedule", value=spec))
-    spec = getattr(t, "early_stopping", None)
-    if spec is not None:
-        from netbuilder.core.early_stopping import EarlyStopping
-
-        try:
-            EarlyStopping.from_spec(spec)
-        except ValueError as exc:
-            add(Problem(f"training.{exc}", field="training.early_stopping", value=spec))
+    for name, setting in _OBJECT_SETTINGS:  # each object setting is checked by the module that applies it
+        spec = getattr(t, name, None)
+        if spec is not None:
+            try:
+                setting.from_spec(spec)
+            except ValueError as exc:
+                add(Problem(f"training.{exc}", field=f"training.{name}", value=spec))
     return loss
