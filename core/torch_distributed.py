@@ -39,7 +39,6 @@ from netbuilder.core.errors import TrainingError
 from netbuilder.core.layers import Dropout
 from netbuilder.core.layers.batchnorm import BatchNorm
 from netbuilder.core.torch_engine import TorchTrainer, describe_device, import_torch, resolve_device
-from netbuilder.core.trainer import _Diverged, make_optimizer_like
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -252,21 +251,10 @@ class DistributedTorchTrainer(TorchTrainer):
                 if not self.synced_norms:
                     self._average_norms(trained, m)
                 return value, outputs
-            if not math.isfinite(value):
-                what = f"the loss became {'NaN' if math.isnan(value) else 'infinite'}"
-            else:
-                what = "the gradients became NaN or infinite"
-            kept = "the weights from before this batch are kept"
-            if not all(bool(torch.isfinite(p).all()) for p in self._params.values()):
-                self._model.load_state_dict(snapshot)
-                self.optimizer = make_optimizer_like(self.optimizer, self.settings)
-                self._topt = self._torch_optimizer()
-                kept = f"the weights were restored from the start of epoch {epoch}"
+            diverged = self._divergence(value, epoch, batch, snapshot)
         finally:
             self._lock.release()
-        raise _Diverged(
-            f"training diverged at epoch {epoch}, batch {batch}: {what} with learning rate "
-            f"{self.optimizer.lr:g}; {kept}. Try a lower learning rate.")
+        raise diverged
 
     def _evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         torch, model, world = self._torch, self._model, self.world

@@ -317,21 +317,27 @@ class TorchTrainer(Trainer):
                 with torch.no_grad():
                     outputs = self._outputs(pred.detach())
                 return value, outputs.cpu().numpy()
-            if not math.isfinite(value):
-                what = f"the loss became {'NaN' if math.isnan(value) else 'infinite'}"
-            else:
-                what = "the gradients became NaN or infinite"
-            kept = "the weights from before this batch are kept"
-            if not all(bool(torch.isfinite(p).all()) for p in self._params.values()):
-                model.load_state_dict(snapshot)
-                self.optimizer = make_optimizer_like(self.optimizer, self.settings)
-                self._topt = self._torch_optimizer()
-                kept = f"the weights were restored from the start of epoch {epoch}"
+            diverged = self._divergence(value, epoch, batch, snapshot)
         finally:
             self._lock.release()
-        raise _Diverged(
-            f"training diverged at epoch {epoch}, batch {batch}: {what} with learning rate "
-            f"{self.optimizer.lr:g}; {kept}. Try a lower learning rate.")
+        raise diverged
+
+    def _divergence(self, value: float, epoch: int, batch: int, snapshot) -> _Diverged:
+        """A step whose loss or gradients were not finite (the step not taken): put back the
+        epoch's starting weights if the model's are no longer finite, and say what happened."""
+        torch = self._torch
+        if not math.isfinite(value):
+            what = f"the loss became {'NaN' if math.isnan(value) else 'infinite'}"
+        else:
+            what = "the gradients became NaN or infinite"
+        kept = "the weights from before this batch are kept"
+        if not all(bool(torch.isfinite(p).all()) for p in self._params.values()):
+            self._model.load_state_dict(snapshot)
+            self.optimizer = make_optimizer_like(self.optimizer, self.settings)
+            self._topt = self._torch_optimizer()
+            kept = f"the weights were restored from the start of epoch {epoch}"
+        return _Diverged(f"training diverged at epoch {epoch}, batch {batch}: {what} with learning rate "
+                         f"{self.optimizer.lr:g}; {kept}. Try a lower learning rate.")
 
     def _evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         torch, model = self._torch, self._model
