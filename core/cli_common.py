@@ -107,3 +107,25 @@ class ReaderMayLeave:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+def read_trained_weights(project, weights: str | os.PathLike):
+    """The ``{name: array}`` of a weights file (or checkpoint) for ``project``, which takes the input
+    normalisation and class names training stored in the file's own project (the project file has
+    neither); None after saying what is wrong with the file."""
+    from netbuilder.core.export import read_weights_file
+    from netbuilder.core.untrusted import check_regular_file
+    from netbuilder.core.weights import WeightsError
+
+    try:
+        check_regular_file(Path(weights), WeightsError, "weights file")
+        state, embedded = read_weights_file(weights)
+    except (WeightsError, ProjectError, ValueError, OSError) as exc:
+        error(str(exc))
+        return None
+    ours, theirs = project.dataset, embedded.dataset if embedded is not None else {}
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key in ("normalization", "class_names"):
+            if key not in ours and key in theirs:
+                ours[key] = theirs[key]
+    return state

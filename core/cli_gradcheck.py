@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-from netbuilder.core.cli_common import EXIT_ERROR, EXIT_OK, error, load_valid_project, resolve_project
+from netbuilder.core.cli_common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    error,
+    load_valid_project,
+    read_trained_weights,
+    resolve_project,
+)
 
 
 def add_parser(commands) -> None:
@@ -33,7 +40,6 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    from netbuilder.core.errors import ProjectError
     from netbuilder.core.gradcheck import check_project, format_report
 
     found = resolve_project(args.project)
@@ -46,22 +52,9 @@ def run(args) -> int:
     project = loaded[0]
     state = None
     if args.weights is not None:
-        from pathlib import Path
-
-        from netbuilder.core.export import read_weights_file
-        from netbuilder.core.untrusted import check_regular_file
-        from netbuilder.core.weights import WeightsError
-
-        try:
-            check_regular_file(Path(args.weights), WeightsError, "weights file")
-            state, embedded = read_weights_file(args.weights)
-        except (WeightsError, ProjectError, ValueError, OSError) as exc:
-            error(str(exc))
+        state = read_trained_weights(project, args.weights)
+        if state is None:
             return EXIT_ERROR
-        theirs = embedded.dataset if embedded is not None else {}
-        if isinstance(project.dataset, dict) and "normalization" not in project.dataset \
-                and isinstance(theirs, dict) and "normalization" in theirs:
-            project.dataset["normalization"] = theirs["normalization"]
     try:
         report = check_project(project, args.samples, args.batch, path.parent, args.seed, state)
     except ValueError as exc:  # weights that do not fit the network

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from netbuilder.core.cli_common import EXIT_ERROR, EXIT_INVALID, EXIT_OK, error, load_valid_project, resolve_project
+from netbuilder.core.cli_common import (
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_OK,
+    error,
+    load_valid_project,
+    read_trained_weights,
+    resolve_project,
+)
 from netbuilder.core.errors import ProjectError
 
 _CHUNK = 64  # images prepared and predicted at a time
@@ -68,9 +76,8 @@ def add_parsers(commands) -> None:
 # --- shared -----------------------------------------------------------------------------------
 def load_trained(project_name: str, weights_name: str):
     """(project, project path, network with the weights) or the exit code after saying what is wrong."""
-    from netbuilder.core.export import load_state, read_weights_file
+    from netbuilder.core.export import load_state
     from netbuilder.core.network import Network
-    from netbuilder.core.untrusted import check_regular_file
     from netbuilder.core.weights import WeightsError
 
     found = resolve_project(project_name)
@@ -81,18 +88,12 @@ def load_trained(project_name: str, weights_name: str):
     if isinstance(loaded, int):
         return loaded
     project = loaded[0]
-    weights = Path(weights_name)
+    state = read_trained_weights(project, weights_name)
+    if state is None:
+        return EXIT_ERROR
     try:
-        check_regular_file(weights, WeightsError, "weights file")
-        state, embedded = read_weights_file(weights)
-        # Training stores the input normalisation in the weights' project, not in the project file.
-        ours, theirs = project.dataset, embedded.dataset if embedded is not None else {}
-        if isinstance(ours, dict) and isinstance(theirs, dict):
-            for key in ("normalization", "class_names"):
-                if key not in ours and key in theirs:
-                    ours[key] = theirs[key]
         network = Network(project)
-        load_state(network, state, weights)
+        load_state(network, state, Path(weights_name))
     except (WeightsError, ProjectError, ValueError) as exc:
         error(str(exc))
         return EXIT_ERROR
