@@ -11,18 +11,14 @@ Numbering: epochs and batches in events are 1-based, as shown to the user
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from netbuilder.core.augment import Augmentation, augmentation_rng
-from netbuilder.core.datasets.normalize import compute_normalization
-from netbuilder.core.datasets.split import train_val_split
 from netbuilder.core.early_stopping import EarlyStopping
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.layers import Dropout
@@ -32,89 +28,11 @@ from netbuilder.core.network import Network
 from netbuilder.core.optimizers import Optimizer, make_optimizer
 from netbuilder.core.run_control import RunControl, StopRequested
 from netbuilder.core.schedules import Schedule
+from netbuilder.core.trainer_checkpoint import restore_checkpoint, take_checkpoint
+from netbuilder.core.trainer_events import BatchEnd, EpochEnd, Event, History, RunEnded, RunStarted
+from netbuilder.core.training_data import TrainingData
 
 EVAL_BATCH = 256  # samples per forward pass when validating
-
-
-# --- events ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunStarted:
-    """``epochs`` to run now; ``start_epoch`` were done before (a resumed run numbers from start_epoch + 1)."""
-
-    epochs: int
-    batches_per_epoch: int
-    train_size: int
-    val_size: int
-    start_epoch: int = 0
-
-
-@dataclass(frozen=True)
-class BatchEnd:
-    """After each optimisation step. ``loss``/``accuracy`` are this batch's (dropout active);
-    ``images_per_sec`` is the epoch's throughput so far; ``seen`` counts images since the run began."""
-
-    epoch: int
-    batch: int
-    batches_per_epoch: int
-    loss: float
-    accuracy: float
-    images_per_sec: float
-    seen: int
-    learning_rate: float | None = None  # the rate this batch trained with
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    """After each full epoch. Train metrics are sample-weighted means of the epoch's batches;
-    validation metrics (inference mode) are None when there is no validation split.
-    ``seconds`` is the epoch's wall time (training and validation, pauses excluded)."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float | None
-    val_accuracy: float | None
-    seconds: float
-    images_per_sec: float
-
-
-@dataclass(frozen=True)
-class RunEnded:
-    """Always the last event. ``status``: "finished" | "stopped" | "diverged" | "failed"."""
-
-    status: str
-    message: str
-    epochs_done: int
-
-
-Event = RunStarted | BatchEnd | EpochEnd | RunEnded
-
-
-@dataclass
-class History:
-    """What a run produced: one ``EpochEnd`` per completed epoch, every batch loss, the outcome."""
-
-    epochs: list[EpochEnd] = field(default_factory=list)
-    batch_losses: list[list[float]] = field(default_factory=list)  # [epoch][batch], incl. a partial epoch
-    status: str | None = None
-    message: str = ""
-    epochs_done: int = 0
-
-    @property
-    def train_loss(self) -> list[float]:
-        return [e.train_loss for e in self.epochs]
-
-    @property
-    def train_accuracy(self) -> list[float]:
-        return [e.train_accuracy for e in self.epochs]
-
-    @property
-    def val_loss(self) -> list[float | None]:
-        return [e.val_loss for e in self.epochs]
-
-    @property
-    def val_accuracy(self) -> list[float | None]:
-        return [e.val_accuracy for e in self.epochs]
 
 
 class _Diverged(Exception):
@@ -169,42 +87,13 @@ class Trainer:
         self.network = network if network is not None else Network(project, rng=self.rng, dtype=dtype)
         net = self.network
 
-        x, y = dataset.x_train, np.asarray(dataset.y_train)
-        expected = tuple(net.project.input_shape)
-        if tuple(x.shape[1:]) != expected:
-            raise TrainingError(
-                f"the dataset's images are {_dims(x.shape[1:])} (channels x height x width) but the "
-                f"network's input is {_dims(expected)}; change the project's input shape or the dataset")
-        outputs = net.output_features
-        classes = 2 if outputs == 1 else outputs  # one sigmoid output separates two classes
-        needed = max(int(getattr(dataset, "num_classes", 0) or 0), int(y.max()) + 1 if len(y) else 0)
-        if len(y) and y.min() < 0:
-            raise TrainingError(f"the dataset has a negative label ({int(y.min())}); labels must be 0, 1, 2, ...")
-        if needed > classes:
-            raise TrainingError(
-                f"the dataset has {needed} classes but the network has {outputs} output"
-                f"{'s' if outputs != 1 else ''}, enough for {classes}; set the last block's units "
-                f"(and the project's num_classes) to {needed}")
         batch_size = self.settings.batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise TrainingError(f"batch size must be a whole number >= 1, got {batch_size!r}")
-
-        x_val = getattr(dataset, "x_val", None)
-        if x_val is not None:  # the source's own validation split: after the training images
-            n = len(x)
-            x = np.concatenate([x, np.asarray(x_val)])
-            y = np.concatenate([y, np.asarray(dataset.y_val)])
-        self._x = np.asarray(x, dtype=net.dtype)  # no copy for the usual float32 data
-        self._y = y.astype(np.int64, copy=False)
-        if x_val is not None:
-            self.train_idx, self.val_idx = np.arange(n, dtype=np.int64), np.arange(n, len(y), dtype=np.int64)
-        else:
-            self.train_idx, self.val_idx = train_val_split(self._y, self.settings.validation_fraction, seed)
-        # Input normalisation: statistics of the training split alone, stored in the project so
-        # that the saved weights, the views and every export apply the same transform. A project
-        # that says "normalization": null trains on the raw [0, 1] pixels.
-        if isinstance(project.dataset, dict) and "normalization" not in project.dataset and len(self.train_idx):
-            project.dataset["normalization"] = compute_normalization(self._x, self.train_idx)
+        self.data = TrainingData(project, dataset, net, self.settings.validation_fraction, seed)
+        # The trainer's own names for the data's parts (other modules and tests read them).
+        self._x, self._y = self.data.x, self.data.y
+        self.train_idx, self.val_idx = self.data.train_idx, self.data.val_idx
         net.set_normalization(project.dataset.get("normalization") if isinstance(project.dataset, dict) else None)
         self.notes: list[str] = []  # what the trainer decided for the user to know, one line each
         n_train = len(self.train_idx)
@@ -219,7 +108,7 @@ class Trainer:
                 raise TrainingError(message)
         self.batch_size = batch_size
         self._order = self.train_idx.copy()  # shuffled in place each epoch
-        self._xbuf = np.empty((batch_size,) + self._x.shape[1:], net.dtype)
+        self._xbuf = np.empty((batch_size,) + self.data.sample_shape, net.dtype)
         self._ybuf = np.empty(batch_size, np.int64)
 
         self.optimizer: Optimizer = make_optimizer(self.settings)
@@ -288,139 +177,40 @@ class Trainer:
         the batch in progress to finish; training then waits for the probe.
         """
         x = np.asarray(x)
-        if x.ndim == len(self._x.shape) - 1:
+        shape = self.data.sample_shape
+        if x.ndim == len(shape):
             x = x[None]
-        if x.shape[0] != 1 or x.shape[1:] != self._x.shape[1:]:
-            raise ValueError(f"probe takes one sample of shape {self._x.shape[1:]}, got {x.shape}")
+        if x.shape[0] != 1 or x.shape[1:] != shape:
+            raise ValueError(f"probe takes one sample of shape {shape}, got {x.shape}")
         with self._exclusive(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             stages = self.network.forward_stages(x)
             return [(stage.path, stage.info.kind, np.array(out[0], copy=True)) for stage, out in stages]
 
     def validation_data(self) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of the validation split (copies): for confusion matrices and sample pickers."""
-        return self._x[self.val_idx], self._y[self.val_idx]
+        return self.data.rows(self.val_idx)
 
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter under its stable name, taken between batches."""
         with self._exclusive():
             return self.network.state_dict()
 
-    # --- checkpoints ---------------------------------------------------------------------------
+    # --- checkpoints (core/trainer_checkpoint.py) ---------------------------------------------
     def checkpoint(self):
         """A ``netbuilder.core.checkpoint.Checkpoint`` of the run's state now, which must be between epochs.
 
         Take it from the ``EpochEnd`` event's handler (the run waits there) or when no run is
         active; raises TrainingError in the middle of an epoch (e.g. after a stop).
         """
-        from dataclasses import asdict
-
-        from netbuilder.core.checkpoint import Checkpoint
-
-        with self._exclusive():
-            if self._mid_epoch:
-                done = self.history.epochs_done
-                raise TrainingError(
-                    f"the run is in the middle of epoch {done + 1}; a checkpoint can only be taken between "
-                    f"epochs (after epoch {done})")
-            return Checkpoint(
-                project=self.project.copy(),
-                epoch=self.history.epochs_done,
-                weights=self.network.state_dict(),
-                optimizer=self.settings.optimizer,
-                optimizer_state=self.optimizer.state_dict(),
-                learning_rate=self.optimizer.lr,
-                rng_state=self.rng.bit_generator.state,
-                augment_rng_state=self.augment_rng.bit_generator.state,
-                schedule_state={"base_lr": self.base_lr, "factor": self._factor, **self.schedule.state()},
-                early_stopping_state=self.early_stopping.state() if self.early_stopping else None,
-                best_weights=dict(self.early_stopping.best_weights) if self.early_stopping else {},
-                order=self._order.copy(),
-                dropout_rng_states={name: rng.bit_generator.state for name, rng in self._dropout_rngs().items()},
-                history=[asdict(e) for e in self.history.epochs],
-                batch_losses=[list(b) for b in self.history.batch_losses[:len(self.history.epochs)]],
-                engine=self.engine,
-            )
+        return take_checkpoint(self)
 
     def restore(self, checkpoint) -> None:
         """Put the state of ``checkpoint`` back: the next ``run`` continues it exactly.
 
         Raises TrainingError (the trainer unchanged) if it belongs to another network, optimiser
-        kind or training set. A learning rate changed during the checkpointed run is kept,
-        unless the project now sets another one; the checkpoint's input normalisation is kept
-        (the weights were trained with it) and written into the project.
+        kind or training set.
         """
-        own = self._dropout_rngs()
-        if checkpoint.optimizer != self.settings.optimizer:
-            raise TrainingError(f"the checkpoint was trained with the {checkpoint.optimizer} optimiser, the project "
-                                f"uses {self.settings.optimizer}; set the project's optimizer back to resume")
-        order = np.asarray(checkpoint.order)
-        if order.shape != self._order.shape or not np.array_equal(np.sort(order), np.sort(self.train_idx)):
-            raise TrainingError(
-                f"the checkpoint was made with other training data ({len(order)} training samples in its order, "
-                f"{len(self.train_idx)} here, or a different split): use the same dataset, validation "
-                "fraction and seed to resume")
-        missing = sorted(set(checkpoint.dropout_rng_states) - set(own))
-        if missing:
-            raise TrainingError(f"the checkpoint has random generator states for dropout blocks "
-                                f"{', '.join(missing)} that this network does not draw from separately")
-        try:
-            epochs = [EpochEnd(**e) for e in checkpoint.history]
-        except TypeError as exc:
-            raise TrainingError(f"cannot resume from this checkpoint: its history is damaged ({exc})") from None
-        # The weights were trained on inputs normalised with the checkpoint's statistics: keep using them.
-        theirs = checkpoint.project.dataset if isinstance(checkpoint.project.dataset, dict) else {}
-        mine = self.project.dataset if isinstance(self.project.dataset, dict) else None
-        stats = theirs.get("normalization") if "normalization" in theirs else (mine or {}).get("normalization")
-        with self._exclusive():
-            backup = self.network.state_dict()
-            try:
-                self.network.load_state_dict(checkpoint.weights)  # names every mismatch, changes nothing then
-                optimizer = self._optimizer_for(checkpoint)
-                self.network.set_normalization(stats)
-                generators = [(self.rng, checkpoint.rng_state)] + (
-                    [(self.augment_rng, checkpoint.augment_rng_state)] if checkpoint.augment_rng_state else []) + [
-                    (own[name], state) for name, state in checkpoint.dropout_rng_states.items()]
-                for rng, state in generators:  # try each state on a scratch generator before the real ones
-                    type(rng.bit_generator)().state = state
-            except (ValueError, TypeError, KeyError) as exc:
-                self.network.load_state_dict(backup)
-                self.network.set_normalization((mine or {}).get("normalization"))
-                raise TrainingError(f"cannot resume from this checkpoint: {exc}") from None
-            for rng, state in generators:
-                rng.bit_generator.state = state
-            if mine is not None and "normalization" in theirs:
-                mine["normalization"] = copy.deepcopy(stats)
-        self.optimizer = optimizer
-        self._order[...] = order
-        if self.early_stopping is None and checkpoint.early_stopping_state:  # a --keep best run's tracker
-            self.early_stopping = EarlyStopping(patience=10**9)
-        if self.early_stopping is not None:  # the best so far, and its weights, go on too
-            self.early_stopping.restore(checkpoint.early_stopping_state, checkpoint.best_weights)
-        state = checkpoint.schedule_state
-        if state:  # the schedule goes on where it was: its base rate and plateau's progress
-            self.schedule.restore(state)
-            self.base_lr, self._factor = float(state["base_lr"]), float(state["factor"])
-        if checkpoint.engine != self.engine:
-            self.notes.append(f"the checkpoint was trained by the {checkpoint.engine} engine; the {self.engine} "
-                              "engine continues it (weights, optimiser state and data order carry over)")
-        self.history = History(epochs, [list(b) for b in checkpoint.batch_losses], epochs_done=checkpoint.epoch)
-        self._resume_epoch = checkpoint.epoch
-        self._mid_epoch = False
-
-    def _optimizer_for(self, checkpoint) -> Optimizer:
-        """The project's optimiser holding the checkpoint's state; ValueError if it does not fit."""
-        params = self.network.parameters()
-        for key, buf in checkpoint.optimizer_state.items():
-            name = key.partition("/")[2]
-            if key != "steps" and (name not in params or np.shape(buf) != params[name].shape):
-                raise ValueError(f"the optimiser state {key} {_dims(np.shape(buf))} does not fit the network's "
-                                 "parameters")
-        optimizer = make_optimizer(self.settings)
-        optimizer.load_state_dict(checkpoint.optimizer_state)
-        trained_with = checkpoint.project.training.learning_rate
-        optimizer.lr = checkpoint.learning_rate if self.settings.learning_rate == trained_with \
-            else self.settings.learning_rate
-        return optimizer
+        restore_checkpoint(self, checkpoint)
 
     @classmethod
     def from_checkpoint(cls, checkpoint, dataset, project=None, dtype=None, **options) -> Trainer:
@@ -503,8 +293,7 @@ class Trainer:
                     idx = self._order[b * self.batch_size:(b + 1) * self.batch_size]
                     k = len(idx)
                     xb, yb = self._xbuf[:k], self._ybuf[:k]
-                    np.take(self._x, idx, axis=0, out=xb, mode="clip")
-                    np.take(self._y, idx, out=yb, mode="clip")
+                    self.data.gather(idx, xb, yb)
                     if self.augmentation.enabled:  # both engines train on this same augmented batch
                         xb = self.augmentation.augment(xb, self.augment_rng)
                     trace = None
@@ -695,7 +484,7 @@ class Trainer:
             if self.control.stopping:
                 raise StopRequested
             part = idx[i:i + EVAL_BATCH]
-            x, y = self._x[part], self._y[part]
+            x, y = self.data.rows(part)
             self._acquire()
             try:
                 loss, outputs = self._evaluate(x, y)
@@ -713,7 +502,3 @@ def make_optimizer_like(old: Optimizer, settings) -> Optimizer:
     new = make_optimizer(settings)
     new.lr = old.lr
     return new
-
-
-def _dims(shape) -> str:
-    return " x ".join(str(int(d)) for d in shape)
