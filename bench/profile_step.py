@@ -56,16 +56,17 @@ def _instrument(clock: _Clock) -> None:
 
     from netbuilder.core import layers as layers_pkg
     from netbuilder.core import losses, optimizers
-    from netbuilder.core.layers import conv, dense
+    from netbuilder.core.layers import batchnorm, conv, dense, global_pool, groups
 
-    kinds = {"Conv2D": "conv", "Dense": "dense", "Activation": "activation", "BatchNorm2D": "batchnorm"}
-    for name in dir(layers_pkg):
-        cls = getattr(layers_pkg, name)
-        if isinstance(cls, type) and hasattr(cls, "forward"):
-            kind = kinds.get(name, "pooling" if "Pool" in name else "other")
-            for method in ("forward", "backward"):
-                if method in vars(cls):
-                    setattr(cls, method, clock.wrap(kind, vars(cls)[method]))
+    kinds = {"Conv2D": "conv", "Dense": "dense", "Activation": "activation"}
+    classes = {cls for module in (layers_pkg, batchnorm, global_pool, groups) for cls in vars(module).values()
+               if isinstance(cls, type) and issubclass(cls, layers_pkg.Layer)}
+    for cls in classes:
+        name = cls.__name__
+        kind = kinds.get(name, "pooling" if "Pool" in name else "batchnorm" if "BatchNorm" in name else "other")
+        for method in ("forward", "backward"):
+            if method in vars(cls):
+                setattr(cls, method, clock.wrap(kind, vars(cls)[method]))
     for module, kind in ((conv, "conv"), (dense, "dense")):
         proxy = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
         proxy.matmul = clock.wrap(f"{kind} GEMM", np.matmul)
