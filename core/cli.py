@@ -31,7 +31,8 @@ Build convolutional neural networks visually, train them live, export what they 
 
   netbuilder                    open the app
   netbuilder PROJECT.json       open the app with a project
-  netbuilder train PROJECT      train a project from the console
+  netbuilder train PROJECT      train a project from the console (each run recorded beside it)
+  netbuilder runs PROJECT       list a project's recorded runs and the settings that differ
   netbuilder summary PROJECT    print a project's layer table and totals
   netbuilder export PROJECT WEIGHTS --format onnx|torch|numpy -o PATH
                                 export trained weights, verified against the app
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     cli_train.add_parser(commands)
+    from netbuilder.core import cli_runs
+
+    cli_runs.add_parser(commands)
     from netbuilder.core import cli_predict  # predict, evaluate
 
     cli_predict.add_parsers(commands)

@@ -28,7 +28,9 @@ def add_parser(commands) -> None:
     train.add_argument("--out", metavar="WEIGHTS.npz",
                        help="where to write the weights (default: <project name>.weights.npz next to the project; "
                             "in the current folder for a bundled example)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar on stderr (epoch metrics still printed)")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress bar on stderr, nor the line saying where the run was recorded (epoch "
+                            "metrics still printed)")
     train.add_argument("--metrics", metavar="RUN.jsonl",
                        help="also write one JSON object per epoch, and one at the end of the run, to this file "
                             "(JSON Lines, for other tools to read while the run goes on)")
@@ -38,6 +40,10 @@ def add_parser(commands) -> None:
     train.add_argument("--keep", choices=("last", "best"), default="last",
                        help="which epoch's weights --out gets: the last (default), or the one with the best "
                             "validation loss (the project's early_stopping.monitor when it has one)")
+    train.add_argument("--no-record", dest="record", action="store_false",
+                       help="do not record the run in <project name>.runs/ next to the project (by default every "
+                            "run of a project file is recorded there: settings, metrics, weights; see "
+                            "'netbuilder runs'); runs of a bundled example are never recorded")
     train.add_argument("--resume", metavar="CHECKPOINT.npz",
                        help="continue the run saved in this checkpoint, exactly as if it had not stopped, up to "
                             "--epochs (default: the project's) epochs in all; the checkpoint is updated after "
@@ -110,6 +116,7 @@ def run(args) -> int:
     if found is None:
         return EXIT_ERROR
     path, bundled = found
+    args.bundled = bundled
     if not _speed_options_ok(args):
         return EXIT_ERROR
     launch = _launch(args)
@@ -222,6 +229,8 @@ def _start_processes(args) -> int:
             arguments += [flag, str(value)]
     if args.quiet:
         arguments.append("--quiet")
+    if not getattr(args, "record", True):
+        arguments.append("--no-record")
     env = dict(os.environ)
     # torchrun gives each process one thread (and warns) unless told; the CPU is shared out instead
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.processes)))
@@ -275,14 +284,16 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
     from netbuilder.core.training_run import TrainingRun
     from netbuilder.core.weights import WeightsError, save_weights
 
+    writer = launch is None or launch.leader  # the one process that writes files
+    # Runs of the user's own project files are recorded next to them (not a bundled example's).
+    record = path if writer and getattr(args, "record", True) and not getattr(args, "bundled", False) else None
     run = TrainingRun(project, path.parent, args.engine, args.device, checkpoint=resumed,
-                      options=speed_options(args) if launch is None else None, launch=launch)
+                      options=speed_options(args) if launch is None else None, launch=launch, record_to=record)
     try:
         dataset = run.load()
     except (ValueError, OSError) as exc:
         error(f"cannot load the dataset of {path}: {exc}")
         return EXIT_ERROR
-    writer = launch is None or launch.leader  # the one process that writes files
     try:
         trainer = run.trainer()
         if args.keep == "best":
@@ -361,7 +372,22 @@ def _train(args, project, path: Path, out: Path, resumed, checkpoint_path: Path 
         return EXIT_INTERRUPTED
     finally:
         _restore_sigint(previous)
+    code = _after_run(args, ended, run, project, dataset, out, checkpoint_path, saved_epoch, metrics, writer, launch)
+    # The record was written as the run ended; said last, on stderr with the progress (--quiet: not at
+    # all), so that stdout keeps the run's results.
+    if run.recorded is not None and not args.quiet:
+        print(f"run recorded in {run.recorded}", file=sys.stderr, flush=True)
+    elif run.record_problem:
+        error(f"note: {run.record_problem}")
+    return code
 
+
+def _after_run(args, ended, run, project, dataset, out: Path, checkpoint_path: Path | None, saved_epoch,
+               metrics: MetricsLog | None, writer: bool, launch) -> int:
+    """What follows a run: its outcome said, the weights saved, the test split scored."""
+    from netbuilder.core.weights import WeightsError, save_weights
+
+    trainer = run.trainer()
     if ended.status in ("diverged", "failed"):
         error(f"{ended.message.rstrip('.')}; no weights written")
         if not writer and ended.status == "failed":  # this process's own failure: said even off rank 0

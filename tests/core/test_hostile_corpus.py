@@ -110,8 +110,9 @@ def _full_disk():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("argv,what", [
-    (["train", "xor.json", "--epochs", "1", "--out", "old.npz", "--quiet"], "old.npz: cannot write the weights file"),
-    (["train", "xor.json", "--epochs", "1", "--out", "w.npz", "--checkpoint", "old.npz", "--quiet"],
+    (["train", "xor.json", "--epochs", "1", "--out", "old.npz", "--quiet", "--no-record"],
+     "old.npz: cannot write the weights file"),
+    (["train", "xor.json", "--epochs", "1", "--out", "w.npz", "--checkpoint", "old.npz", "--quiet", "--no-record"],
      "old.npz: cannot write the checkpoint"),
     (["export", "xor.json", "weights.npz", "--format", "numpy", "-o", "old"], "cannot write the numpy export to old"),
     (["export", "xor.json", "weights.npz", "--format", "torch", "-o", "old"], "cannot write the PyTorch export to old"),
