@@ -461,6 +461,26 @@ class CurvesView(QWidget):
         for item, name in samples:
             self.legend.addItem(item, name)
 
+    def show_recorded(self, key: str, epochs=(), label: str = "", color: str = theme.MUTED) -> RunCurves | None:
+        """Overlay a recorded run's per-epoch loss and accuracy (``EpochEnd``s) faded in ``color`` as
+        ``key``, or take overlay ``key`` away (no epochs); the axes widen to hold it (the Runs panel)."""
+        shown = self.__dict__.setdefault("recorded", {})
+        if key in shown:
+            shown.pop(key).remove()
+        if epochs:
+            run = shown[key] = RunCurves(0, label, color, self.loss_plot, self.acc_plot, epochs[-1].epoch)
+            run.add_epochs(epochs)
+            run.max_loss = float(np.nanmax(np.r_[run.epochs.column(1), run.epochs.column(2), 0.0]))
+            run.fade()
+            run.redraw()
+        every = [*self.runs, *shown.values()]
+        if every:  # until a live run's own ranges take over
+            self._x_end, self._loss_top = max(r.end_epoch for r in every), _round_up(max(r.max_loss for r in every))
+            self.loss_plot.setXRange(0, self._x_end, padding=0.02)
+            if not self.log_box.isChecked():
+                self.loss_plot.setYRange(0, self._loss_top, padding=0.02)
+        return shown.get(key)
+
 
 def _curve(plot: pg.PlotItem, pen) -> pg.PlotCurveItem:
     curve = pg.PlotCurveItem(pen=pen, connect="finite")  # checkpoint history has no accuracies (NaN)
