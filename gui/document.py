@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,27 @@ class ProjectDocument(QObject):
         if self.get_value(key) == value or (not key.startswith("training.") and not self._can_edit()):
             return
         self.undo_stack.push(commands.SetProjectValue(self, key, value))
+
+    def restore_settings(self, project: Project, text: str = "Restore run settings") -> bool:
+        """Make the network, data and training settings ``project``'s (a recorded run's) as one undo
+        step (the name stays); False when nothing differs or the pipeline is locked."""
+        if not self._can_edit():
+            return False
+        steps = [commands.SetProjectValue(self, key, value) for key, value in (
+            ("input_shape", tuple(project.input_shape)), ("num_classes", project.num_classes),
+            ("dataset", project.dataset), *((f"training.{f.name}", getattr(project.training, f.name))
+                                            for f in fields(TrainingSettings))) if self.get_value(key) != value]
+        if project.blocks != self._project.blocks:  # the whole pipeline, as it was in the run
+            network = [commands.RemoveBlocks(self, list(range(len(self._project.blocks))))] if self._project.blocks \
+                else []
+            steps = network + [commands.InsertBlocks(self, 0, project.blocks)] * bool(project.blocks) + steps
+        if not steps:
+            return False
+        self.undo_stack.beginMacro(text)
+        for step in steps:
+            self.undo_stack.push(step)
+        self.undo_stack.endMacro()
+        return True
 
     # --- selection and locking --------------------------------------------------------------
     def select(self, index: int) -> None:

@@ -44,6 +44,7 @@ from netbuilder.gui.views.evaluation import EvaluationView
 from netbuilder.gui.views.feature_maps import FeatureMapView
 from netbuilder.gui.views.filters import FilterView
 from netbuilder.gui.views.gradients import GradientView
+from netbuilder.gui.views.runs_panel import RunsPanel
 from netbuilder.gui.views.step_view import StepView
 from netbuilder.gui.window_actions import BUILD, TRAIN, TRY
 
@@ -168,6 +169,8 @@ class MainWindow(QMainWindow):
         self.epoch_tabs.addTab(self.evaluation, "Evaluation")
         self.step_view = StepView(controller, self)  # scrolls itself; shown after each Step (F10)
         self.epoch_tabs.addTab(self.step_view, "Step inspector")
+        self.runs_panel = RunsPanel(self.doc, controller, self.curves, self)  # the project's recorded runs
+        self.epoch_tabs.addTab(self.runs_panel, "Runs")
         controller.stepTraced.connect(lambda _event: self.epoch_tabs.setCurrentWidget(self.step_view))
         middle = self.curves_splitter = QSplitter(Qt.Orientation.Vertical, self)
         middle.addWidget(self.curves)

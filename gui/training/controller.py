@@ -126,8 +126,18 @@ class TrainingController(QObject):
 
     @property
     def has_trained(self) -> bool:
-        """Weights exist that training changed (or that a checkpoint brought back)."""
-        return self._session.trained
+        """Weights exist that training changed (or that a checkpoint or a recorded run brought back)."""
+        return self._session.trained or self._loaded is not None
+
+    _loaded: Network | None = None  # a recorded run's network (``use_network``), until the next run
+
+    def use_network(self, network: Network, class_names: list[str] | None = None) -> None:
+        """Make ``network`` (a recorded run's weights) the trained network of Try, the previews and
+        the exports, until the next run starts or another project is opened."""
+        self._loaded = network
+        if class_names:
+            self._class_names = list(class_names)
+        self.trainedChanged.emit(True)
 
     @property
     def class_names(self) -> list[str]:
@@ -177,7 +187,9 @@ class TrainingController(QObject):
                 self.error.emit(f"The last run cannot be continued: {why}. Press Train to start a new run")
                 return False
         request = RunRequest(doc.project.copy(), doc.path.parent if doc.path else None, mode,
-                             Path(checkpoint) if checkpoint is not None else None, self.engine, self.device)
+                             Path(checkpoint) if checkpoint is not None else None, self.engine, self.device,
+                             record_to=doc.path)  # a saved project's runs are recorded beside it
+        self._loaded = None
         note = {"new": "", "continue": "continued",
                 "checkpoint": f"from {request.checkpoint.name}" if request.checkpoint else ""}[mode]
         self._pending = (mode, note, request.project.training)
@@ -252,6 +264,10 @@ class TrainingController(QObject):
         While a run goes on the copy waits for the batch in progress to finish.
         """
         trainer = self._session.trainer
+        if self._loaded is not None:
+            network = Network(self._loaded.project.copy(), dtype=self._loaded.dtype)
+            network.load_state_dict(self._loaded.state_dict())
+            return network
         if trainer is None or not self._session.trained:
             return None
         network = Network(trainer.project.copy(), dtype=trainer.network.dtype)
@@ -264,6 +280,9 @@ class TrainingController(QObject):
         Raises TrainingError before anything is trained, WeightsError when the file cannot be written.
         """
         trainer = self._session.trainer
+        if self._loaded is not None:
+            save_weights(path, self._loaded.state_dict(), self._loaded.project)
+            return Path(path)
         if trainer is None or not self._session.trained:
             raise TrainingError("there are no trained weights to export yet: train the network first")
         path = Path(path)
@@ -359,6 +378,9 @@ class TrainingController(QObject):
 
     def _on_project_replaced(self) -> None:
         """Another project (New, Open; never while training): its weights are not this network's."""
+        if self._loaded is not None:
+            self._loaded = None
+            self.trainedChanged.emit(self._session.trained)
         if not self.is_running and self._session.trainer is not None:
             self._session.forget()
             self._class_names = []

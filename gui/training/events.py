@@ -26,7 +26,8 @@ class RunRequest:
     ``project`` is a deep copy of the document's project (the worker never sees the document);
     ``mode`` is "new" (fresh weights), "continue" (more epochs on the last run's trainer) or
     "checkpoint" (continue the run saved in the checkpoint file ``checkpoint``). ``engine`` and
-    ``device`` choose what does the arithmetic (see ``core.torch_engine.make_trainer``).
+    ``device`` choose what does the arithmetic (see ``core.torch_engine.make_trainer``);
+    ``record_to``, the saved project's file, has the run recorded next to it (``core.run_history``).
     """
 
     project: Project
@@ -35,6 +36,7 @@ class RunRequest:
     checkpoint: Path | None = None
     engine: str = "numpy"
     device: str | None = None
+    record_to: Path | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

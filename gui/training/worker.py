@@ -37,6 +37,7 @@ from netbuilder.core.run_events import (
     RunFailed,
     StepTraced,
 )
+from netbuilder.core.run_history import RunRecorder
 from netbuilder.core.step_trace import StepTrace
 from netbuilder.core.torch_engine import TorchMissingError
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
@@ -133,6 +134,8 @@ class TrainingSession:
     def run(self, request: RunRequest, report: Report) -> None:
         """Load, build or reuse a trainer, train; every outcome ends with a reported ``RunEnded``."""
         control = self.control
+        # A saved project's run is recorded beside it; the settings are taken before training adds to them.
+        record = RunRecorder(request.record_to, request.project) if request.record_to is not None else None
         try:
             trainer, history = self._prepare(request, report)
         except Exception as exc:  # noqa: BLE001 - every reason not to start is reported, none crashes the app
@@ -142,7 +145,7 @@ class TrainingSession:
             return
         trainer.control = control  # what was asked while the data loaded holds for the run
         trainer.step_sample = self.step_sample
-        self._train(trainer, request, history, report)
+        self._train(trainer, request, history, report, record)
 
     def probe_once(self, report: Report) -> None:
         """Probe the chosen sample now (when no run is going on)."""
@@ -217,11 +220,13 @@ class TrainingSession:
         classes = max(len(dataset.class_names), 2 if outputs == 1 else outputs)
         self.class_names = list(dataset.class_names) + [str(k) for k in range(len(dataset.class_names), classes)]
 
-    def _train(self, trainer: Trainer, request: RunRequest, history, report: Report) -> None:
+    def _train(self, trainer: Trainer, request: RunRequest, history, report: Report, record=None) -> None:
         net = trainer.network
         classes = len(self.class_names)
         recorder = ValidationRecorder.install(trainer)
         recorder.clear()
+        if record is not None:
+            record.attach(trainer, self.class_names)  # writes the run's folder at its RunEnded
         norms = GradNorms()
         order = layer_order(net)  # how the gradient view orders (and colours) the blocks, inner ones too
         batches: list[BatchEnd] = []  # trained, not yet sent
@@ -256,6 +261,8 @@ class TrainingSession:
         events = trainer.run(request.project.training.epochs, start_epoch)
         try:
             for event in events:
+                if record is not None:
+                    record.event(event)
                 if isinstance(event, BatchEnd):
                     self.trained = True
                     batches.append(event)
@@ -297,6 +304,8 @@ class TrainingSession:
                     report(first_filters(net))
                     if event.status in ("diverged", "failed"):
                         report(RunFailed(event.message))
+                    if record is not None and record.problem:
+                        report(RunFailed(record.problem[:1].upper() + record.problem[1:]))
                     report(event)
         except Exception as exc:  # noqa: BLE001 - a fault in the reporting must not leave the GUI waiting
             events.close()
