@@ -232,7 +232,8 @@ def test_cli_processes_2_writes_the_weights_once_and_they_export_verified(tmp_pa
     assert lines[1].startswith("epoch 1/1  loss ") and lines[2] == f"finished 1 epoch; weights saved to {weights}"
     assert len(lines) == 4 and lines[3].startswith("checkpoint after epoch 1 saved to ")
     assert "Traceback" not in err and "Warning" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["W.npz", "ck.npz", "plain.json", "run.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["W.npz", "ck.npz", "plain.json", "plain.runs", "run.jsonl"]
+    assert len(list((tmp_path / "plain.runs").iterdir())) == 1  # recorded once, by rank 0
     assert [json.loads(line)["event"] for line in metrics.read_text().splitlines()] == ["epoch", "end"]
     trainer, _ = one_process(path)
     got, reference = load_weights(weights)[1], trainer.network.state_dict()
