@@ -85,23 +85,35 @@ def run_worker(engine: str, net: str, batch: int, threads: int, seconds: float, 
 class Rounds:
     """Runs rounds through ``run`` (``run_worker``'s signature less the timings), repeating a round
     while others loaded the machine beyond ``limit`` cores: at most ``max_repeats`` times each and
-    ``budget`` times in all, so it always ends."""
+    ``budget`` times in all, so it always ends; ``wait()`` runs before each repeat. A round keeps its
+    least loaded try."""
 
-    def __init__(self, run, limit: float, max_repeats: int, budget: int):
-        self.run, self.limit, self.max_repeats, self.budget = run, limit, max_repeats, budget
+    def __init__(self, run, limit: float, max_repeats: int, budget: int, wait=lambda: None):
+        self.run, self.limit, self.max_repeats, self.budget, self.wait = run, limit, max_repeats, budget, wait
         self.repeats = 0  # rounds run again, in all
         self.loaded: list[str] = []  # the rounds whose figure is from a loaded machine
 
     def round(self, engine: str, net: str, batch: int, threads: int) -> dict:
-        result, tries = self.run(engine, net, batch, threads), 0
-        while result["others"] > self.limit and tries < self.max_repeats and self.repeats < self.budget:
-            tries += 1
+        tries = [self.run(engine, net, batch, threads)]
+        while tries[-1]["others"] > self.limit and len(tries) <= self.max_repeats and self.repeats < self.budget:
             self.repeats += 1
-            result = self.run(engine, net, batch, threads)
-        result = dict(result, repeats=tries, loaded=result["others"] > self.limit)
+            self.wait()
+            tries.append(self.run(engine, net, batch, threads))
+        best = min(tries, key=lambda r: r["others"])
+        result = dict(best, repeats=len(tries) - 1, loaded=best["others"] > self.limit)
         if result["loaded"]:
             self.loaded.append(f"{net} {engine} batch {batch} {threads} thread{'s' if threads != 1 else ''}")
         return result
+
+
+def wait_for_quiet(limit: float, longest: float = 5.0) -> None:
+    """Wait, looking for half a second at a time, until others use at most ``limit`` cores (or ``longest`` s)."""
+    end = time.perf_counter() + longest
+    while time.perf_counter() < end:
+        check = LoadCheck()
+        time.sleep(0.5)
+        if check.others() <= limit:
+            return
 
 
 @dataclass
@@ -215,14 +227,17 @@ def main(argv: list[str] | None = None) -> None:
           f"at batch {MAIN_BATCH} ({fewer} at 1 thread and batches {', '.join(map(str, secondary)) or '-'}); "
           f"a round where others used > {a.load_limit:g} core is repeated (at most {max_repeats})", flush=True)
     size, reps = (512, 2) if a.quick else (2048, 5)
-    load = LoadCheck()
-    gflops = {t: sgemm_gflops(t, size, reps) for t in sorted({1, a.threads})}
-    print(f"numpy sgemm {size}x{size}x{size} float32, best of {reps}: "
+    gflops, others, tries = {}, 0.0, 0
+    while tries == 0 or (others > a.load_limit and tries <= max_repeats):  # the best of the tries counts
+        load = LoadCheck()
+        gflops = {t: max(gflops.get(t, 0.0), sgemm_gflops(t, size, reps)) for t in sorted({1, a.threads})}
+        others, tries = load.others(), tries + 1
+    print(f"numpy sgemm {size}x{size}x{size} float32, best of {reps} x {tries}: "
           + ", ".join(f"{_cores(t)} {g:.1f} GFLOP/s" for t, g in gflops.items())
-          + f" (others used {load.others():.2f} core meanwhile)", flush=True)
+          + f" (others used {others:.2f} core in the last try)", flush=True)
 
     rounds = Rounds(lambda e, n, b, t: run_worker(e, n, b, t, seconds, warmup), a.load_limit, max_repeats,
-                    a.repeat_budget)
+                    a.repeat_budget, wait=lambda: wait_for_quiet(a.load_limit))
     results = {net: measure_net(net, rounds, sets, gflops) for net in nets}
     ratios = summary(results, a.threads)
     print(f"\nrepeats: {rounds.repeats} round{'s' if rounds.repeats != 1 else ''} run again for load "

@@ -36,11 +36,13 @@ def test_a_loaded_round_is_run_again_until_quiet():
     assert result["repeats"] == 2 and not result["loaded"] and rounds.repeats == 2 and rounds.loaded == []
 
 
-def test_repeats_stop_at_the_cap_and_the_figure_is_marked_loaded():
-    run, calls = _fake([0.9] * 10)
-    rounds = engine.Rounds(run, limit=0.2, max_repeats=3, budget=10)
+def test_repeats_stop_at_the_cap_keeping_the_least_loaded_try_marked_loaded():
+    run, calls = _fake([0.9, 0.4, 0.7, 0.8, 0.1])
+    waits = []
+    rounds = engine.Rounds(run, limit=0.2, max_repeats=3, budget=10, wait=lambda: waits.append(len(calls)))
     result = rounds.round("pytorch", "cifar", 16, 1)
-    assert len(calls) == 4 and result["repeats"] == 3 and result["loaded"]
+    assert len(calls) == 4 and waits == [1, 2, 3]  # a wait for quiet before each repeat
+    assert result["ips"] == 102.0 and result["others"] == 0.4 and result["repeats"] == 3 and result["loaded"]
     assert rounds.loaded == ["cifar pytorch batch 16 1 thread"]
 
 
