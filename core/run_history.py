@@ -19,8 +19,6 @@ corrupt or partial folder with one note naming it; ``settings_diff`` says which 
 """
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import math
@@ -34,12 +32,21 @@ from typing import Any
 
 import numpy as np
 
-from netbuilder.core.atomic import fsync_folder, write_atomically
+from netbuilder.core.atomic import fsync_folder
 from netbuilder.core.errors import ProjectError
 from netbuilder.core.metrics import confusion_matrix
 from netbuilder.core.project import Project
+from netbuilder.core.run_files import (
+    TABLE_LIMIT,
+    RunHistoryError,
+    optional,
+    read_json,
+    read_table,
+    write_json,
+    write_table,
+)
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted
-from netbuilder.core.untrusted import PROJECT_FILE_LIMIT, check_regular_file
+from netbuilder.core.untrusted import PROJECT_FILE_LIMIT
 
 FORMAT = 1
 RUN_FILE, EPOCHS_FILE, BATCHES_FILE = "run.json", "epochs.csv", "batches.csv"
@@ -47,12 +54,7 @@ WEIGHTS_FILE, BEST_FILE, CONFUSION_FILE = "weights.npz", "best.npz", "confusion.
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "images_per_sec")
 BATCH_COLUMNS = ("epoch", "batch", "loss", "accuracy", "learning_rate")
 STATUSES = ("finished", "stopped", "diverged", "failed")
-TABLE_LIMIT = 1 << 30  # a metrics table: about 20 million batches
 STALE_PARTIAL = 3600.0  # seconds: a temporary run folder this old belongs to a process that is gone
-
-
-class RunHistoryError(ValueError):
-    """A recorded run's file cannot be read; the message names the file and the problem."""
 
 
 def runs_folder(project_path: str | os.PathLike) -> Path:
@@ -120,7 +122,7 @@ class RecordedRun:
 
     def batches(self) -> list[tuple[int, int, float, float, float | None]]:
         """Every batch's (epoch, batch, loss, accuracy, learning rate); RunHistoryError when unreadable."""
-        rows = _read_table(self.folder / BATCHES_FILE, BATCH_COLUMNS, (int, int, float, float, _optional))
+        rows = read_table(self.folder / BATCHES_FILE, BATCH_COLUMNS, (int, int, float, float, optional))
         return [tuple(row) for row in rows]
 
     def confusion(self) -> dict | None:
@@ -128,7 +130,7 @@ class RecordedRun:
         if not self.confusion_file:
             return None
         path = self.folder / CONFUSION_FILE
-        data = _read_json(path, TABLE_LIMIT)
+        data = read_json(path, TABLE_LIMIT)
         matrix = np.asarray(data.get("matrix") if isinstance(data, dict) else None, dtype=object)
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not all(type(v) is int for v in matrix.flat):
             raise RunHistoryError(f"{path}: 'matrix' must be a square table of whole numbers")
@@ -236,10 +238,10 @@ class RunRecorder:
                 except WeightsError as exc:  # not finite: the record says so and goes without them
                     problems.append(str(exc).replace(str(temp), run_id))
             if self._last_pass is not None:
-                _write_json(temp / CONFUSION_FILE, self._confusion(trainer))
-            _write_table(temp / EPOCHS_FILE, EPOCH_COLUMNS,
+                write_json(temp / CONFUSION_FILE, self._confusion(trainer))
+            write_table(temp / EPOCHS_FILE, EPOCH_COLUMNS,
                          [[getattr(e, c) for c in EPOCH_COLUMNS] for e in self._epochs])
-            _write_table(temp / BATCHES_FILE, BATCH_COLUMNS, self._batches)
+            write_table(temp / BATCHES_FILE, BATCH_COLUMNS, self._batches)
             best_acc, best_epoch = _best_accuracy(self._epochs)
             record = {
                 "format": FORMAT, "id": run_id,
@@ -255,7 +257,7 @@ class RunRecorder:
                 "confusion": self._last_pass is not None, "problems": problems,
                 "project": self.settings,
             }
-            _write_json(temp / RUN_FILE, record)  # last: a folder without it is no run
+            write_json(temp / RUN_FILE, record)  # last: a folder without it is no run
             os.rename(temp, runs / run_id)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
@@ -370,7 +372,7 @@ def list_runs(project_path: str | os.PathLike) -> tuple[list[RecordedRun], list[
 def read_run(folder: Path) -> RecordedRun:
     """One recorded run (RunHistoryError names the file and what is wrong with it)."""
     path = folder / RUN_FILE
-    data = _read_json(path, PROJECT_FILE_LIMIT + (1 << 20))
+    data = read_json(path, PROJECT_FILE_LIMIT + (1 << 20))
     if not isinstance(data, dict):
         raise RunHistoryError(f"{path}: not a JSON object")
     version = data.get("format")
@@ -394,7 +396,7 @@ def read_run(folder: Path) -> RecordedRun:
                         (CONFUSION_FILE, data["confusion"]), (EPOCHS_FILE, True), (BATCHES_FILE, True)):
         if there and not (folder / name).is_file():
             raise RunHistoryError(f"{folder / name}: missing")
-    rows = _read_table(folder / EPOCHS_FILE, EPOCH_COLUMNS, (int, float, float, _optional, _optional, float, float))
+    rows = read_table(folder / EPOCHS_FILE, EPOCH_COLUMNS, (int, float, float, optional, optional, float, float))
     return RecordedRun(
         folder=folder, id=folder.name, started=data["started"], ended=data["ended"], seconds=float(data["seconds"]),
         engine=data["engine"], status=data["status"], message=data["message"], summary=data["summary"],
@@ -438,75 +440,6 @@ def setting_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return value if isinstance(value, str) else json.dumps(value)
-
-
-# --- files -----------------------------------------------------------------------------------
-def _write_json(path: Path, data) -> None:
-    text = json.dumps(_finite(data), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    write_atomically(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
-def _finite(value):
-    """``value`` with NaN and infinities as None (JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _write_table(path: Path, columns, rows) -> None:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(["" if v is None else repr(float(v)) if isinstance(v, float) else v for v in row]
-                     for row in rows)
-    data = out.getvalue().encode("utf-8")
-    write_atomically(path, lambda fh: fh.write(data))
-
-
-def _optional(text: str) -> float | None:
-    return None if text == "" else float(text)
-
-
-def _read_table(path: Path, columns, kinds) -> list[list]:
-    text = _read_text(path, TABLE_LIMIT)
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or tuple(rows[0]) != tuple(columns):
-        raise RunHistoryError(f"{path}: the first line must be {','.join(columns)}")
-    out = []
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(columns):
-            raise RunHistoryError(f"{path}: line {number} has {len(row)} values, not {len(columns)}")
-        try:
-            out.append([kind(value) for kind, value in zip(kinds, row)])
-        except ValueError:
-            raise RunHistoryError(f"{path}: line {number} holds something that is not a number") from None
-    return out
-
-
-def _read_text(path: Path, limit: int) -> str:
-    check_regular_file(path, RunHistoryError, "run file", limit)
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise RunHistoryError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise RunHistoryError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-
-
-def _read_json(path: Path, limit: int):
-    def refuse(name: str):
-        raise RunHistoryError(f"{path}: {name} is not a JSON number")
-
-    try:
-        return json.loads(_read_text(path, limit), parse_constant=refuse)
-    except json.JSONDecodeError as exc:
-        raise RunHistoryError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
-        raise RunHistoryError(f"{path}: nested too deeply") from None
 
 
 def _type_word(kind) -> str:

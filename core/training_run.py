@@ -5,8 +5,8 @@ input normalisation into), where its data is, the engine and device, the torch e
 options, a checkpoint it continues, one process of a distributed run — with the ``RunControl``
 its driver asks through. ``load`` reads the data, ``trainer`` builds the engine's trainer once,
 ``events`` runs it; ``describe`` says what computes it, in the words both drivers print.
-Given the project file's path (``record_to``), ``events`` also records the run next to it
-(``core.run_history``): ``recorded`` is then its folder, or ``record_problem`` says why not.
+Given the project file's path (``record_to``), ``events`` also records the (first) run next to
+it (``core.run_history``): ``recorded`` is then its folder, or ``record_problem`` says why not.
 """
 from __future__ import annotations
 

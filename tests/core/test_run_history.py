@@ -123,7 +123,7 @@ def test_a_record_that_cannot_be_written_leaves_nothing_half_written(tmp_path, m
     def full_disk(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(run_history, "_write_table", full_disk)  # after the weights, before run.json
+    monkeypatch.setattr(run_history, "write_table", full_disk)  # after the weights, before run.json
     run, events = record(path)
     assert events[-1].status == "finished"  # the run itself is not disturbed
     assert run.recorded is None
