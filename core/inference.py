@@ -39,7 +39,7 @@ from netbuilder.core.blocks.base import NO_GEOMETRY, Pipeline, ShapeContext
 from netbuilder.core.errors import ERROR, NOTE, WARNING, Problem, ProjectError
 from netbuilder.core.memory import machine_memory, memory_problems
 from netbuilder.core.project import Project, _show, _suggest
-from netbuilder.core.training_checks import MAX_INT, check_loss, check_output, check_training
+from netbuilder.core.training_checks import MAX_INT, check_class_weights, check_loss, check_output, check_training
 
 Shape = tuple[int, ...]
 
@@ -208,6 +208,8 @@ def infer(project: Project) -> Inference:
     loss = check_training(training, add)
     if infos and loss is not None:
         check_loss(infos[-1], loss, num_classes, add)
+    if infos:
+        check_class_weights(infos[-1], training, add)
     if blocks and input_shape is not None and all(info.output_shape is not None for info in infos):
         _check_memory(infos, blocks, input_shape, training, add)
 

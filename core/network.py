@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from netbuilder.core import class_weights
 from netbuilder.core.blocks import KINDS
 from netbuilder.core.datasets.normalize import check_normalization
 from netbuilder.core.inference import BlockInfo, validate
@@ -70,7 +71,8 @@ class Network:
         rng = rng if rng is not None else np.random.default_rng(project.training.seed)
         self.stages = [build_stage(info, rng, self.dtype) for info in self.inference.blocks]
         self.layers: list[Layer] = [layer for s in self.stages for layer in s.layers]
-        self.loss = make_loss(project.training.loss)
+        # A list of class weights is the project's; "balanced" is set by the trainer once it knows the split.
+        self.loss = make_loss(project.training.loss, class_weights.fixed(project.training.class_weights))
         last = self.layers[-1]
         self._fused = (
             self.loss.fused_activation is not None

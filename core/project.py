@@ -50,6 +50,7 @@ class TrainingSettings:
     augmentation: dict | None = None  # training images only: see core/augment.py (None: none)
     schedule: dict | None = None  # the learning rate over the run: see core/schedules.py (None: constant)
     early_stopping: dict | None = None  # see core/early_stopping.py (None: every epoch runs)
+    class_weights: str | list | None = None  # "balanced" or one weight a class: core/class_weights.py (None: all 1)
 
 
 # JSON type each training field must have: "str", "int" (bool excluded) or "number" (int or float).
@@ -66,6 +67,7 @@ _TRAINING_TYPES = {
     "augmentation": "object",
     "schedule": "object",
     "early_stopping": "object",
+    "class_weights": "weights",
 }
 assert set(_TRAINING_TYPES) == {f.name for f in fields(TrainingSettings)}
 
@@ -230,7 +232,8 @@ def _training_dict(settings: TrainingSettings) -> dict:
     """The training settings as JSON, leaving out an augmentation that is not there (files from
     before it existed stay byte for byte as they were)."""
     data = asdict(settings)
-    for key in ("augmentation", "schedule", "early_stopping"):  # newer than format 2's first files: left out when unset
+    # newer than format 2's first files: left out when unset
+    for key in ("augmentation", "schedule", "early_stopping", "class_weights"):
         if data.get(key) is None:
             del data[key]
     return data
@@ -255,6 +258,9 @@ def _training_from_dict(data: dict, problems: list[Problem]) -> TrainingSettings
             example = '{"kind": "cosine"}' if key == "schedule" else '{"flip": 0.5}'
             problems.append(Problem(f"{where} must be an object like {example} or null, got {_show(value)}",
                                     field=where, value=value))
+        elif expected == "weights" and not (value is None or isinstance(value, (str, list))):
+            problems.append(Problem(f'{where} must be "balanced", a list of numbers (one a class) or null, '
+                                    f"got {_show(value)}", field=where, value=value))
         elif expected == "number" and not (_is_int(value) or isinstance(value, float)):
             problems.append(Problem(f"{where} must be a number, got {_show(value)}", field=where, value=value))
         else:

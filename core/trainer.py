@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from netbuilder.core import class_weights
 from netbuilder.core.augment import Augmentation, augmentation_rng
 from netbuilder.core.early_stopping import EarlyStopping
 from netbuilder.core.errors import TrainingError
@@ -96,6 +97,9 @@ class Trainer:
         self.train_idx, self.val_idx = self.data.train_idx, self.data.val_idx
         net.set_normalization(project.dataset.get("normalization") if isinstance(project.dataset, dict) else None)
         self.notes: list[str] = []  # what the trainer decided for the user to know, one line each
+        self.class_weights, notes = class_weights.attach(net, self.settings.class_weights, self._y[self.train_idx],
+                                                         getattr(dataset, "class_names", None))
+        self.notes += notes
         n_train = len(self.train_idx)
         if batch_size > n_train > 0:  # the same batches as before, without a buffer of the size asked
             self.notes.append(f"batch size {batch_size:,} is more than the {n_train:,} training images: "
@@ -279,7 +283,7 @@ class Trainer:
                 history.batch_losses.append(losses)
                 start = time.perf_counter()
                 paused = 0.0  # seconds spent paused this epoch, left out of the timings
-                loss_sum, correct = 0.0, 0
+                loss_sum, weight_sum, correct = 0.0, 0.0, 0  # with class weights, a weighted mean
                 self._acquire()  # a checkpoint taken from another thread sees this epoch begun, or not at all
                 try:
                     self._mid_epoch = True
@@ -303,7 +307,8 @@ class Trainer:
                         loss, outputs = self._step(xb, yb, epoch, b + 1, snapshot)
                     hits = int(np.count_nonzero(self.network.classify(outputs) == yb))
                     losses.append(loss)
-                    loss_sum += loss * k
+                    weight = self.network.loss.weight_of(yb)  # k without class weights
+                    loss_sum, weight_sum = loss_sum + loss * weight, weight_sum + weight
                     correct += hits
                     seen += k
                     done = b * self.batch_size + k
@@ -315,7 +320,7 @@ class Trainer:
                 val_loss, val_acc = self._validate()
                 self.schedule.epoch_ended(val_loss)
                 history.epochs.append(EpochEnd(
-                    epoch, loss_sum / n, correct / n, val_loss, val_acc,
+                    epoch, loss_sum / weight_sum, correct / n, val_loss, val_acc,
                     time.perf_counter() - start - paused, n / train_seconds))
                 history.epochs_done = epoch
                 self._sync_engine()  # before the handler of EpochEnd may take a checkpoint
@@ -479,7 +484,7 @@ class Trainer:
         if len(idx) == 0:
             return None, None
         net = self.network
-        loss_sum, correct = 0.0, 0
+        loss_sum, weight_sum, correct = 0.0, 0.0, 0
         for i in range(0, len(idx), EVAL_BATCH):
             if self.control.stopping:
                 raise StopRequested
@@ -492,9 +497,10 @@ class Trainer:
                 self._lock.release()
             if self.validation_observer is not None:
                 self.validation_observer(y, outputs)
-            loss_sum += loss * len(part)
+            weight = net.loss.weight_of(y)  # len(part) without class weights; accuracy is never weighted
+            loss_sum, weight_sum = loss_sum + loss * weight, weight_sum + weight
             correct += int(np.count_nonzero(net.classify(outputs) == y))
-        return loss_sum / len(idx), correct / len(idx)
+        return loss_sum / weight_sum, correct / len(idx)
 
 
 def make_optimizer_like(old: Optimizer, settings) -> Optimizer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from netbuilder.core import class_weights
 from netbuilder.core.augment import Augmentation
 from netbuilder.core.blocks import ACTIVATIONS, KINDS
 from netbuilder.core.early_stopping import EarlyStopping
@@ -145,4 +146,19 @@ def check_training(t: Any, add) -> str | None:
                 setting.from_spec(spec)
             except ValueError as exc:
                 add(Problem(f"training.{exc}", field=f"training.{name}", value=spec))
+    weights = getattr(t, "class_weights", None)
+    problem = class_weights.spec_problem(weights)
+    if problem:
+        add(Problem(f"training.class_weights {problem}", field="training.class_weights", value=weights))
     return loss
+
+
+def check_class_weights(info, t: Any, add) -> None:
+    """A list of class weights against the classes the last block gives (two for one binary output)."""
+    weights = getattr(t, "class_weights", None)
+    out = info.output_shape
+    if out is None or len(out) != 1 or class_weights.spec_problem(weights):
+        return
+    problem = class_weights.count_problem(weights, out[0])
+    if problem:
+        add(Problem(f"training.class_weights {problem}", field="training.class_weights", value=weights))

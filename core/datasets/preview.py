@@ -91,7 +91,8 @@ def imbalance_notes(counts: list[int], class_names: list[str], ratio: float = IM
         listed = ", ".join(f"{n!r} ({c})" for n, c in small[:10])
         notes.append(
             f"imbalanced classes: {listed} {'has' if len(small) == 1 else 'have'} at most 1/{ratio:g} of the "
-            f"images of {biggest!r} ({top}); the network may learn to favour the larger classes"
+            f"images of {biggest!r} ({top}); the network may learn to favour the larger classes. "
+            'Training with "class_weights": "balanced" (the Train panel\'s Class weights) weighs every class alike'
         )
     return notes
 
