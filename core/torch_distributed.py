@@ -8,9 +8,11 @@ r + W, r + 2W, ... (W processes), so the union of the processes' batch k is exac
 one process, and shard sizes differ by one at most when W does not divide the batch. Each
 process's loss is its shard's summed loss divided by the global batch size and multiplied by W;
 DDP averages the gradients over the W processes, which makes the gradient exactly that of the
-global batch's mean loss, whatever the shard sizes. The batch's loss and outputs (so its
-accuracy) are gathered from every process, so every process sees the global figures and makes
-the same decisions (divergence, stop).
+global batch's mean loss, whatever the shard sizes. With class weights, sizes are weights: the
+shard's weighted summed loss is divided by the sum of the class weights over the global batch
+(not its size), which every process knows from the batch's labels. The batch's loss and outputs
+(so its accuracy) are gathered from every process, so every process sees the global figures and
+makes the same decisions (divergence, stop).
 
 BatchNorm. On CUDA the BatchNorm modules become SyncBatchNorm: batch statistics over the whole
 global batch, as one process computes them, and the same running statistics everywhere. torch's
@@ -235,14 +237,17 @@ class DistributedTorchTrainer(TorchTrainer):
                 module.eval()
             trained = [module.training for module in self._norms]
             pred = self._ddp(x).reshape(m, self.network.output_features)
+            # The shard's and the global batch's weights: their sizes, or with class weights the sums
+            # of their images' weights (every process holds the whole batch's labels, so no exchange).
+            mine, whole = self.network.loss.weight_of(ys), self.network.loss.weight_of(yb)
             if m:
                 mean = self._loss(pred, y)
-                scale = m * world / k  # DDP's average over the processes then makes it the batch's mean loss
+                scale = mine * world / whole  # DDP's average over the processes then makes it the batch's mean loss
                 loss = mean if scale == 1 else mean * scale
             else:  # every process takes part in the gradients' all-reduce: zero gradients from this one
                 mean = loss = pred.sum()
             loss.backward()
-            value, outputs = self._gather(mean.detach() * m, self._outputs(pred.detach()), k)
+            value, outputs = self._gather(mean.detach() * mine, self._outputs(pred.detach()), k, whole)
             finite = math.isfinite(value) and bool(torch.stack(
                 [torch.isfinite(p.grad).all() for p in self._params.values() if p.grad is not None]).all().item())
             if finite:
@@ -264,17 +269,20 @@ class DistributedTorchTrainer(TorchTrainer):
         with torch.no_grad():
             if m:
                 pred = model(torch.from_numpy(np.ascontiguousarray(xs)).to(self.device)).reshape(m, -1)
-                total = self._loss(pred, torch.from_numpy(np.ascontiguousarray(ys)).to(self.device)) * m
+                total = self._loss(pred, torch.from_numpy(np.ascontiguousarray(ys)).to(self.device))
+                total = total * self.network.loss.weight_of(ys)
                 outputs = self._outputs(pred)
             else:
                 total = torch.zeros((), device=self.device)
                 outputs = torch.zeros((0, self.network.output_features), device=self.device)
-            return self._gather(total, outputs, len(x))
+            return self._gather(total, outputs, len(x), self.network.loss.weight_of(y))
 
     # --- the collectives -----------------------------------------------------------------------
-    def _gather(self, loss_sum, outputs, k: int) -> tuple[float, np.ndarray]:
+    def _gather(self, loss_sum, outputs, k: int, weight: float) -> tuple[float, np.ndarray]:
         """The batch's mean loss and its outputs in the batch's order, from every process's shard
-        (``loss_sum`` its summed loss, ``outputs`` its rows); also shares a stop asked of any process."""
+        (``loss_sum`` its summed loss, weighted by class where there are class weights, ``weight``
+        the whole batch's: its size or its weights' sum; ``outputs`` its rows); also shares a stop
+        asked of any process."""
         torch, world = self._torch, self.world
         width = self.network.output_features
         rows = -(-k // world)  # rank 0's shard, the largest
@@ -291,7 +299,7 @@ class DistributedTorchTrainer(TorchTrainer):
         for rank in range(min(world, k)):
             shard = len(range(rank, k, world))
             out[rank::world] = every[rank, 2:2 + shard * width].reshape(shard, width)
-        return float(every[:, 0].sum() / k), out
+        return float(every[:, 0].sum() / weight), out
 
     def _average_norms(self, trained: list[bool], m: int) -> None:
         """The running statistics averaged over the processes that updated them (weighted by shard

@@ -22,6 +22,7 @@ import numpy as np
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.layers import Dropout
 from netbuilder.core.layers.batchnorm import BatchNorm
+from netbuilder.core.torch_losses import torch_loss
 from netbuilder.core.trainer import Trainer, _Diverged, make_optimizer_like
 
 ENGINES = ("numpy", "torch")
@@ -176,6 +177,7 @@ class TorchTrainer(Trainer):
         self._model = None
         self._topt = None
         self._live = False  # a run is going on: the weights are the torch model's
+        self._weights = None  # (the loss's class weights, that array as a tensor on the device)
         super().__init__(project, dataset, network=network, dtype=dtype)
         if self.device.startswith("cuda"):
             _ieee_float32(torch)  # TF32 convolutions (torch's default for cuDNN) are ~1e-3 off
@@ -435,22 +437,13 @@ class TorchTrainer(Trainer):
     # --- the arithmetic ------------------------------------------------------------------------
     def _loss(self, pred, labels):
         """The project's loss of ``pred`` (logits when the loss is fused with the last activation),
-        reduced as ``core/losses.py`` does: summed over outputs, averaged over the batch."""
-        F = self._torch.nn.functional
-        kind, n, k = self.network.loss.name, pred.shape[0], pred.shape[1]
-        if k == 1:  # one output: the label itself is the target (Network.targets)
-            target = labels.to(pred.dtype).reshape(-1, 1)
-        elif kind != "cross_entropy":
-            target = F.one_hot(labels, k).to(pred.dtype)
-        if kind == "cross_entropy":
-            if k == 1:
-                return -(target * F.log_softmax(pred, dim=1)).sum() / n
-            return F.cross_entropy(pred, labels)
-        if kind == "binary_cross_entropy":
-            return F.binary_cross_entropy_with_logits(pred, target, reduction="sum") / n
-        if kind == "squared_error":
-            return 0.5 * ((pred - target) ** 2).sum() / n
-        raise TrainingError(f"the torch engine does not know the loss {kind!r}")
+        reduced as ``core/losses.py`` does (core/torch_losses.py), with the run's class weights."""
+        weights = self.network.loss.class_weights
+        if weights is not None and (self._weights is None or self._weights[0] is not weights
+                                    or self._weights[1].device != pred.device or self._weights[1].dtype != pred.dtype):
+            self._weights = weights, self._torch.from_numpy(weights).to(pred.device, pred.dtype)
+        return torch_loss(self._torch.nn.functional, self.network.loss.name, pred, labels,
+                          None if weights is None else self._weights[1])
 
     def _outputs(self, pred):
         """The network's outputs (probabilities) from ``pred``: the fused activation applied."""

@@ -4,7 +4,7 @@ The folder trains the project from scratch without netbuilder, with only torch a
 ``model.py`` is the PyTorch export's module (with ``forward(x, logits=False)`` for a loss that
 applies the last activation itself), ``weights.pt`` the initial weights netbuilder draws from the
 project's seed, and ``train.py`` (``core/export/train_script.py``) the same data, validation split,
-normalisation, loss, optimiser, batch order and seed as ``core/trainer.py``.
+normalisation, loss (and its class weights), optimiser, batch order and seed as ``core/trainer.py``.
 
 Data: Fashion-MNIST, MNIST and IDX files are read by ``train.py`` itself from where netbuilder
 found them (absolute paths, plain numpy); every other kind (the built-in shapes, XOR, npz, CSV and
@@ -113,7 +113,8 @@ def export_torch_train(network, path: str | os.PathLike, *, dataset=None, base_d
     model_src = module_source(net, names, logits_switch=True)
     script_src = script_source(title=project.name, settings=project.training, shuffle_state=shuffle_state,
                                logits=bool(net._fused), one_value_norms=one_value_norms, data=data,
-                               data_note=data_note, from_trained=from_trained)
+                               data_note=data_note, from_trained=from_trained,
+                               class_weights=trainer.class_weights)
     initial = state_dict(net)
 
     if samples is None:
@@ -281,6 +282,7 @@ def _verify(torch, *, network, trainer, script, model, weights, data_file, sampl
             raise ExportError(f"the app could not take a training step to check the script against: {event.message}")
     # float64: the same step from the same weights on the same batch
     app64 = Network(network.project, dtype=np.float64)
+    app64.loss.class_weights = network.loss.class_weights  # the run's ("balanced": the trainer's, from the split)
     app64.load_state_dict({name: value.numpy() for name, value in initial.items()})
     no_dropout(app64)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -49,6 +49,9 @@ BATCH_SIZE = {batch_size!r}
 EPOCHS = {epochs!r}
 VALIDATION_FRACTION = {validation_fraction!r}  # held out of the training images, stratified by class
 SEED = {seed!r}
+# Each image's loss weighs its class's weight, in class order, and a batch's loss is the weighted
+# mean (PyTorch's CrossEntropyLoss(weight=...)); None: every class 1.{class_weights_note}
+CLASS_WEIGHTS = {class_weights}
 # numpy's np.random.default_rng(SEED) as netbuilder's trainer holds it when its run begins (after
 # drawing the initial weights from it): it shuffles the training images at each epoch's start, so
 # every batch holds the images it holds in the app.
@@ -62,6 +65,8 @@ DTYPE = torch.float32  # netbuilder trains in float32 (its export check takes a 
 # loaded them: float32 (N, C, H, W) in [0, 1]); "idx" reads the MNIST-format files named here.
 DATA = {data}
 '''
+
+BALANCED_NOTE = '\n# The project says "balanced": n / (k * n_c) over the training split\'s labels (n_c of class c).'
 
 BODY = r'''
 
@@ -132,12 +137,24 @@ def prepare(data):
 
 # --- loss, outputs, optimiser ------------------------------------------------------------------
 def loss_of(pred, labels):
-    """The loss summed over the outputs and averaged over the batch (netbuilder's reduction)."""
+    """The loss summed over the outputs and averaged over the batch (netbuilder's reduction), or
+    with CLASS_WEIGHTS the weighted mean: sum(w[y] * loss) / sum(w[y])."""
     n, k = pred.shape
     if k == 1:  # one output: the label itself is the target
         target = labels.to(pred.dtype).reshape(-1, 1)
     elif LOSS != "cross_entropy":
         target = F.one_hot(labels, k).to(pred.dtype)
+    if CLASS_WEIGHTS is not None:
+        weights = torch.tensor(CLASS_WEIGHTS, dtype=pred.dtype, device=pred.device)
+        if LOSS == "cross_entropy" and k > 1:
+            return F.cross_entropy(pred, labels, weight=weights)
+        if LOSS == "cross_entropy":
+            per = -(target * F.log_softmax(pred, dim=1)).sum(dim=1)
+        elif LOSS == "binary_cross_entropy":
+            per = F.binary_cross_entropy_with_logits(pred, target, reduction="none").sum(dim=1)
+        else:
+            per = 0.5 * ((pred - target) ** 2).sum(dim=1)
+        return (per * weights[labels]).sum() / weights[labels].sum()
     if LOSS == "cross_entropy":
         if k == 1:
             return -(target * F.log_softmax(pred, dim=1)).sum() / n
@@ -145,6 +162,13 @@ def loss_of(pred, labels):
     if LOSS == "binary_cross_entropy":
         return F.binary_cross_entropy_with_logits(pred, target, reduction="sum") / n
     return 0.5 * ((pred - target) ** 2).sum() / n  # squared_error
+
+
+def weight_of(labels):
+    """What a batch's loss is the mean over: its size, or its images' class weights summed."""
+    if CLASS_WEIGHTS is None:
+        return float(len(labels))
+    return math.fsum(CLASS_WEIGHTS[int(c)] for c in labels)
 
 
 def forward(net, x):
@@ -182,15 +206,16 @@ def evaluate(net, x, y, idx, device):
     if len(idx) == 0:
         return None, None
     net.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, weight_sum, correct = 0.0, 0.0, 0
     with torch.no_grad():
         for i in range(0, len(idx), EVAL_BATCH):
             part = idx[i:i + EVAL_BATCH]
             xb, yb = torch.from_numpy(x[part]).to(device, DTYPE), torch.from_numpy(y[part]).to(device)
             pred, probabilities = forward(net, xb)
-            loss_sum += float(loss_of(pred, yb)) * len(part)
+            weight = weight_of(y[part])
+            loss_sum, weight_sum = loss_sum + float(loss_of(pred, yb)) * weight, weight_sum + weight
             correct += int((classify(probabilities) == yb).sum())
-    return loss_sum / len(idx), correct / len(idx)
+    return loss_sum / weight_sum, correct / len(idx)
 
 
 def train(net, data, epochs=EPOCHS, device="cpu", max_steps=None, log=print):
@@ -214,7 +239,7 @@ def train(net, data, epochs=EPOCHS, device="cpu", max_steps=None, log=print):
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         rng.shuffle(order)
-        losses, loss_sum, correct = [], 0.0, 0
+        losses, loss_sum, weight_sum, correct = [], 0.0, 0.0, 0
         history["batch_losses"].append(losses)
         for b in range(math.ceil(n / batch)):
             idx = order[b * batch:(b + 1) * batch]
@@ -233,18 +258,19 @@ def train(net, data, epochs=EPOCHS, device="cpu", max_steps=None, log=print):
                                "try a lower LEARNING_RATE")
             optimizer.step()
             losses.append(value)
-            loss_sum += value * len(idx)
+            weight = weight_of(y[idx])
+            loss_sum, weight_sum = loss_sum + value * weight, weight_sum + weight
             correct += int((classify(probabilities.detach()) == yb).sum())
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 return history
         val_loss, val_accuracy = evaluate(net, x, y, val_idx, device)
         seconds = time.perf_counter() - start
-        history["epochs"].append({"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n,
+        history["epochs"].append({"epoch": epoch, "loss": loss_sum / weight_sum, "accuracy": correct / n,
                                   "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": seconds})
         if log is not None:
             val = "" if val_loss is None else f"  val_loss {val_loss:.4f}  val_accuracy {100 * val_accuracy:.1f}%"
-            log(f"epoch {epoch}/{epochs}  loss {loss_sum / n:.4f}  accuracy {100 * correct / n:.1f}%{val}  "
+            log(f"epoch {epoch}/{epochs}  loss {loss_sum / weight_sum:.4f}  accuracy {100 * correct / n:.1f}%{val}  "
                 f"({seconds:.1f} s)")
     return history
 
@@ -296,8 +322,10 @@ if __name__ == "__main__":
 
 
 def script_source(*, title: str, settings, shuffle_state: dict, logits: bool, one_value_norms: list[str],
-                  data: dict, data_note: str, from_trained: bool = False) -> str:
-    """The whole ``train.py``: the settings block for this project, then ``BODY``."""
+                  data: dict, data_note: str, from_trained: bool = False, class_weights=None) -> str:
+    """The whole ``train.py``: the settings block for this project, then ``BODY``; ``class_weights``
+    the weights the app's run trains with (the training split's for "balanced"), or None."""
+    balanced = getattr(settings, "class_weights", None) == "balanced" and class_weights is not None
     state = pprint.pformat(shuffle_state, width=100, sort_dicts=False)
     head = HEADER.format(
         title=_safe(title),
@@ -309,6 +337,8 @@ def script_source(*, title: str, settings, shuffle_state: dict, logits: bool, on
         batch_size=int(settings.batch_size), epochs=int(settings.epochs),
         validation_fraction=float(settings.validation_fraction), seed=int(settings.seed),
         shuffle_state=state, logits=bool(logits), one_value_norms=list(one_value_norms),
+        class_weights=pprint.pformat(None if class_weights is None else [float(w) for w in class_weights], width=100),
+        class_weights_note=BALANCED_NOTE if balanced else "",
         data=pprint.pformat(data, width=100, sort_dicts=False))
     return head + BODY
 
