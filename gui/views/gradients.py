@@ -8,6 +8,10 @@ ReLU keeps them close. The lower plot is each ReLU block's share of units that n
 validation batch ("dead_relu"). Both clear when a new run starts (not when a run is continued).
 Blocks inside groups are there too, named by their path ("res1.conv1", "inc1.path2.conv1"), placed
 first to last by the event's ``layer_order`` (a group's inner blocks, then the group).
+
+Drawing is incremental: each layer's curve is created once and handed only its own points when
+they grow (no curve recreated per epoch), a hidden view only keeps the points and draws when it is
+shown, and past ``SYMBOL_LIMIT`` epochs the dots are dropped (they would touch anyway).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from netbuilder.gui import theme
 
 _COLOURS = pg.colormap.get("plasma")
 DEAD_TITLE = "Dead ReLU units (share)"
+SYMBOL_LIMIT = 50  # epochs beyond which a layer's curve is a line without dots
 
 
 def _colour(i: int, n: int):
@@ -82,6 +87,11 @@ class GradientView(QWidget):
         self._norm_items: dict[str, pg.PlotDataItem] = {}
         self._dead_items: dict[str, pg.PlotDataItem] = {}
         self._layers: list[str] = []  # every layer seen, in network order: fixes each one's colour
+        self._colours: dict[str, object] = {}  # the colour each layer's curves were drawn with
+        self._dirty: set[tuple[bool, str]] = set()  # (dead plot?, layer) whose points grew since drawn
+        self._layers_changed = False
+        self._last_epoch = 0
+        self._tick_step = None
 
         self.legend = QLabel()
         self.legend.setWordWrap(True)
@@ -144,6 +154,10 @@ class GradientView(QWidget):
         self._norms.clear()
         self._dead.clear()
         self._layers.clear()
+        self._colours.clear()
+        self._dirty.clear()
+        self._layers_changed = False
+        self._last_epoch = 0
         theme.set_text(self.legend, "<span style='color:{MUTED}'>One point per layer at the end of each epoch.</span>")
         self._set_dead_title(None)
 
@@ -167,42 +181,67 @@ class GradientView(QWidget):
                 self._norms.setdefault(name, [])
             for name in dead:
                 self._dead.setdefault(name, [])
-            self._recolour()
-        self._add(self._norms, self._norm_items, norms, epoch, positive=True)
-        self._add(self._dead, self._dead_items, dead, epoch, positive=False)
-        self._set_dead_title(bool(self._dead))
-        last = max(epoch, 1)
-        step = max(1, math.ceil(last / 10))  # whole epochs, at most about ten labels
-        for plot in (self.norm_plot, self.dead_plot):
-            plot.getPlotItem().getAxis("bottom").setTickSpacing(step, step)
+            self._layers_changed = True
+        self._add(self._norms, norms, epoch, False)
+        self._add(self._dead, dead, epoch, True)
+        self._last_epoch = epoch
+        if self.isVisible():
+            self._draw()
 
-    @staticmethod
-    def _add(store, items, values: dict[str, float], epoch: int, positive: bool) -> None:
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._draw()
+
+    def _add(self, store, values: dict[str, float], epoch: int, dead: bool) -> None:
         for name, value in values.items():
             value = float(value)
             if math.isfinite(value):
                 store[name].append((epoch, value))
-        for name, points in store.items():
-            xs = np.array([e for e, _ in points], float)
-            ys = np.array([v for _, v in points], float)
-            if positive:  # log axis: a zero gradient cannot be drawn
+                self._dirty.add((dead, name))
+
+    def _draw(self) -> None:
+        """Bring the plots up to the points kept: new layers get their curves (and every curve its
+        colour, which depends on the number of layers), grown layers their points."""
+        if self._layers_changed:
+            self._layers_changed = False
+            self._recolour()
+        for dead, name in self._dirty:
+            store, items = (self._dead, self._dead_items) if dead else (self._norms, self._norm_items)
+            points = store[name]
+            xs = np.fromiter((e for e, _ in points), float, len(points))
+            ys = np.fromiter((v for _, v in points), float, len(points))
+            if not dead:  # log axis: a zero gradient cannot be drawn
                 keep = ys > 0
                 xs, ys = xs[keep], ys[keep]
-            items[name].setData(xs, ys)
+            item = items[name]
+            if len(points) > SYMBOL_LIMIT and item.opts["symbol"] is not None:
+                item.setSymbol(None)
+            item.setData(xs, ys)
+        self._dirty.clear()
+        self._set_dead_title(bool(self._dead) if self._layers else None)
+        step = max(1, math.ceil(max(self._last_epoch, 1) / 10))  # whole epochs, at most about ten labels
+        if step != self._tick_step:  # each change lays the axis out again
+            self._tick_step = step
+            for plot in (self.norm_plot, self.dead_plot):
+                plot.getPlotItem().getAxis("bottom").setTickSpacing(step, step)
 
     def _recolour(self) -> None:
-        """(Re)create the curves, each layer coloured by its depth, the same in both plots."""
+        """Curves for the layers new since the last draw, and each layer coloured by its depth, the
+        same in both plots (existing curves only change pens when their colour moves)."""
         n = len(self._layers)
         colours = {name: _colour(i, n) for i, name in enumerate(self._layers)}
         for store, items, plot in ((self._norms, self._norm_items, self.norm_plot),
                                    (self._dead, self._dead_items, self.dead_plot)):
-            for item in items.values():
-                plot.removeItem(item)
-            items.clear()
             for name in store:
                 c = colours[name]
-                items[name] = plot.plot([], [], pen=pg.mkPen(c, width=2), symbol="o", symbolSize=6,
-                                        symbolBrush=c, symbolPen=None)
+                item = items.get(name)
+                if item is None:
+                    items[name] = plot.plot([], [], pen=pg.mkPen(c, width=2), symbol="o", symbolSize=6,
+                                            symbolBrush=c, symbolPen=None)
+                elif self._colours.get(name) != c:
+                    item.setPen(pg.mkPen(c, width=2))
+                    item.setSymbolBrush(c)
+        self._colours = colours
         self.legend.setText("Layers, first to last: " + " ".join(
             f"<span style='color:{colours[name].name()}'>■</span>&nbsp;{name}&nbsp;" for name in self._layers))
 
