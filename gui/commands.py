@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 _SET_FIELD_ID = 1001  # consecutive edits of one field (typing in a spin box) merge into one step
 # Project values whose every change is an undo step of its own (never merged with the one before).
-_OWN_STEPS = ("dataset", "training.augmentation", "training.schedule", "training.early_stopping")
+_OWN_STEPS = ("dataset", "training.augmentation", "training.schedule", "training.early_stopping",
+              "training.class_weights")
 
 
 class _DocumentCommand(QUndoCommand):

@@ -32,6 +32,7 @@ from netbuilder.core.project import LOSSES, OPTIMIZERS
 from netbuilder.core.run_events import BatchesDone, EpochsDone, RunBegan
 from netbuilder.core.trainer import RunEnded
 from netbuilder.gui import theme
+from netbuilder.gui.class_weights_editor import ClassWeightsEditor
 from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.early_stopping_editor import EarlyStoppingEditor
 from netbuilder.gui.engine_picker import EnginePicker
@@ -173,6 +174,7 @@ class TrainPanel(QWidget):
         self._number("seed", "Seed", seed, form, "the same seed gives the same weights, split and order")
         self.schedule = ScheduleEditor(doc, form, self)  # its rows go into this form
         self.early_stopping = EarlyStoppingEditor(doc, form, self)
+        self.class_weights = ClassWeightsEditor(doc, form, self)
         settings_box = QGroupBox("Settings")
         settings_box.setLayout(form)
         self.engine = EnginePicker(controller, settings)
@@ -437,6 +439,7 @@ class TrainPanel(QWidget):
         self.live_hint.setVisible(running)
         self.schedule.set_enabled(not running)
         self.early_stopping.set_enabled(not running)
+        self.class_weights.set_enabled(not running)
         self.engine.set_running(running)
 
 
