@@ -225,7 +225,8 @@ def evaluation_split(project, dataset, split: str) -> tuple[np.ndarray, np.ndarr
                          f"{project.training.validation_fraction}); evaluate on the test split")
     if val is None:
         return x_all, y_all, "validation split"
-    return x_all[val], y_all[val], "validation split"
+    from netbuilder.core.datasets.mapped import is_mapped  # a set on disk: a view, not a float copy
+    return x_all.subset(val) if is_mapped(x_all) else x_all[val], y_all[val], "validation split"
 
 
 def evaluate_network(network, x: np.ndarray, y: np.ndarray, class_names: Sequence[str] | None = None,
@@ -233,7 +234,9 @@ def evaluate_network(network, x: np.ndarray, y: np.ndarray, class_names: Sequenc
     """``classification_report`` of a ``core.network.Network`` on raw [0, 1] images ``x`` (N, C, H, W)
     and labels ``y``: the engine's outputs (``network.predict``, which applies the normalisation) and
     its own decisions (``network.classify``)."""
-    outputs = network.predict(np.asarray(x, network.dtype))
+    from netbuilder.core.datasets.mapped import is_mapped  # a set on disk is predicted batch by batch
+
+    outputs = network.predict(x if is_mapped(x) else np.asarray(x, network.dtype))
     activation = network.stages[-1].info.block.get("activation")
     return classification_report(y, class_probabilities(outputs, activation), class_names,
                                  predicted=network.classify(outputs), wrong=wrong)

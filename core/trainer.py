@@ -191,8 +191,9 @@ class Trainer:
             return [(stage.path, stage.info.kind, np.array(out[0], copy=True)) for stage, out in stages]
 
     def validation_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) of the validation split (copies): for confusion matrices and sample pickers."""
-        return self.data.rows(self.val_idx)
+        """(x, y) of the validation split (copies; a mapped set's images a read-only view of its
+        rows on disk): for confusion matrices and sample pickers."""
+        return self.data.view(self.val_idx)
 
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter under its stable name, taken between batches."""

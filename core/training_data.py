@@ -5,11 +5,15 @@ network (shape, classes, labels), joins a source's own validation split after th
 images, holds out a stratified share otherwise, computes the input normalisation from the
 training split, and hands out batches (``gather``) and validation chunks (``rows``) in the
 network's dtype. Nothing else in the trainer reads the dataset's arrays.
+
+A set too large for memory (``MappedImages``: uint8 on disk) stays there: ``x`` is a view of its
+training then validation rows, and each batch is read and converted to float as it is gathered.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from netbuilder.core.datasets.mapped import is_mapped
 from netbuilder.core.datasets.normalize import compute_normalization
 from netbuilder.core.datasets.split import train_val_split
 from netbuilder.core.errors import TrainingError
@@ -37,12 +41,19 @@ class TrainingData:
                 f"{'s' if outputs != 1 else ''}, enough for {classes}; set the last block's units "
                 f"(and the project's num_classes) to {needed}")
         x_val = getattr(dataset, "x_val", None)
+        self.mapped = is_mapped(x)
         if x_val is not None:  # the source's own validation split: after the training images
             n = len(x)
-            x = np.concatenate([x, np.asarray(x_val)])
+            # A mapped set's splits are views of one store: joined without reading an image.
+            if self.mapped and is_mapped(x_val):
+                x = x.join(x_val)
+            else:
+                x = np.concatenate([np.asarray(x), np.asarray(x_val)])
+            self.mapped = is_mapped(x)
             y = np.concatenate([y, np.asarray(dataset.y_val)])
         self.dtype = network.dtype
-        self.x = np.asarray(x, dtype=network.dtype)  # no copy for the usual float32 data
+        self.x = x if self.mapped else np.asarray(x, dtype=network.dtype)  # no copy for the usual float32 data
+        self._scratch = None  # a mapped set's uint8 batch buffer, reused
         self.y = y.astype(np.int64, copy=False)
         if x_val is not None:
             self.train_idx, self.val_idx = np.arange(n, dtype=np.int64), np.arange(n, len(y), dtype=np.int64)
@@ -61,12 +72,22 @@ class TrainingData:
 
     def gather(self, idx: np.ndarray, xb: np.ndarray, yb: np.ndarray) -> None:
         """Fill ``xb``/``yb`` (buffers of len(idx) rows) with the images and labels at ``idx``."""
-        np.take(self.x, idx, axis=0, out=xb, mode="clip")
+        if self.mapped:  # the batch's bytes from disk, to float in ``xb``: no full-size float copy anywhere
+            if self._scratch is None or len(self._scratch) < len(idx):
+                self._scratch = np.empty((len(idx), *self.sample_shape), np.uint8)
+            self.x.gather(idx, xb, self._scratch)
+        else:
+            np.take(self.x, idx, axis=0, out=xb, mode="clip")
         np.take(self.y, idx, out=yb, mode="clip")
 
     def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New arrays of the images and labels at ``idx`` (validation chunks, sample pickers)."""
-        return self.x[idx], self.y[idx]
+        return np.asarray(self.x[idx], self.dtype), self.y[idx]
+
+    def view(self, idx: np.ndarray):
+        """The images and labels at ``idx`` as ``rows`` gives them, except that a mapped set's
+        images stay a view on disk (a whole split that may not fit in memory), read as indexed."""
+        return (self.x.subset(idx), self.y[idx]) if self.mapped else self.rows(idx)
 
 
 def dims(shape) -> str:

@@ -26,3 +26,13 @@ def user_dir(kind: str, override_variable: str) -> Path:
     else:
         base = Path(os.environ.get(xdg) or Path.home().joinpath(*xdg_default))
     return base / "netbuilder"
+
+
+CACHE_VARIABLE = "NETBUILDER_CACHE_DIR"
+
+
+def data_cache_dir() -> Path:
+    """Where image sets converted to uint8 for memory mapping live (``core.datasets.cache``):
+    ``$NETBUILDER_CACHE_DIR`` if set, else ``arrays`` in the per-user cache folder."""
+    folder = user_dir("cache", CACHE_VARIABLE)
+    return folder if os.environ.get(CACHE_VARIABLE) else folder / "arrays"

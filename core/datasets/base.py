@@ -25,7 +25,8 @@ class Dataset:
     is a validation split of the source's own (an image folder's ``val/``): without one, the
     trainer holds out a share of the training images.
     Loaders may hand out read-only arrays (the shapes loader does, since they are cached and
-    shared); copy before modifying.
+    shared); copy before modifying. A set too large for memory has ``MappedImages`` instead
+    (``core.datasets.mapped``: uint8 on disk, read as float32 by rows), which index like arrays.
     """
 
     name: str
@@ -84,7 +85,10 @@ class Dataset:
 
 
 def _check_images(name: str, field: str, x: Any, chw: tuple[int, ...] | None) -> None:
-    if not isinstance(x, np.ndarray):
+    from netbuilder.core.datasets.mapped import MappedImages
+
+    mapped = isinstance(x, MappedImages)
+    if not isinstance(x, np.ndarray) and not mapped:
         raise DatasetError(f"{name}: {field} must be a numpy array, got {type(x).__name__}")
     if x.ndim != 4:
         raise DatasetError(f"{name}: {field} must be (N, C, H, W), got shape {x.shape}")
@@ -96,6 +100,8 @@ def _check_images(name: str, field: str, x: Any, chw: tuple[int, ...] | None) ->
         raise DatasetError(
             f"{name}: {field} images are {x.shape[1:]} (C, H, W) but training images are {chw}"
         )
+    if mapped:  # bytes / 255 lie in [0, 1] by construction; scanning them would read the whole set
+        return
     lo, hi = float(x.min()), float(x.max())
     # Written as negations so NaN (which fails every comparison) is caught too.
     if not (lo >= 0.0 and hi <= 1.0):

@@ -23,6 +23,10 @@ not really an image) is skipped, counted and named in the report, because one br
 among thousands should not block training; ``on_bad_file="error"`` stops at the first instead.
 A class left with no readable image is always an error. Files with other extensions (README.txt,
 .DS_Store) are ignored and counted. Loading runs on a thread pool with a progress callback.
+
+A set whose float32 size is above ``cache.map_threshold()`` is decoded once, in chunks, into a uint8
+cache on disk (``core.datasets.cache``) and handed out as ``MappedImages``; later loads read the
+cache while no file changed. Images of more than 8 bits per channel are rounded to 8 bits there.
 """
 from __future__ import annotations
 
@@ -36,7 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from netbuilder.core.datasets import cache
 from netbuilder.core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.mapped import MappedImages, is_mapped
 from netbuilder.core.datasets.npz import natural_sorted
 from netbuilder.core.images import RESIZE_MODES, SIXTEEN_BIT_MODES, check_input_shape, decode_image, failure_reason
 
@@ -46,7 +52,7 @@ IMAGE_EXTENSIONS = frozenset(
 CLASS_ORDERS = ("sorted", "natural")
 VAL_NAMES = ("val", "valid", "validation")
 BAD_FILE_POLICIES = ("skip", "error")
-MAX_BYTES = 4 << 30  # a larger float32 array is almost surely a too-large input shape
+_CACHE_CHUNK_BYTES = 8 << 20  # float32 images decoded at a time while building the cache
 _GREY_MODES = frozenset({"1", "L", "LA", "La", "F", *SIXTEEN_BIT_MODES})
 _CHUNK = 32  # files per pool task: few enough callbacks, fine enough progress
 
@@ -79,6 +85,7 @@ class FolderReport:
     ignored: int = 0
     converted: Counter = field(default_factory=Counter)  # source mode -> images converted from it
     resized: int = 0
+    cache: list[str] = field(default_factory=list)  # where the set is cached, what was rounded there
 
     def notes(self) -> list[str]:
         c, h, w = self.input_shape
@@ -95,7 +102,7 @@ class FolderReport:
             out.append(f"converted {sum(self.converted.values())} image(s) to {target} ({modes})")
         if self.resized:
             out.append(f"resized {self.resized} of {self.loaded} image(s) to {h}x{w} ({self.resize})")
-        return out
+        return out + self.cache
 
 
 @dataclass
@@ -213,13 +220,15 @@ def read_image_folder(
         input_shape = _infer_shape(items[:n_train], on_bad_file, skipped, progress, workers)
     shape = _check_shape(input_shape)
     c, h, w = shape
-    if len(items) * c * h * w * 4 > MAX_BYTES:
-        raise DatasetError(
-            f"{root}: {len(items)} images at {c}x{h}x{w} would take {len(items) * c * h * w * 4 / 2**30:.1f} GB "
-            "of memory; choose a smaller input shape"
-        )
     report = FolderReport(shape, resize, ignored=len(train.ignored) + sum(len(s.ignored) for s in scans.values()))
-    x, modes, resized = _decode_all(items, shape, resize, on_bad_file, skipped, progress, workers)
+    if cache.should_map(len(items) * c * h * w * 4):
+        roots = [root] + [r for r in (val_root, test_root) if r is not None]
+        options = {"shape": list(shape), "resize": resize, "on_bad_file": on_bad_file, "class_order": class_order,
+                   "classes": train.class_names, "splits": {"train": n_train, **spans}}
+        x, modes, resized, report.cache = _decode_cached(roots, name or given.resolve().name, options, items, shape,
+                                                         resize, on_bad_file, skipped, progress, workers)
+    else:
+        x, modes, resized = _decode_all(items, shape, resize, on_bad_file, skipped, progress, workers)
 
     ok = np.ones(len(items), bool)
     for i, why in sorted(skipped.items()):
@@ -240,17 +249,24 @@ def read_image_folder(
                 f"{train.root / train.class_names[k]}: class {train.class_names[k]!r} has no readable image: "
                 f"all {len(train.files[k])} file(s) were skipped (first: {reasons[0] if reasons else '?'})"
             )
-    x_train = x[:n_train] if train_ok.all() else x[:n_train][train_ok]
+    x_train = _part(x, 0, n_train, train_ok)
     y_train = labels[:n_train][train_ok]
     held = {"val": (None, None), "test": (None, None)}
     for split, (start, stop) in spans.items():
         keep = ok[start:stop]
         if keep.any():
-            held[split] = (x[start:stop] if keep.all() else x[start:stop][keep], labels[start:stop][keep])
+            held[split] = (_part(x, start, stop, keep), labels[start:stop][keep])
     if notes is not None:
         notes.extend(report.notes())
     ds = Dataset(name or given.resolve().name, x_train, y_train, train.class_names, *held["test"], *held["val"])
     return ds, report
+
+
+def _part(x, start: int, stop: int, keep: np.ndarray):
+    """Images ``start:stop`` of ``x`` where ``keep``: a view of a mapped set, else an array."""
+    if is_mapped(x):
+        return x.subset(slice(start, stop)) if keep.all() else x.subset(np.flatnonzero(keep) + start)
+    return x[start:stop] if keep.all() else x[start:stop][keep]
 
 
 def load_image(path: str | Path, input_shape: Sequence[int], resize: str = "fit") -> np.ndarray:
@@ -303,6 +319,68 @@ def _decode_all(items, shape, resize, on_bad_file, skipped, progress, workers):
     todo = [(p, k) if i not in skipped else None for i, (p, k) in enumerate(items)]
     _run(todo, one, on_bad_file, skipped, progress, workers, "loading images", with_index=True)
     return x, modes, resized
+
+
+def _decode_cached(roots, label, options, items, shape, resize, on_bad_file, skipped, progress, workers):
+    """What ``_decode_all`` gives, from the uint8 cache of these files (built, chunk by chunk,
+    when there is none or it is stale), with the report's lines about the cache."""
+    c, h, w = shape
+    n = len(items)
+
+    def arrays():
+        return {"images": ((n, c, h, w), np.uint8), "modes": ((n,), np.uint8), "resized": ((n,), np.uint8)}
+
+    def fill(maps):
+        names: list[str] = []
+        found = dict(skipped)  # header failures found while inferring the shape stay skipped
+        per = max(1, min(n, _CACHE_CHUNK_BYTES // (c * h * w * 4)))
+        buf = np.empty((per, c, h, w), np.float32)
+        rounded = 0
+        step = cache.BuildProgress(f"caching {n:,} images as uint8", n, progress)
+        for lo in range(0, n, per):
+            hi = min(lo + per, n)
+            part, modes, resized = buf[:hi - lo], [None] * (hi - lo), np.zeros(hi - lo, np.uint8)
+            part.fill(0)
+
+            def one(i: int, path: Path, part=part, modes=modes, resized=resized):
+                prepared = decode_image(path, shape, resize)
+                part[i], modes[i], resized[i] = prepared.array, prepared.mode, prepared.resized
+
+            todo = [item if lo + i not in found else None for i, item in enumerate(items[lo:hi])]
+            failed: dict[int, str] = {}
+            _run(todo, one, on_bad_file, failed, lambda d, _t, _w, lo=lo: step(lo + d), workers, step.what,
+                 with_index=True)
+            found.update({lo + i: why for i, why in failed.items()})
+            np.multiply(part, 255, out=part)
+            u8 = np.rint(part)
+            np.clip(u8, 0, 255, out=u8)
+            np.abs(np.subtract(part, u8, out=part), out=part)  # how far from a byte: > 0 for 16-bit images
+            rounded += int(np.count_nonzero(part.reshape(len(part), -1).max(axis=1) > 1e-3))
+            maps["images"][lo:hi] = u8
+            for j, mode in enumerate(modes):
+                if mode is not None and mode not in names:
+                    names.append(mode)
+                maps["modes"][lo + j] = names.index(mode) if mode is not None else 255
+            maps["resized"][lo:hi] = resized
+        return {"modes": names, "skipped": sorted([i, why] for i, why in found.items()), "rounded": rounded}
+
+    def valid(meta) -> bool:
+        try:
+            return (isinstance(meta["modes"], list) and len(meta["modes"]) < 255 and isinstance(meta["rounded"], int)
+                    and all(0 <= int(i) < n and isinstance(why, str) for i, why in meta["skipped"]))
+        except (KeyError, TypeError, ValueError):
+            return False
+
+    cached = cache.cached_or_built("folder", roots, [p for p, _ in items], label, options, arrays, fill, valid)
+    meta = cached.meta
+    skipped.update({int(i): why for i, why in meta["skipped"]})
+    names = np.full(256, None, object)
+    names[:len(meta["modes"])] = meta["modes"]
+    lines = [cached.note()]
+    if meta["rounded"]:
+        lines.append(f"rounded {meta['rounded']:,} image(s) of more than 8 bits per channel to 8 bits in the cache")
+    x = MappedImages(cached.arrays["images"], where=cache.shown_path(cached.folder))
+    return x, names[np.asarray(cached.arrays["modes"])], np.asarray(cached.arrays["resized"], bool), lines
 
 
 def _run(items, fn, on_bad_file, skipped, progress, workers, what, with_index=False):

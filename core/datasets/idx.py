@@ -4,6 +4,10 @@ An IDX file is a 4-byte magic number (two zero bytes, a type code, a dimension c
 big-endian uint32 per dimension, then the values in C order. Images files are (N, rows, cols)
 unsigned bytes, labels files (N,) integers. Every check names the file; a file is accepted
 only when its size matches its header exactly, so a truncated download never loads.
+
+Images larger than ``cache.map_threshold()`` as float32 are not read into memory: a raw file is
+memory-mapped where it is, a gzip one is decompressed once into a uint8 cache
+(``core.datasets.cache``) and mapped from there; either way they come as ``MappedImages``.
 """
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ import gzip
 import re
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from netbuilder.core.datasets.base import Dataset, DatasetError
+from netbuilder.core.datasets.mapped import MappedImages
 
 # IDX type code -> (numpy dtype, readable name).
 IDX_TYPES = {
@@ -188,6 +193,94 @@ def idx_images(path: str | Path, transpose: bool = False) -> np.ndarray:
     return x
 
 
+def read_idx_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...], int, bool]:
+    """(dtype, dims, data offset, whether gzip) of an IDX file, reading its header only."""
+    from netbuilder.core.untrusted import check_regular_file
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        check_regular_file(path, DatasetError, "data file")  # a FIFO would hang the read
+    try:
+        with open(path, "rb") as f:
+            is_gz = f.read(2) == b"\x1f\x8b"
+        with (gzip.open if is_gz else open)(path, "rb") as f:
+            head = f.read(4)
+            head += f.read(4 * head[3]) if len(head) == 4 else b""
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except EOFError:
+        raise DatasetError(f"{path}: gzip data ends early: the file is truncated (an incomplete download?)") from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc})") from None
+    dtype, dims, offset = parse_idx_header(head, str(path))
+    return dtype, dims, offset, is_gz
+
+
+def mapped_idx_images(path: str | Path, transpose: bool = False, notes: list[str] | None = None,
+                      progress: Callable[[int, int, str], None] | None = None) -> MappedImages:
+    """An IDX images file as ``MappedImages`` (N, 1, rows, cols): a raw file mapped where it is, a
+    gzip one decompressed once into the uint8 cache. ``notes`` receives where they are read from."""
+    from netbuilder.core.datasets import cache
+    from netbuilder.core.memory import size_text
+
+    path = Path(path)
+    dtype, dims, offset, is_gz = read_idx_header(path)
+    if len(dims) != 3:
+        raise DatasetError(f"{path}: an images file has 3 dimensions (count, rows, columns), got {len(dims)}")
+    if dtype != np.uint8:
+        raise DatasetError(f"{path}: images must be unsigned bytes (IDX type 0x08), got {dtype.name} values")
+    if min(dims) == 0:
+        raise DatasetError(f"{path}: holds no images (shape {dims})")
+    n, h, w = dims
+    if is_gz:
+        cached = cache.cached_or_built("idx", [path], [path], path.name, {"dims": list(dims)},
+                                       lambda: {"images": (dims, np.uint8)},
+                                       lambda maps: _gunzip_into(path, offset, maps["images"], progress))
+        base, where = cached.arrays["images"], cache.shown_path(cached.folder)
+        note = f"{path.name}: {cached.note()}"
+    else:
+        size, expected = path.stat().st_size, offset + n * h * w
+        if size != expected:
+            what = "truncated" if size < expected else f"{size - expected} unexpected bytes at the end"
+            raise DatasetError(f"{path}: {what}: the header declares {n} x {h} x {w} values")
+        base = np.memmap(path, np.uint8, "r", offset=offset, shape=dims)
+        where = str(path)
+        note = f"{path.name}: read by memory map as uint8 ({size_text(n * h * w)})"
+        cache.announce(path.name, note)
+    if notes is not None:
+        notes.append(note)
+    base = base.reshape(n, 1, h, w)
+    return MappedImages(base.transpose(0, 1, 3, 2) if transpose else base, where=where)
+
+
+def _gunzip_into(path: Path, offset: int, out: np.ndarray, progress) -> dict:
+    """Decompress the values of a gzip IDX file into ``out`` (a writable map), chunk by chunk."""
+    from netbuilder.core.datasets import cache
+
+    flat = memoryview(out.reshape(-1))
+    row = out[0].size
+    step = cache.BuildProgress(f"caching {path.name} as uint8", len(out), progress)
+    pos = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            f.read(offset)
+            while pos < len(flat):
+                got = f.readinto(flat[pos:pos + (16 << 20)])
+                if not got:
+                    raise DatasetError(f"{path}: truncated: the header declares {len(out)} images but the data "
+                                       f"ends after {pos // row}")
+                pos += got
+                step(pos // row)
+            if f.read(1):
+                raise DatasetError(f"{path}: unexpected bytes after the {' x '.join(map(str, out.shape))} values the "
+                                   "header declares (wrong dimensions in the header, or not an IDX file)")
+    except EOFError:
+        raise DatasetError(f"{path}: gzip data ends early: the file is truncated (an incomplete download?)") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise DatasetError(f"{path}: corrupt gzip data ({exc})") from None
+    return {}
+
+
 def idx_labels(path: str | Path, num_classes: int | None = None) -> np.ndarray:
     """An IDX labels file as (N,) int64; values must be in [0, num_classes) when that is given."""
     path = Path(path)
@@ -265,21 +358,30 @@ def load_idx(
     class_names: Sequence[str] | None = None,
     name: str | None = None,
     transpose: bool = False,
+    notes: list[str] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Dataset:
     """A Dataset from IDX files; without ``class_names`` classes are named "0".."K-1".
 
     K is then the largest label + 1 across both splits. Errors name the file and, for labels,
-    the index of the first bad one.
+    the index of the first bad one. A set too large for memory comes as ``MappedImages`` (see
+    the module); ``notes`` then receives where it is read from, ``progress`` a cache build's steps.
     """
     if (test_images is None) != (test_labels is None):
         raise DatasetError("IDX dataset: give test_images and test_labels together, or neither")
     k = len(class_names) if class_names is not None else None
-    x_train = idx_images(train_images, transpose)
+    if _too_big(train_images, test_images):
+        def images(path):
+            return mapped_idx_images(path, transpose, notes, progress)
+    else:
+        def images(path):
+            return idx_images(path, transpose)
+    x_train = images(train_images)
     y_train = idx_labels(train_labels, k)
     _check_counts(x_train, y_train, train_images, train_labels)
     x_test = y_test = None
     if test_images is not None:
-        x_test = idx_images(test_images, transpose)
+        x_test = images(test_images)
         y_test = idx_labels(test_labels, k)
         _check_counts(x_test, y_test, test_images, test_labels)
         if x_test.shape[1:] != x_train.shape[1:]:
@@ -298,6 +400,21 @@ def load_idx(
         name or Path(train_images).parent.name or "idx",
         x_train, y_train, list(class_names), x_test, y_test,
     )
+
+
+def _too_big(*paths) -> bool:
+    """Whether these images files together are above the memory-mapping threshold as float32;
+    False when a header cannot be read (the in-memory reader then says what is wrong)."""
+    from netbuilder.core.datasets import cache
+
+    total = 0
+    for path in paths:
+        if path is not None:
+            try:
+                total += int(np.prod(read_idx_header(path)[1], dtype=np.int64)) * 4
+            except (DatasetError, IndexError):
+                return False
+    return cache.should_map(total)
 
 
 def _check_counts(x: np.ndarray, y: np.ndarray, images: str | Path, labels: str | Path) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 from netbuilder.core.datasets.base import DatasetError
 
 MIN_STD = 1e-6  # a channel with less spread than this is constant: centred, not scaled
-_CHUNK = 4096  # images per pass, bounding the float64 temporaries
+_CHUNK = 4096  # images per pass at most, bounding the float64 temporaries...
+_CHUNK_BYTES = 32 << 20  # ...to about this size for large images (MNIST-sized ones stay at 4096)
 
 
 def compute_normalization(x_train: np.ndarray, indices: np.ndarray | None = None) -> dict[str, list[float]]:
@@ -26,9 +27,12 @@ def compute_normalization(x_train: np.ndarray, indices: np.ndarray | None = None
     ``indices`` limits the statistics to those images (e.g. the training part left after a
     validation split) without copying them all. Accumulated in float64 over chunks of images
     (two passes: mean, then squared deviations) so the result does not depend on float32
-    rounding. A constant channel gets std 1.0.
+    rounding. A constant channel gets std 1.0. ``x_train`` may be ``MappedImages`` (a set read
+    from disk): only a chunk of it is in memory at a time.
     """
-    x = np.asarray(x_train)
+    from netbuilder.core.datasets.mapped import is_mapped
+
+    x = x_train if is_mapped(x_train) else np.asarray(x_train)
     if x.ndim != 4 or x.dtype.kind != "f":
         raise DatasetError(f"normalisation needs (N, C, H, W) float images, got {x.dtype} with shape {x.shape}")
     idx = np.arange(len(x)) if indices is None else np.asarray(indices)
@@ -36,11 +40,12 @@ def compute_normalization(x_train: np.ndarray, indices: np.ndarray | None = None
         raise DatasetError("normalisation needs at least one training image, got none")
     n, c, h, w = len(idx), *x.shape[1:]
     count = n * h * w
+    per = max(1, min(_CHUNK, _CHUNK_BYTES // (c * h * w * 8)))
 
     def chunks():
-        for lo in range(0, n, _CHUNK):
-            part = idx[lo:lo + _CHUNK]
-            yield x[lo:lo + _CHUNK] if indices is None else x[part]
+        for lo in range(0, n, per):
+            part = idx[lo:lo + per]
+            yield x[lo:lo + per] if indices is None else x[part]
 
     total = np.zeros(c, np.float64)
     for part in chunks():
@@ -48,7 +53,8 @@ def compute_normalization(x_train: np.ndarray, indices: np.ndarray | None = None
     mean = total / count
     sq = np.zeros(c, np.float64)
     for part in chunks():
-        d = part.astype(np.float64) - mean[None, :, None, None]
+        d = part.astype(np.float64)
+        d -= mean[None, :, None, None]  # in place: one float64 temporary per chunk
         sq += np.einsum("nchw,nchw->c", d, d)
     std = np.sqrt(sq / count)
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):

@@ -206,7 +206,10 @@ def idx_sources(spec: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any
 def load_idx_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
     from netbuilder.core.datasets.idx import load_idx
 
-    return load_idx(**idx_sources(spec, base_dir))
+    notes: list[str] = []
+    ds = load_idx(**idx_sources(spec, base_dir), notes=notes)
+    _log_notes(ds, notes)
+    return ds
 
 
 def load_folder_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> Dataset:
