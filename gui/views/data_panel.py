@@ -6,7 +6,8 @@ what the spec describes, read by ``netbuilder.core.datasets.preview`` on a backg
 when the images or classes do not fit the network, with a button that fits the network to the
 data (input shape, class count and the last dense block's units) as one undo step.
 Fashion-MNIST and MNIST are found on disk or downloaded, again off the GUI thread, with a
-progress bar and a Cancel button. Work starts only while the panel is visible.
+progress bar and a Cancel button. Work starts only while the panel is visible. A set too large
+for memory also shows how training reads it and its cache's progress and size (``CacheBox``).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from netbuilder.gui import theme
 from netbuilder.gui.background import Jobs
 from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.views.augment_box import AugmentBox
+from netbuilder.gui.views.data_cache_box import CacheBox
 from netbuilder.gui.views.data_download import BUILTIN, DownloadBox
 from netbuilder.gui.views.tiles import GREY, TileGrid
 
@@ -175,6 +177,8 @@ class DataPanel(QWidget):
         box.addWidget(self.busy_bar)
         box.addWidget(self.error_label)
         box.addWidget(self.summary_label)
+        self.cache_box = CacheBox()
+        box.addWidget(self.cache_box)
         box.addWidget(self.fit_box)
         box.addWidget(self.notes_label)
         self.augment_box = AugmentBox(doc)  # the training settings' augmentation, shown on this data
@@ -363,6 +367,8 @@ class DataPanel(QWidget):
         if preview.notes:
             self.notes_label.setText("⚠ " + "<br>⚠ ".join(preview.notes))
             self.notes_label.show()
+        self.cache_box.show_plan(self._spec(), [*preview.counts, *(preview.test_counts or ())], preview.input_shape,
+                                 self.doc.project.input_shape)
         top = max(preview.counts) if preview.counts else 0
         for i, name in enumerate(preview.class_names):
             row = _ClassRow()
@@ -391,6 +397,7 @@ class DataPanel(QWidget):
         self._rows = []
         for w in (self.error_label, self.notes_label, self.fit_box, self.busy_bar):
             w.hide()
+        self.cache_box.clear()
         self.summary_label.setText("")
 
     def _show_error(self, text: str) -> None:
