@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 
 import numpy as np
 
@@ -12,11 +13,25 @@ from netbuilder.core.geometry import output_hw
 from netbuilder.core.layers import parallel
 from netbuilder.core.layers.base import Layer
 from netbuilder.core.layers.conv import _pads, _positive_pair, check_input
-from netbuilder.core.layers.im2col import offset_slices, scratch
+from netbuilder.core.layers.im2col import offset_slices
 
 # Each thread works through its channels in blocks whose input takes about this many bytes, so a
 # block's phases and running buffers stay in the core's cache between the passes over them.
 BLOCK_BYTES = 3 << 19
+
+_local = threading.local()
+
+
+def _work(shape: tuple[int, ...], dtype, name: str) -> np.ndarray:
+    """This thread's work array ``name`` of ``shape`` (garbage contents), grown as needed and reused:
+    a big fresh array costs page faults on every call. (Cheaper per call than im2col's scratch,
+    which pooling's small layers, at tens of microseconds a pass, would feel.)"""
+    buffers = _local.__dict__.setdefault("buffers", {})
+    size, key = math.prod(shape), (name, dtype)
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buf = buffers[key] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
 
 
 class Pool2D(Layer):
@@ -28,14 +43,13 @@ class Pool2D(Layer):
     convolutions hand over: each kernel offset is one pass over a (C, Ho, Wo, N) view; the output
     is an NCHW view of a (C, Ho, Wo, N) array, and max keeps a one-byte arg-max per output.
 
-    Channels go in blocks of about BLOCK_BYTES, so a block's running buffers stay in a core's cache
-    between passes, and blocks are shared among the threads. A strided view has contiguous runs of
-    only N values, and numpy pays a loop call per run: where the input has to be copied anyway
-    (padding) or where windows overlap (each value is read by several offsets, 3x3 / stride 2),
-    the input is split once into its stride phases (rows = p, columns = q modulo the stride, each a
-    dense array), whose slices have runs of Wo * N values; overlapping gradients are summed in the
-    phases the same way and interleaved once. Every value is computed by the same operations, in
-    the same order, either way.
+    The channels are shared among the threads, and each thread works through its own in blocks of
+    about BLOCK_BYTES, so a block's running buffers stay in the core's cache between the passes. A
+    strided view has contiguous runs of only N values, and numpy pays a loop call per run: where
+    the input has to be copied anyway, to pad it, it is copied into its stride phases instead
+    (rows = p, columns = q modulo the stride, each a dense array), whose slices have runs of
+    Wo * N values, and the gradient is summed in phases the same way and interleaved once. Every
+    value is computed by the same operations, in the same order, either way.
     """
 
     def __init__(self, mode: str, size: tuple[int, int], stride: tuple[int, int],
@@ -73,7 +87,7 @@ class Pool2D(Layer):
         def run(lo: int, hi: int) -> None:
             cuts = _blocks(lo, hi, channel_bytes)
             width = max(b - a for a, b in zip(cuts, cuts[1:]))
-            phases = _phase_buffers(plan, width, n, self.dtype, "pool_phase") if plan.split_input else None
+            phases = _phase_buffers(plan, width, n, self.dtype, "pool_phase") if plan.phased else None
             work = _MaxWork(argmax, (width, ho, wo, n), self.dtype) if self.mode == "max" else None
             for a, b in zip(cuts, cuts[1:]):
                 source = [xt[a:b]] if phases is None else _split_phases(plan, xt[a:b], fill, phases)
@@ -107,9 +121,9 @@ class Pool2D(Layer):
         def run(lo: int, hi: int) -> None:
             cuts = _blocks(lo, hi, channel_bytes)
             width = max(b - a for a, b in zip(cuts, cuts[1:]))
-            phases = None if plan.direct_grad else _phase_buffers(plan, width, n, self.dtype, "pool_dphase")
-            hit = scratch.get((width, ho, wo, n), np.bool_, "pool_hit") if argmax is not None else None
-            part = None if plan.disjoint else scratch.get((width, ho, wo, n), self.dtype, "pool_part")
+            phases = _phase_buffers(plan, width, n, self.dtype, "pool_dphase") if plan.phased else None
+            hit = _work((width, ho, wo, n), np.dtype(np.bool_), "pool_hit") if argmax is not None else None
+            part = None if plan.disjoint else _work((width, ho, wo, n), self.dtype, "pool_part")
             for a, b in zip(cuts, cuts[1:]):
                 gl = g[a:b]
                 if argmax is None and scale != 1:
@@ -156,10 +170,10 @@ class _MaxWork:
     """The running max over a block's offsets, with its buffers (taken once per thread)."""
 
     def __init__(self, argmax, shape, dtype):
-        self.spare = scratch.get(shape, dtype, "pool_max")
         if argmax is not None:
-            self.grew = scratch.get(shape, np.bool_, "pool_grew")
-            self.step = scratch.get(shape, argmax.dtype, "pool_step")
+            self.spare = _work(shape, dtype, "pool_max")
+            self.grew = _work(shape, np.dtype(np.bool_), "pool_grew")
+            self.step = _work(shape, argmax.dtype, "pool_step")
 
     def run(self, views: list, out: np.ndarray, argmax: np.ndarray | None) -> None:
         """The largest of ``views`` into ``out``; with ``argmax``, the first offset holding it."""
@@ -221,9 +235,8 @@ class _Plan:
     Phase (p, q) holds padded rows p, p + sh, ... and columns q, q + sw, ...: ``rows[p]`` and
     ``cols[q]`` are (length, first, stop, first input index) along that axis, its entries
     first..stop being input and the others padding. ``offsets`` lists (phase, row shift, column
-    shift) per kernel offset, in row-major window order. ``split_input``: the forward reads the
-    phases (padding, or overlapping strided windows), else the input's own strided views;
-    ``direct_grad``: the backward writes into the input gradient itself, else into phases.
+    shift) per kernel offset, in row-major window order. ``phased``: the forward reads the phases
+    and the backward sums into gradient phases, else both use the input's own strided views.
     """
 
     def __init__(self, hw, size, stride, pads, out_hw):
@@ -235,9 +248,9 @@ class _Plan:
         self.kernel = [(i, j) for i in range(kh) for j in range(kw)]
         self.offsets = [(self.used.index((i % sh, j % sw)), i // sh, j // sw) for i, j in self.kernel]
         self.disjoint = sh >= kh and sw >= kw  # then each input value is in one window at most
-        stride_one = sh == sw == 1
-        self.split_input = any(pads) or not (self.disjoint or stride_one)
-        self.direct_grad = not any(pads) and (self.disjoint or stride_one)
+        # Phases pay where the input is copied anyway, to pad it; without padding, copying the
+        # input into phases costs about what the longer runs save (measured: bench/pool.py).
+        self.phased = any(pads)
 
     def views(self, source: list[np.ndarray], phased: bool) -> list[np.ndarray]:
         """Every kernel offset's (C, Ho, Wo, N) view of ``source`` (the phases, or one array laid
@@ -265,7 +278,7 @@ def _phase_buffers(plan: _Plan, c: int, n: int, dtype, name: str) -> list[np.nda
     """One thread's (C, H', W', N) arrays for the used phases of ``c`` channels, cut from one buffer."""
     shapes = [(c, plan.rows[p][0], plan.cols[q][0], n) for p, q in plan.used]
     sizes = [math.prod(shape) for shape in shapes]
-    buf = scratch.get((sum(sizes),), dtype, name)
+    buf = _work((sum(sizes),), dtype, name)
     starts = itertools.accumulate(sizes, initial=0)
     return [buf[s:s + size].reshape(shape) for s, size, shape in zip(starts, sizes, shapes)]
 
