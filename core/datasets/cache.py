@@ -287,11 +287,34 @@ def cached_or_built(kind: str, identity: list[Path], files: list[Path], label: s
     if cached is not None and not valid(cached.meta):
         cached, why = None, "its manifest's notes are malformed"  # unmapped before its files are replaced
     if cached is None:
-        if why:
-            log.warning("%s: rebuilding the data cache: %s", shown_path(folder), why)
-        cached = build_cache(folder, key, newest, started, arrays(), fill)
+        with _build_lock(folder):
+            cached, _ = open_cache(folder, key)  # another process (a distributed run's) may have built it meanwhile
+            if cached is None or not valid(cached.meta):
+                if why:
+                    log.warning("%s: rebuilding the data cache: %s", shown_path(folder), why)
+                cached = build_cache(folder, key, newest, started, arrays(), fill)
     announce(label, cached.note())
     return cached
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path):
+    """Held while the cache in ``folder`` is built, so processes loading one set at once (the ranks
+    of a distributed run) build it once; where there is no ``fcntl`` (Windows) builds are not serialised."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".lock", "ab")
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot make the data cache ({exc.strerror or exc}); set "
+                           f"${_cache_variable()} to a writable folder") from None
+    with handle:
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 # --- progress -----------------------------------------------------------------------------------

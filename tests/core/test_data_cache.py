@@ -377,6 +377,24 @@ def test_a_source_modified_during_the_build_is_rebuilt_next_time(tmp_path, cache
     assert rebuilt(messages) == ["a source file was being modified while it was built"]
 
 
+def test_loads_at_once_build_the_cache_once(tmp_path, cache_dir, caplog):
+    import threading
+
+    spec = {"kind": "idx", "path": str(make_idx(tmp_path / "idx", n=3000, side=16, test=0))}
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(load_dataset(spec))) for _ in range(4)]
+    with caplog.at_level(logging.WARNING, "netbuilder.datasets"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    done = "caching train-images-idx3-ubyte.gz as uint8: 100%"
+    builds = [r for r in caplog.records if r.getMessage().startswith(done)]
+    assert len(results) == 4 and len(builds) == 1
+    for ds in results[1:]:
+        np.testing.assert_array_equal(np.asarray(ds.x_train), np.asarray(results[0].x_train))
+
+
 def test_a_cache_that_cannot_be_written_says_where_and_how_to_move_it(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -415,7 +433,7 @@ def status(field):
             return int(line.split()[1]) * 1024
 
 spec, side, budget = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-base_rss = status("VmRSS")
+base_rss, base_file = status("VmRSS"), status("RssFile")
 if budget:  # private memory (the heap, anonymous maps) beyond what the imports took; file maps are not counted
     limit = status("VmData") + budget
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
@@ -434,7 +452,7 @@ try:
               "images": type(ds.x_train).__name__}
 except MemoryError:
     result = {"status": "MemoryError"}
-result.update(peak_rss=status("VmHWM"), base_rss=base_rss, file_rss=status("RssFile"))
+result.update(peak_rss=status("VmHWM"), base_rss=base_rss, file_rss=status("RssFile") - base_file)
 print(json.dumps(result))
 """
 BUDGET = 150 << 20
@@ -461,8 +479,8 @@ def limited_runs(spec, side, float_bytes, tmp_path) -> None:
     assert refused["status"] == "MemoryError"
     memory = train_limited(spec, side, 0, {**env, data_cache.MAP_VARIABLE: str(1 << 50)})
     print(f"\nfloat32 size {float_bytes / 2**20:.0f} MiB, limit {BUDGET >> 20} MiB of private memory above the "
-          f"imports; peak RSS above the imports: mapped {growth / 2**20:.0f} MiB (at the end "
-          f"{mapped['file_rss'] / 2**20:.0f} MiB of it file pages: the cache read, and the libraries), in memory "
+          f"imports; peak RSS above the imports: mapped {growth / 2**20:.0f} MiB (of it, at the end, "
+          f"{mapped['file_rss'] / 2**20:.0f} MiB of file pages: the cache as read), in memory "
           f"without the limit {(memory['peak_rss'] - memory['base_rss']) / 2**20:.0f} MiB")
 
 
