@@ -12,8 +12,11 @@ thread and carries one of ``core.run_events``' typed events (copies, safe to kee
                        epoch's batches always arrive before its epochEnded)
   epochEnded           EpochsDone: every epoch since the last, with the latest one's diagnostics
   probeReady           Probe: about 4 a second while training, once after ``set_probe_sample``
-                       when idle or paused (at the next batch while training)
-  filtersReady         Filters of the first convolution (weight None without one); ~2 a second
+                       when idle or paused (at the next batch while training); never more than
+                       the views take: the next is made once the last one was handled here, and
+                       choosing samples while a probe is computed makes one more, of the last
+  filtersReady         Filters of the first convolution (weight None without one); ~2 a second,
+                       coalesced the same way
   stepTraced           StepTraced: a Step's batch, block by block (a^[l−1], Z, a, δ, ∂L/∂W, ΔW);
                        the run is paused after it
   runEnded             core RunEnded (status "finished" | "stopped" | "diverged" | "failed"); always
@@ -62,6 +65,7 @@ from netbuilder.gui.training.worker import TrainingSession
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 LOCK_REASON = "Training"
+_COALESCED = (Probe, Filters, EpochsDone)  # the worker makes the next of these once the last was handled
 
 
 class TrainingController(QObject):
@@ -97,6 +101,7 @@ class TrainingController(QObject):
         self._pending = ("new", "", doc.project.training)  # mode, label note, settings of the request
         self._class_names: list[str] = []
         self._probe_index = 0
+        self._probing = self._probe_again = False  # an idle probe job is under way; another is wanted
         self._last_batch = None
         self._closed = False
         # What the next run trains with: the numpy engine, or torch on a device (set_engine).
@@ -254,8 +259,22 @@ class TrainingController(QObject):
         self._probe_index = int(index)
         self._session.request_probe(self._probe_index)
         if self._state not in (LOADING, RUNNING) and self._session.trainer is not None and not self._closed:
-            session = self._session
-            self._jobs.start(session.probe_once, progress=self._on_event, name="probe")
+            if self._probing:  # one job at a time: the next one probes the sample chosen last
+                self._probe_again = True
+            else:
+                self._start_probe_job()
+
+    def _start_probe_job(self) -> None:
+        self._probing = True
+        self._jobs.start(self._session.probe_once, progress=self._on_event, done=self._probe_job_done,
+                         failed=self._probe_job_done, name="probe")
+
+    def _probe_job_done(self, _result=None) -> None:
+        self._probing = False
+        if self._probe_again:
+            self._probe_again = False
+            if self._state not in (LOADING, RUNNING) and self._session.trainer is not None and not self._closed:
+                self._start_probe_job()
 
     # --- results -------------------------------------------------------------------------------
     def trained_network(self) -> Network | None:
@@ -324,8 +343,13 @@ class TrainingController(QObject):
     _announced = False
 
     def _on_event(self, event) -> None:
-        """One event from the worker, to the handler of its type."""
-        self._route[type(event)](event)
+        """One event from the worker, to the handler of its type; then the worker may make the
+        next of a coalesced kind (see the worker's ``seen``)."""
+        try:
+            self._route[type(event)](event)
+        finally:
+            if type(event) in _COALESCED:
+                self._session.seen(type(event))
 
     def _set_state(self, state: str) -> None:
         if state != self._state:

@@ -12,7 +12,10 @@ While the worker handles an event the trainer's generator is suspended: the netw
 being trained, so probing it, reading its gradients or taking a checkpoint needs no lock.
 What reaches the GUI is throttled here: batches and epochs are sent in lists at most
 ``FLUSH_INTERVAL`` apart (none lost, each in order, no epoch before its batches), the probe
-every ``PROBE_INTERVAL`` and the first convolution's filters every ``FILTER_INTERVAL``.
+every ``PROBE_INTERVAL`` and the first convolution's filters every ``FILTER_INTERVAL``. Those
+two and the dead-ReLU shares sent with the epochs are coalesced: while the GUI thread has not
+handled the last one of a kind (``seen``), no other is computed, so a busy window gets fewer of
+them instead of a queue, and the training thread does not make what nobody will see.
 """
 from __future__ import annotations
 
@@ -84,6 +87,9 @@ class TrainingSession:
         self._dataset = None
         self._probe_index = 0
         self._probe_wanted = False
+        # Kinds of report (Probe, Filters, EpochsDone) sent to the GUI thread and not yet handled
+        # there; set and cleared in single operations, which the GIL makes safe across threads.
+        self._unseen: set[type] = set()
         self.control = RunControl()  # the requests to the run being prepared or in progress
 
     def forget(self) -> None:
@@ -126,9 +132,14 @@ class TrainingSession:
     step_sample = 0
 
     def request_probe(self, index: int) -> None:
-        """Probe sample ``index`` at the next batch of the run in progress."""
+        """Probe sample ``index`` at the next batch of the run in progress (once the last probe
+        was handled: many requests meanwhile make one probe, of the latest sample)."""
         self._probe_index = index
         self._probe_wanted = True
+
+    def seen(self, kind: type) -> None:
+        """The GUI thread has handled the last report of ``kind``: another may be made."""
+        self._unseen.discard(kind)
 
     # --- the worker thread ---------------------------------------------------------------------
     def run(self, request: RunRequest, report: Report) -> None:
@@ -240,7 +251,7 @@ class TrainingSession:
             points = [(x_in_epochs(b.epoch, b.batch, b.batches_per_epoch), b.loss, b.accuracy) for b in part]
             report(BatchesDone(part[-1], points, [b.learning_rate for b in part if b.learning_rate is not None]))
 
-        def flush() -> None:
+        def flush(final: bool = False) -> None:
             """Send what was gathered since the last flush: the batches up to the last epoch ended,
             the epochs ended, then the batches after them (so no epoch comes before its batches)."""
             nonlocal last_flush
@@ -251,7 +262,11 @@ class TrainingSession:
                 if split:
                     send_batches(batches[:split])
                 del batches[:split]
-                dead = dead_relu_shares(net, self.samples[0][:DEAD_RELU_SAMPLES])
+                # The shares cost a forward pass: not while the GUI has not drawn the last ones
+                # (the run's last epoch always has them).
+                fresh = final or done == final_epoch or EpochsDone not in self._unseen
+                dead = dead_relu_shares(net, self.samples[0][:DEAD_RELU_SAMPLES]) if fresh else {}
+                self._unseen.add(EpochsDone)
                 report(EpochsDone(epochs[-1], list(epochs), dead_relu=dead, layer_order=order, **extras))
                 epochs.clear()
             if batches:
@@ -259,6 +274,7 @@ class TrainingSession:
                 batches.clear()
 
         events = trainer.run(request.project.training.epochs, start_epoch)
+        self._unseen.clear()  # a report the last run's GUI never handled holds nothing back now
         try:
             for event in events:
                 if record is not None:
@@ -271,11 +287,11 @@ class TrainingSession:
                     # Paused: send what was trained, so the window shows where the run holds.
                     if now - last_flush >= FLUSH_INTERVAL or trainer.control.paused:
                         flush()
-                    if self._probe_wanted or now - last_probe >= PROBE_INTERVAL:
+                    if (self._probe_wanted or now - last_probe >= PROBE_INTERVAL) and Probe not in self._unseen:
                         self._probe(trainer, report)
                         last_probe = now
-                    if now - last_filters >= FILTER_INTERVAL:
-                        report(first_filters(net))
+                    if now - last_filters >= FILTER_INTERVAL and Filters not in self._unseen:
+                        self._filters(net, report)
                         last_filters = now
                 elif isinstance(event, StepTrace):  # a Step's batch: the run is paused after it
                     flush()
@@ -296,12 +312,12 @@ class TrainingSession:
                                     list(history.epochs) if history else [],
                                     [list(b) for b in history.batch_losses] if history else []))
                     self._probe(trainer, report)
-                    report(first_filters(net))
+                    self._filters(net, report)
                     last_probe = last_filters = time.monotonic()
-                elif isinstance(event, RunEnded):
-                    flush()
+                elif isinstance(event, RunEnded):  # the final state is always sent
+                    flush(final=True)
                     self._probe(trainer, report)
-                    report(first_filters(net))
+                    self._filters(net, report)
                     if event.status in ("diverged", "failed"):
                         report(RunFailed(event.message))
                     if record is not None and record.problem:
@@ -323,7 +339,12 @@ class TrainingSession:
         activation = trainer.network.stages[-1].info.block.get("activation")
         probabilities = class_probabilities(layers[-1][2], activation)
         predicted = int(np.argmax(probabilities)) if np.isfinite(probabilities).all() else -1
+        self._unseen.add(Probe)  # before it is sent: the GUI thread may handle it at once
         report(Probe(i, int(y[i]), x[i].copy(), layers, probabilities, predicted))
+
+    def _filters(self, network, report: Report) -> None:
+        self._unseen.add(Filters)
+        report(first_filters(network))
 
 
 def _same_engine(trainer: Trainer, request: RunRequest) -> bool:
