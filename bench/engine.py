@@ -90,10 +90,12 @@ class Rounds:
 
     def __init__(self, run, limit: float, max_repeats: int, budget: int, wait=lambda: None):
         self.run, self.limit, self.max_repeats, self.budget, self.wait = run, limit, max_repeats, budget, wait
+        self.count = 0  # rounds, each counted once however often it ran
         self.repeats = 0  # rounds run again, in all
         self.loaded: list[str] = []  # the rounds whose figure is from a loaded machine
 
     def round(self, engine: str, net: str, batch: int, threads: int) -> dict:
+        self.count += 1
         tries = [self.run(engine, net, batch, threads)]
         while tries[-1]["others"] > self.limit and len(tries) <= self.max_repeats and self.repeats < self.budget:
             self.repeats += 1
@@ -243,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nrepeats: {rounds.repeats} round{'s' if rounds.repeats != 1 else ''} run again for load "
           f"(others > {a.load_limit:g} core)")
     if rounds.loaded:
-        print(f"still loaded after the repeats allowed, figures from a loaded machine: {'; '.join(rounds.loaded)}")
+        print(f"{len(rounds.loaded)} of {rounds.count} rounds still loaded after the repeats allowed (marked *): "
+              "their figures are from a loaded machine")
     print(f"took {time.perf_counter() - began:.0f} s")
     print("ratio " + " ".join(f"{net}={ratios[net]:.2f}" for net in nets))
 

@@ -51,7 +51,7 @@ def test_the_budget_caps_repeats_over_all_rounds():
     rounds = engine.Rounds(run, limit=0.2, max_repeats=3, budget=2)
     first, second = rounds.round("netbuilder", "vgg", 64, 2), rounds.round("pytorch", "vgg", 64, 2)
     assert (first["repeats"], second["repeats"], len(calls), rounds.repeats) == (2, 0, 4, 2)
-    assert first["loaded"] and second["loaded"]
+    assert first["loaded"] and second["loaded"] and rounds.count == 2 and len(rounds.loaded) == 2
 
 
 def test_the_load_check_sees_another_process_spin():
