@@ -41,7 +41,6 @@ from loadcheck import LoadCheck  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MAIN_BATCH = BATCH = 64  # BATCH, NETS and _project: what bench/augment.py and bench/engines.py take from here
-LABELS = {"netbuilder": "netbuilder", "pytorch": "pytorch"}
 
 
 def _project(net: str):
@@ -149,7 +148,7 @@ def print_row(row: Row, train_flops: int, gflops: dict[int, float]) -> None:
     each = " ".join(f"{r['ips']:,.0f}" + ("*" if r["loaded"] else "") for r in row.runs)
     others = max(r["others"] for r in row.runs)
     repeats = sum(r["repeats"] for r in row.runs)
-    print(f"  {row.batch:5} {row.threads:3}  {LABELS[row.engine]:10} {row.ips:9,.0f}  {share:6.1%} "
+    print(f"  {row.batch:5} {row.threads:3}  {row.engine:10} {row.ips:9,.0f}  {share:6.1%} "
           f"{row.peak_mb:8.1f} {row.baseline_mb:8.0f} {others:7.2f} {repeats:4}   {each}", flush=True)
 
 
@@ -175,15 +174,17 @@ def measure_net(net: str, rounds: Rounds, sets: list[tuple[int, int, int]], gflo
     return rows
 
 
-def summary(results: dict[str, dict], threads: int) -> dict[str, float]:
+def summary(results: dict[str, dict], threads: int, gflops: dict[int, float]) -> dict[str, float]:
     """The batch-64 table across nets; returns {net: netbuilder / PyTorch training images/s}."""
     ratios = {}
     print(f"\n== summary: batch {MAIN_BATCH}, {_cores(threads)}, medians ==")
-    print(f"  {'net':7} {'netbuilder':>10} {'pytorch':>9} {'ratio':>6}   {'scaling 1->' + str(threads) + ' thr':>22}"
-          f"   {'peak MB above baseline (nb / pt)':>33}")
+    print(f"  {'net':7} {'netbuilder':>10} {'pytorch':>9} {'ratio':>6}   {'GEMM nb / pt':>13}"
+          f"   {'scaling 1->' + str(threads) + ' thr':>22}   peak MB above baseline (nb / pt)")
     for net, rows in results.items():
         nb, pt = rows["netbuilder", MAIN_BATCH, threads], rows["pytorch", MAIN_BATCH, threads]
         ratios[net] = nb.ips / pt.ips
+        bound = gflops[threads] * 1e9 / gemm_flops_per_image(net)[1]
+        shares = f"{nb.ips / bound:.1%} / {pt.ips / bound:.1%}"
         scaling = "n/a"
         if ("netbuilder", MAIN_BATCH, 1) in rows and threads != 1:
             scaling = (f"nb {nb.ips / rows['netbuilder', MAIN_BATCH, 1].ips:.2f}x "
@@ -191,7 +192,7 @@ def summary(results: dict[str, dict], threads: int) -> dict[str, float]:
         batches = sorted({b for _, b, t in rows if t == threads})
         peaks = " · ".join(f"b{b} {rows['netbuilder', b, threads].peak_mb:.0f} / "
                            f"{rows['pytorch', b, threads].peak_mb:.0f}" for b in batches)
-        print(f"  {net:7} {nb.ips:10,.0f} {pt.ips:9,.0f} {ratios[net]:6.2f}   {scaling:>22}   {peaks}")
+        print(f"  {net:7} {nb.ips:10,.0f} {pt.ips:9,.0f} {ratios[net]:6.2f}   {shares:>13}   {scaling:>22}   {peaks}")
     return ratios
 
 
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     rounds = Rounds(lambda e, n, b, t: run_worker(e, n, b, t, seconds, warmup), a.load_limit, max_repeats,
                     a.repeat_budget, wait=lambda: wait_for_quiet(a.load_limit))
     results = {net: measure_net(net, rounds, sets, gflops) for net in nets}
-    ratios = summary(results, a.threads)
+    ratios = summary(results, a.threads, gflops)
     print(f"\nrepeats: {rounds.repeats} round{'s' if rounds.repeats != 1 else ''} run again for load "
           f"(others > {a.load_limit:g} core)")
     if rounds.loaded:
