@@ -124,8 +124,9 @@ class MappedImages:
     def uint8(self, key) -> np.ndarray:
         """The stored bytes of the rows ``key`` (a slice, an index array or a boolean mask) picks."""
         rows = self._base_rows(key)
-        out = self.base[rows] if isinstance(rows, slice) else np.take(self.base, rows, axis=0)
-        return np.array(out)  # a plain array: a copy of a slice, or the taken rows without the memmap type
+        if isinstance(rows, slice):
+            return np.array(self.base[rows])  # a copy, as a plain array
+        return np.take(self.base, rows, axis=0).view(np.ndarray)  # taken rows are a copy already
 
     def gather(self, idx: np.ndarray, out: np.ndarray, scratch: np.ndarray | None = None) -> None:
         """Fill ``out`` (len(idx) rows, float32 or float64) with the images at ``idx``, through
