@@ -13,9 +13,10 @@ For every block l (the blocks inside groups too, named by path: "res1.conv1"):
   ΔW = W_after − W_before, with ‖ΔW‖/‖W‖.
 
 ``StepRecorder`` instruments the layers of a network for the one step it wraps (the layers' own
-``forward``/``backward`` are shadowed on the instances and put back after): a normal step pays
-nothing. Everything handed out is plain data (dataclasses of numbers and numpy copies), safe to
-give to another thread. ``Trainer`` records the step a ``RunControl.step()`` lets through and
+``forward``/``backward`` are shadowed on the instances and put back after; a convolution or dense
+layer that applies its relu itself is asked for its Z and δ): a normal step pays nothing.
+Everything handed out is plain data (dataclasses of numbers and numpy copies), safe to give to
+another thread. ``Trainer`` records the step a ``RunControl.step()`` lets through and
 yields the ``StepTrace`` right after that batch's ``BatchEnd``.
 """
 from __future__ import annotations
@@ -151,6 +152,7 @@ class StepRecorder:
         self.network = network
         self.keep_arrays = keep_arrays
         self.seen: dict[int, _Seen] = {}
+        self.fused: dict[int, dict] = {}
         self._thread = threading.get_ident()
         self._patched: list = []
         self.before: dict[str, np.ndarray] = {}
@@ -168,6 +170,8 @@ class StepRecorder:
         for layer in self._patched:
             layer.__dict__.pop("forward", None)
             layer.__dict__.pop("backward", None)
+            if getattr(layer, "record", None) is not None:
+                layer.record = None
         self._patched.clear()
 
     def take_gradients(self) -> None:
@@ -194,6 +198,9 @@ class StepRecorder:
             return dx
 
         layer.forward, layer.backward = traced_forward, traced_backward
+        if getattr(layer, "fused_activation", None) is not None:
+            # it applies its activation itself: it keeps Z and δ for the trace in this dict
+            layer.record = self.fused[id(layer)] = {}
         self._patched.append(layer)
 
     # --- building the trace --------------------------------------------------------------------
@@ -228,7 +235,8 @@ class StepRecorder:
         group_act = getattr(stage.layers[0], "activation", None) if len(stage.layers) == 1 else None
         if param_layer is not None and get(id(param_layer)) is not None:
             s = get(id(param_layer))
-            z, delta = s.y, s.g_in
+            fused = self.fused.get(id(param_layer), {})  # Z and δ of a layer with its activation fused
+            z, delta = fused.get("z", s.y), fused.get("delta", s.g_in)
             w = param_layer.params.get("weight")
             formula = ("Z = W ∗ a^[l−1] + b" if w is not None and w.ndim == 4 else
                        "Z = W a^[l−1] + b" if w is not None and w.ndim == 2 else

@@ -91,11 +91,14 @@ class Conv(BlockKind):
     def layers(self, info, rng, dtype, path):
         from netbuilder.core.init import scheme_for
         from netbuilder.core.layers import Activation, Conv2D
+        from netbuilder.core.layers.activation import fuse
 
         g, act = info.geometry, info.block["activation"]
         conv = Conv2D(g.in_channels, info.block["filters"], g.kernel, g.stride, g.pads, rng=rng, dtype=dtype,
                       init=scheme_for(act), bias=info.block["bias"])
-        return [conv, Activation(act)], conv
+        activation = Activation(act)
+        fuse(conv, activation)  # relu / leaky relu: applied by the convolution itself, chunk by chunk
+        return [conv, activation], conv
 
     # --- lowerings -----------------------------------------------------------------------------
     def onnx(self, graph, stage):

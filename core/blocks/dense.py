@@ -67,11 +67,14 @@ class Dense(BlockKind):
         from netbuilder.core.init import scheme_for
         from netbuilder.core.layers import Activation, Flatten
         from netbuilder.core.layers import Dense as DenseLayer
+        from netbuilder.core.layers.activation import fuse
 
         act = info.block["activation"]
         dense = DenseLayer(info.geometry.in_features, info.block["units"], rng=rng, dtype=dtype,
                            init=scheme_for(act))
-        return ([Flatten()] if info.implicit_flatten else []) + [dense, Activation(act)], dense
+        activation = Activation(act)
+        fuse(dense, activation)  # relu / leaky relu: applied by the dense layer itself
+        return ([Flatten()] if info.implicit_flatten else []) + [dense, activation], dense
 
     def onnx(self, graph, stage):
         info, params = stage.info, stage.param_layer.params

@@ -1,4 +1,4 @@
-"""2-D convolution (cross-correlation, as PyTorch/ONNX) through im2col and one matmul."""
+"""2-D convolution (cross-correlation, as PyTorch/ONNX) through im2col and matmuls, chunk by chunk."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +6,7 @@ import numpy as np
 from netbuilder.core.geometry import output_hw
 from netbuilder.core.init import init_weight
 from netbuilder.core.layers import parallel
+from netbuilder.core.layers.activation import fused_backward, fused_forward
 from netbuilder.core.layers.base import Layer
 from netbuilder.core.layers.im2col import col2im, scratch, window_view
 
@@ -39,14 +40,42 @@ def check_input(layer: str, x: np.ndarray, channels: int | None, dtype) -> np.nd
     return x.astype(dtype, copy=False)
 
 
-# A layer's output rows are cut in chunks whose columns take about this many bytes (an even
+# Output rows are cut in chunks whose im2col columns take about this many bytes: small enough to
+# stay in a core's cache from the copy that makes them to the matmuls that read them (an even
 # number of chunks, so two threads can share them).
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 1 << 19
+
+
+def flipped_input_grad(conv: Conv2D) -> bool:
+    """Whether ``conv``'s input gradient is the correlation of δ with the flipped kernels (one
+    im2col of δ and one matmul per chunk) rather than column gradients added back (col2im).
+
+    Stride 1 only; and only with no more filters than input channels, as δ's columns have
+    filters·kh·kw rows against the input's channels·kh·kw: with more filters the copy is larger
+    than the additions it saves (measured: LeNet-5's 6 -> 16 and the CIFAR net's 32 -> 64 are
+    faster with col2im, a VGG's 64 -> 64 with the flipped kernels).
+    """
+    return conv.stride == (1, 1) and conv.filters <= conv.in_channels
 
 
 def cuts(total: int, pieces: int) -> list[int]:
     """Boundaries of ``pieces`` near-equal consecutive ranges covering range(total)."""
     return [total * k // pieces for k in range(pieces + 1)]
+
+
+def row_cuts(rows: int, row_bytes: int) -> list[int]:
+    """``rows`` cut in chunks of about CHUNK_BYTES (``row_bytes`` each row), an even number if possible.
+
+    Decided by the shapes alone, never by the thread count: chunk results summed in chunk order
+    give the same bits however many threads run.
+    """
+    return cuts(rows, min(rows, 2 * max(1, -(-rows * row_bytes // (2 * CHUNK_BYTES)))))
+
+
+# The col2im input gradient is split over this many groups of input channels at most (each
+# group's rows of the column gradients are added onto its own channels, so no two threads ever
+# touch the same value).
+COL2IM_GROUPS = 4
 
 
 def split_rows_or_channels(fn, c: int, h: int, elements: int) -> None:
@@ -60,15 +89,16 @@ def split_rows_or_channels(fn, c: int, h: int, elements: int) -> None:
 class _Plan:
     """Geometry and reusable buffers of a convolution for one input shape (N, H, W).
 
-    Output rows are cut into a fixed number of chunks, each done by one thread (im2col and its
-    slice of every matmul). The cut depends on the shapes only, never on the thread count, so
-    results are bit-for-bit the same however many threads run. Training keeps all columns for
-    the weight gradient; inference reuses one chunk-sized buffer per thread.
+    Output rows are cut into a fixed number of chunks. A chunk's im2col columns are made in a
+    per-thread buffer and used at once by the chunk's matmul (forward), or by its slice of the
+    weight gradient (backward, which makes them again from the staged input instead of keeping
+    every column of the batch: far less memory, and columns read hot from cache).
     """
 
     def __init__(self, conv: Conv2D, n: int, h: int, w: int):
-        c, (kh, kw) = conv.in_channels, conv.kernel_size
+        c, f, (kh, kw) = conv.in_channels, conv.filters, conv.kernel_size
         top, bottom, left, right = conv.pads
+        self.n, self.h, self.w = n, h, w
         self.hp, self.wp = h + top + bottom, w + left + right
         self.out_hw = ho, wo = output_hw((h, w), conv.kernel_size, conv.stride, conv.pads)
         if ho < 1 or wo < 1:
@@ -77,37 +107,56 @@ class _Plan:
                 f"height x width {h} x {w}")
         self.ckk = c * kh * kw
         self.rows = self.ckk + conv.has_bias  # im2col rows, plus one of ones for the bias
-        self.col_shape = (c, kh, kw, ho, wo, n)
+        self.block = (c, kh, kw, wo, n)  # a chunk's columns: (C, kh, kw, rows, Wo, N)
         self.row = wo * n  # columns per output row
         self.m = ho * self.row
-        nbytes = self.rows * self.m * conv.dtype.itemsize
-        self.bounds = cuts(ho, min(ho, 2 * max(1, -(-nbytes // (2 * CHUNK_BYTES)))))
-        self.cols: np.ndarray | None = None  # (C*kh*kw [+ 1], Ho*Wo*N), kept for backward
-        self.xp: np.ndarray | None = None  # input staged batch-innermost, zero-padded
-        self.g: np.ndarray | None = None  # output gradient staged batch-innermost
+        item = conv.dtype.itemsize
+        self.bounds = row_cuts(ho, self.rows * self.row * item)
+        # the input gradient: by the flipped kernels, its (input) rows cut the same way; by col2im,
+        # groups of input channels, each through every chunk of output rows in turn
+        self.flip_bounds = row_cuts(h, f * kh * kw * w * n * item)
+        self.groups = cuts(c, min(c, COL2IM_GROUPS))
+        self.col2im_bounds = row_cuts(ho, -(-self.ckk // (len(self.groups) - 1)) * self.row * item)
+        self._buffers: dict[str, np.ndarray] = {}
 
-    def train_cols(self, dtype) -> np.ndarray:
-        if self.cols is None:
-            self.cols = np.empty((self.rows, self.m), dtype)
-            if self.rows > self.ckk:
-                # the last row of ones turns the bias into one more matmul column of the weights
-                self.cols[self.ckk] = 1
-        return self.cols
+    def buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """The plan's own array ``name``, zeros when first made (borders that stay zero)."""
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = self._buffers[name] = np.zeros(shape, dtype)
+        return buf
 
-    def staged(self, xt: np.ndarray, pads) -> np.ndarray:
-        """(C, Hp, Wp, N) zero-padded, batch-innermost input: ``xt`` itself when it already is."""
+    def nchw(self, out: np.ndarray) -> np.ndarray:
+        """An (F, Ho*Wo*N) result as the (N, F, Ho, Wo) view the layers hand on."""
+        ho, wo = self.out_hw
+        return out.reshape(-1, ho, wo, self.n).transpose(3, 0, 1, 2)
+
+    def columns(self, windows: np.ndarray, a: int, b: int, dtype) -> np.ndarray:
+        """im2col of output rows [a, b) in this thread's buffer, with the bias's row of ones."""
+        part = scratch.get((self.rows, (b - a) * self.row), dtype, "conv cols")
+        if self.rows > self.ckk:
+            part[self.ckk] = 1  # the row of ones makes the bias one more matmul column of the weights
+        c, kh, kw, wo, n = self.block
+        np.copyto(part[:self.ckk].reshape(c, kh, kw, b - a, wo, n), windows[:, :, :, a:b])
+        return part
+
+    def staged(self, xt: np.ndarray, pads, training: bool) -> np.ndarray:
+        """(C, Hp, Wp, N) zero-padded, batch-innermost input: ``xt`` itself when it already is.
+
+        Training and inference stage into different buffers: an inference forward between a
+        training forward and its backward (which reads the staged input) changes nothing."""
         if not any(pads) and xt.strides[3] == xt.itemsize:
             return xt
-        if self.xp is None:
-            self.xp = np.zeros((xt.shape[0], self.hp, self.wp, xt.shape[3]), xt.dtype)
+        xp = self.buffer("input" if training else "inference input",
+                         (xt.shape[0], self.hp, self.wp, xt.shape[3]), xt.dtype)
         top, _, left, _ = pads
-        inner = self.xp[:, top:top + xt.shape[1], left:left + xt.shape[2]]
+        inner = xp[:, top:top + xt.shape[1], left:left + xt.shape[2]]
 
         def copy(ch: slice, rows: slice) -> None:
             np.copyto(inner[ch, rows], xt[ch, rows])
 
         split_rows_or_channels(copy, xt.shape[0], xt.shape[1], 2 * xt.size)
-        return self.xp
+        return xp
 
 
 class Conv2D(Layer):
@@ -119,6 +168,11 @@ class Conv2D(Layer):
     view of a batch-innermost (F, Ho, Wo, N) buffer, the layout the next layers read fastest.
     Set ``needs_input_grad = False`` on a first layer: backward then skips the input gradient
     (a third of the work) and returns None.
+
+    ``fused_activation`` ("relu" or "leaky_relu", set by ``activation.fuse``): the layer applies
+    it to each chunk of its output and masks the error term in backward, so its output is a and
+    its backward takes ∂L/∂a. ``record``: a dict that the next training forward and backward put
+    the pre-activation Z and the error term δ = ∂L/∂Z into (the Step view's trace); None normally.
     """
 
     def __init__(self, in_channels: int, filters: int, kernel_size: tuple[int, int],
@@ -137,6 +191,8 @@ class Conv2D(Layer):
         self.pads = _pads(pads)
         self.dtype = np.dtype(dtype)
         self.needs_input_grad = True
+        self.fused_activation: str | None = None
+        self.record: dict | None = None
         kh, kw = self.kernel_size
         ckk = self.in_channels * kh * kw
         self.params = {
@@ -166,77 +222,134 @@ class Conv2D(Layer):
         w_aug[:, :ckk] = self.params["weight"].reshape(f, ckk)
         if self.has_bias:
             w_aug[:, ckk] = self.params["bias"]
-        src = plan.staged(x.transpose(1, 2, 3, 0), self.pads)
+        src = plan.staged(x.transpose(1, 2, 3, 0), self.pads, training)
         windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
         out = np.empty((f, plan.m), self.dtype)
-        row, bounds = plan.row, plan.bounds
-        cols = plan.train_cols(self.dtype) if training else None
+        row, bounds, act = plan.row, plan.bounds, self.fused_activation
+        z = np.empty_like(out) if training and act is not None and self.record is not None else None
+        # the fused activation's mask (Z > 0), a byte a value: all its backward needs
+        positive = np.empty(out.shape, bool) if act is not None else None
 
         def run(lo: int, hi: int) -> None:
             for k in range(lo, hi):
                 a, b = bounds[k], bounds[k + 1]
-                if cols is not None:
-                    part = cols[:, a * row:b * row]
-                else:  # inference: a per-thread buffer for this chunk only
-                    part = scratch.get((rows, (b - a) * row), self.dtype, "conv cols")
-                    if self.has_bias:
-                        part[ckk] = 1
-                block = plan.col_shape[:3] + (b - a,) + plan.col_shape[4:]
-                np.copyto(part[:ckk].reshape(block), windows[:, :, :, a:b])
-                np.matmul(w_aug, part, out=out[:, a * row:b * row])
+                part = plan.columns(windows, a, b, self.dtype)
+                dst = out[:, a * row:b * row]
+                np.matmul(w_aug, part, out=dst)
+                if z is not None:
+                    np.copyto(z[:, a * row:b * row], dst)
+                if act is not None:
+                    fused_forward(act, dst, positive[:, a * row:b * row])  # while the chunk is in cache
 
         parallel.split(run, len(bounds) - 1, rows * plan.m * (f + 1))
         if training:
-            self._saved = (plan, x.shape, w_aug)
-        ho, wo = plan.out_hw
-        return out.reshape(f, ho, wo, n).transpose(3, 0, 1, 2)
+            self._saved = (plan, x.shape, src, w_aug, act, positive)
+            if z is not None:
+                self.record["z"] = plan.nchw(z)
+        return plan.nchw(out)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if self._saved is None:
             raise RuntimeError("Conv2D.backward needs a forward with training=True first")
-        plan, (n, c, h, w), w_aug = self._saved
-        f, ckk = self.filters, plan.ckk
+        plan, (n, c, h, w), src, w_aug, act, positive = self._saved
+        f, ckk, (kh, kw) = self.filters, plan.ckk, self.kernel_size
         ho, wo = plan.out_hw
         if grad_out.shape != (n, f, ho, wo):
             raise ValueError(f"Conv2D.backward expects a gradient of shape {(n, f, ho, wo)}, got {grad_out.shape}")
         gt = grad_out.astype(self.dtype, copy=False).transpose(1, 2, 3, 0)  # (F, Ho, Wo, N)
-        copy_g = not gt.flags.c_contiguous
-        if copy_g and plan.g is None:
-            plan.g = np.empty((f, ho, wo, n), self.dtype)
-        g2 = (plan.g if copy_g else gt).reshape(f, plan.m)
-
-        row, bounds, cols = plan.row, plan.bounds, plan.cols
-        w_t = w_aug[:, :ckk].T
+        # δ: the incoming gradient, masked by the fused activation's derivative, in a plan buffer
+        # (never written into grad_out, which a residual or branch hands to another path too)
+        staged = act is not None or not gt.flags.c_contiguous
+        g4 = plan.buffer("delta", (f, ho, wo, n), self.dtype) if staged else gt
+        g2 = g4.reshape(f, plan.m)
+        if act is not None:  # whole filters at a time: contiguous blocks, numpy's fast path
+            mask = positive.reshape(f, ho, wo, n)
+            parallel.split(lambda lo, hi: fused_backward(act, mask[lo:hi], gt[lo:hi], g4[lo:hi]), f, 4 * g4.size)
+        flipped = self.needs_input_grad and flipped_input_grad(self)
+        # stride 1: δ zero-padded by the kernel size less one, for the input gradient's own im2col
+        gz = plan.buffer("padded delta", (f, ho + 2 * kh - 2, wo + 2 * kw - 2, n), self.dtype) if flipped else None
+        interior = gz[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo] if flipped else None
+        windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
+        row, bounds = plan.row, plan.bounds
         parts: list[np.ndarray | None] = [None] * (len(bounds) - 1)
-        dcols = scratch.get((ckk, plan.m), self.dtype) if self.needs_input_grad else None
 
         def run(lo: int, hi: int) -> None:
             for k in range(lo, hi):
                 a, b = bounds[k], bounds[k + 1]
-                if copy_g:
-                    np.copyto(plan.g[:, a:b], gt[:, a:b])
-                gk = g2[:, a * row:b * row]
-                parts[k] = np.matmul(gk, cols[:, a * row:b * row].T)
-                if dcols is not None:
-                    np.matmul(w_t, gk, out=dcols[:, a * row:b * row])
+                if staged and act is None:
+                    np.copyto(g4[:, a:b], gt[:, a:b])
+                if interior is not None:
+                    np.copyto(interior[:, a:b], g4[:, a:b])
+                part = plan.columns(windows, a, b, self.dtype)
+                parts[k] = np.matmul(g2[:, a * row:b * row], part.T)
 
-        parallel.split(run, len(bounds) - 1, cols.size * (2 * f + 2))
+        parallel.split(run, len(bounds) - 1, plan.rows * plan.m * (f + 1))
         dw_aug = parts[0]
         for p in parts[1:]:  # summed in a fixed order: the same bits for any thread count
             dw_aug += p
         self.grads = {"weight": np.ascontiguousarray(dw_aug[:, :ckk]).reshape(self.params["weight"].shape)}
         if self.has_bias:
             self.grads["bias"] = dw_aug[:, ckk].copy()
-        if dcols is None:
+        if self.record is not None and act is not None:
+            self.record["delta"] = np.array(g4.transpose(3, 0, 1, 2))
+        if not self.needs_input_grad:
             return None
+        if flipped:
+            return self._input_grad_flipped(plan, gz, w_aug)
+        return self._input_grad_col2im(plan, g2, w_aug)
 
+    def _input_grad_flipped(self, plan: _Plan, gz: np.ndarray, w_aug: np.ndarray) -> np.ndarray:
+        """Stride 1: ∂L/∂x is the correlation of the zero-padded δ with the flipped kernels, channels
+        swapped: one more im2col and matmul per chunk of input rows, no scatter-add at all."""
+        c, f, (kh, kw) = self.in_channels, self.filters, self.kernel_size
+        n, h, w = plan.n, plan.h, plan.w
+        flipped = w_aug[:, :plan.ckk].reshape(f, c, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        w_flip = np.ascontiguousarray(flipped).reshape(c, f * kh * kw)
+        top, _, left, _ = self.pads
+        # gz's row r holds δ's row r - (kh - 1); input row y reads it at rows y + top .. y + top + kh - 1
+        windows = window_view(gz[:, top:, left:], self.kernel_size, (1, 1), (h, w))
+        dx = np.empty((c, h * w * n), self.dtype)
+        row, bounds = w * n, plan.flip_bounds
+
+        def run(lo: int, hi: int) -> None:
+            for k in range(lo, hi):
+                a, b = bounds[k], bounds[k + 1]
+                part = scratch.get((f * kh * kw, (b - a) * row), self.dtype, "conv delta cols")
+                np.copyto(part.reshape(f, kh, kw, b - a, w, n), windows[:, :, :, a:b])
+                np.matmul(w_flip, part, out=dx[:, a * row:b * row])
+
+        parallel.split(run, len(bounds) - 1, (f * kh * kw + c) * h * row)
+        return dx.reshape(c, h, w, n).transpose(3, 0, 1, 2)
+
+    def _input_grad_col2im(self, plan: _Plan, g2: np.ndarray, w_aug: np.ndarray) -> np.ndarray:
+        """Other strides (and stride 1 with more filters than channels): chunk by chunk of output
+        rows, the column gradients Wᵀ·δ are made in cache and added straight onto the padded input
+        gradient (col2im), whose rows each chunk zeroes just before it first reaches them: one
+        pass over it. Each group of input channels is one job: its values sum their parts in one
+        fixed order, whichever thread runs it."""
+        c, (kh, kw), (sh, _) = self.in_channels, self.kernel_size, self.stride
+        n, h, w = plan.n, plan.h, plan.w
+        _, wo = plan.out_hw
         dxp = np.empty((c, plan.hp, plan.wp, n), self.dtype)
-        dcols6 = dcols.reshape(plan.col_shape)
+        w_t = w_aug[:, :plan.ckk].T  # (C*kh*kw, F): a group's channels are consecutive rows
+        row, bounds, groups = plan.row, plan.col2im_bounds, plan.groups
+        last = len(bounds) - 2
 
-        def scatter(lo: int, hi: int) -> None:  # channels are independent: split along them
-            dxp[lo:hi].fill(0)
-            col2im(dcols6[lo:hi], dxp[lo:hi], self.kernel_size, self.stride, plan.out_hw)
+        def run(lo: int, hi: int) -> None:
+            for j in range(lo, hi):
+                c0, c1 = groups[j], groups[j + 1]
+                w_group = w_t[c0 * kh * kw:c1 * kh * kw]
+                zeroed = 0
+                for k in range(last + 1):
+                    a, b = bounds[k], bounds[k + 1]
+                    reach = plan.hp if k == last else (b - 1) * sh + kh  # rows this chunk adds onto, and before
+                    dxp[c0:c1, zeroed:reach].fill(0)
+                    zeroed = max(zeroed, reach)
+                    dcols = scratch.get(((c1 - c0) * kh * kw, (b - a) * row), self.dtype, "conv dcols")
+                    np.matmul(w_group, g2[:, a * row:b * row], out=dcols)
+                    col2im(dcols.reshape(c1 - c0, kh, kw, b - a, wo, n), dxp[c0:c1, a * sh:], self.kernel_size,
+                           self.stride, (b - a, wo))
 
-        parallel.split(scatter, c, 2 * dcols.size)
+        parallel.split(run, len(groups) - 1, (plan.ckk + self.filters) * plan.m + dxp.size)
         top, _, left, _ = self.pads
         return dxp[:, top:top + h, left:left + w].transpose(3, 0, 1, 2)

@@ -5,6 +5,7 @@ import numpy as np
 
 from netbuilder.core.init import init_weight
 from netbuilder.core.layers import parallel
+from netbuilder.core.layers.activation import fused_backward, fused_forward
 from netbuilder.core.layers.base import Layer
 
 # Matmuls above this many multiply-adds are cut in two column blocks, one per thread. The cut
@@ -29,7 +30,9 @@ class Dense(Layer):
     """(N, in_features) -> (N, units); ``weight`` is (units, in_features) as in PyTorch, ``bias`` (units,).
 
     With ``needs_input_grad = False`` (a first layer) backward skips the input gradient and
-    returns None.
+    returns None. ``fused_activation`` and ``record`` as in ``Conv2D``: the bias and a fused relu or
+    leaky relu are applied to each column block of the output right after its matmul, and
+    backward masks the error term before its two matmuls.
     """
 
     def __init__(self, in_features: int, units: int, rng: np.random.Generator,
@@ -47,7 +50,10 @@ class Dense(Layer):
             "bias": np.zeros(self.units, self.dtype),
         }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.fused_activation: str | None = None
+        self.record: dict | None = None
         self._x: np.ndarray | None = None
+        self._y: tuple | None = None  # the fused activation and its mask (Z > 0), from the training forward
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x)
@@ -56,14 +62,23 @@ class Dense(Layer):
         x = x.astype(self.dtype, copy=False)
         w, b = self.params["weight"], self.params["bias"]
         y = np.empty((x.shape[0], self.units), self.dtype)
+        act = self.fused_activation
+        z = np.empty_like(y) if training and act is not None and self.record is not None else None
+        positive = np.empty(y.shape, bool) if act is not None else None
 
         def run(lo: int, hi: int) -> None:
             np.matmul(x, w[lo:hi].T, out=y[:, lo:hi])
             y[:, lo:hi] += b[lo:hi]
+            if z is not None:
+                z[:, lo:hi] = y[:, lo:hi]
+            if act is not None:
+                fused_forward(act, y[:, lo:hi], positive[:, lo:hi])
 
         _blocked(run, _halves(self.units, y.size * self.in_features))
         if training:
-            self._x = x
+            self._x, self._y = x, (act, positive)
+            if z is not None:
+                self.record["z"] = z
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
@@ -73,6 +88,13 @@ class Dense(Layer):
             raise ValueError(f"Dense.backward expects a gradient of shape {(self._x.shape[0], self.units)}, "
                              f"got {grad_out.shape}")
         g = grad_out.astype(self.dtype, copy=False)
+        act, positive = self._y
+        if act is not None:  # δ = ∂L/∂Z, in an array of its own (grad_out may go to another path too)
+            delta = np.empty(g.shape, self.dtype)
+            fused_backward(act, positive, g, delta)
+            g = delta
+            if self.record is not None:
+                self.record["delta"] = delta.copy()
         x, w = self._x, self.params["weight"]
         dw = np.empty_like(w)
         # dx comes back in x's memory layout: transposed when x is a transposed view (as Flatten
