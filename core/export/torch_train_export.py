@@ -101,12 +101,14 @@ def export_torch_train(network, path: str | os.PathLike, *, dataset=None, base_d
         data, data_note = _idx_data(spec, base_dir)
         arrays = None
     else:
-        arrays = _snapshot(dataset)
-        size = sum(a.nbytes for a in arrays.values())
+        # Counted before anything is converted: a memory-mapped set is never made float32 whole here.
+        size = sum(4 * int(np.prod(x.shape)) for x in (dataset.x_train, getattr(dataset, "x_val", None),
+                                                      getattr(dataset, "x_test", None)) if x is not None)
         if size > MAX_DATA_BYTES:
             raise ExportError(f"the PyTorch training script export would write {size / 2 ** 30:.1f} GiB of images "
                               f"into {DATA_FILE} (at most {MAX_DATA_BYTES >> 30} GiB); give the project IDX files, "
                               "which train.py reads where they are")
+        arrays = _snapshot(dataset)
         data = {"source": "npz", "file": DATA_FILE}
         data_note = (f"{DATA_FILE} beside this script holds the images of {dataset.name} as netbuilder loaded "
                      f"them ({kind} dataset), float32 in [0, 1].")

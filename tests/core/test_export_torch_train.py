@@ -224,6 +224,30 @@ def test_an_image_folder_with_its_own_validation_split_is_snapshotted(tmp_path):
     assert list(train_idx) == list(range(12)) and list(val_idx) == [12, 13, 14, 15]
 
 
+def test_a_folder_too_large_to_snapshot_is_refused_before_any_image_is_converted(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from netbuilder.core.datasets.mapped import MappedImages
+    from netbuilder.core.export import torch_train_export
+
+    for c in ("cat", "dog"):
+        (tmp_path / "pics" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((6, 6), 40 * i, np.uint8)).save(tmp_path / "pics" / c / f"{i}.png")
+    monkeypatch.setenv("NETBUILDER_MAP_DATA_ABOVE", "0")  # the folder is read as a set larger than memory
+    monkeypatch.setenv("NETBUILDER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch_train_export, "MAX_DATA_BYTES", 100)
+    converted = []
+    monkeypatch.setattr(MappedImages, "__array__", lambda self, *a, **k: converted.append(len(self)))
+    spec = {"format": 2, "name": "pics", "input_shape": [1, 6, 6], "num_classes": 2,
+            "blocks": [{"kind": "flatten"}, {"kind": "dense", "units": 2, "activation": "softmax"}],
+            "training": {"batch_size": 4, "epochs": 1},
+            "dataset": {"kind": "folder", "path": "pics", "class_order": "sorted"}}
+    with pytest.raises(ExportError, match="would write 0.0 GiB of images"):
+        export_torch_train(Network(Project.from_dict(spec)), tmp_path / "out", base_dir=tmp_path)
+    assert converted == [] and not (tmp_path / "out").exists()
+
+
 def test_missing_data_is_named_and_nothing_is_written(tmp_path):
     spec = json.loads(json.dumps(XOR))
     spec["dataset"] = {"kind": "npz", "path": "nowhere.npz"}
