@@ -2,9 +2,10 @@
 
 Batches and epochs are appended to arrays; ``redraw`` hands them to plot items made once (bare
 PlotCurveItems for the batch curves, PlotDataItems with markers for the epochs), never an item
-per point. The batch curves get at most two points per pixel column of the plot (each column's
-lowest and highest, ``gui.decimate``), so a run of 100,000 batches paints as fast as one of 800
-and a spike still shows; they are chosen again when the plot's width or epoch range changes.
+per point. Once a batch curve has more than two points per pixel column of the plot, it gets two
+(each column's lowest and highest, ``gui.decimate``), so a run of 100,000 batches paints as fast
+as one of 800 and a spike still shows; they are chosen again when the plot's width or epoch range
+changes.
 """
 from __future__ import annotations
 
@@ -141,16 +142,18 @@ class RunCurves:
         if self.dirty:
             self.dirty = False
             b = self.batches
-            x = b.column(0)
-            width = self._column_width()
-            raw, smooth_loss, smooth_acc = self._columns
-            if self.current:
-                i = raw.indices(x, b.column(1), width)
-                self.raw_loss.setData(x[i], self._loss_values(b.column(1)[i]))
-            i = smooth_loss.indices(x, b.column(3), width)
-            self.smooth_loss.setData(x[i], self._loss_values(b.column(3)[i]))
-            i = smooth_acc.indices(x, b.column(4), width)
-            self.smooth_acc.setData(x[i], b.column(4)[i])
+            x, columns = b.column(0), self._pixel_columns()
+            curves = ((self.raw_loss, 1, True), (self.smooth_loss, 3, True), (self.smooth_acc, 4, False))
+            for (item, j, loss), decimator in zip(curves, self._columns):
+                if item is self.raw_loss and not self.current:
+                    continue
+                y = b.column(j)
+                if len(x) > 2 * columns:  # fewer points than that are all drawn, as they come
+                    i = decimator.indices(x, y, self._span() / columns)
+                    xs, y = x[i], y[i]
+                else:
+                    xs = x
+                item.setData(xs, self._loss_values(y) if loss else y)
         if not self.epochs_dirty:
             return
         self.epochs_dirty = False
@@ -161,13 +164,19 @@ class RunCurves:
         self.epoch_acc.setData(ex, e.column(3))
         self.val_acc.setData(ex, e.column(4))
 
-    def _column_width(self) -> float:
-        """One pixel column of the plot in epochs (the width rounded down to ``COLUMN_STEP`` pixels)."""
-        (lo, hi), pixels = self._view.viewRange()[0], int(self._view.width())
-        return (hi - lo) / max(COLUMN_STEP, pixels - pixels % COLUMN_STEP)
+    def _pixel_columns(self) -> int:
+        """The plot's width in pixels, rounded down to ``COLUMN_STEP`` (a few pixels more or less
+        choose no other points)."""
+        pixels = int(self._view.width())
+        return max(COLUMN_STEP, pixels - pixels % COLUMN_STEP)
+
+    def _span(self) -> float:
+        lo, hi = self._view.viewRange()[0]
+        return hi - lo
 
     def _rescaled(self, *_args) -> None:
-        if self.batches.n and self._columns[1].width not in (None, self._column_width()):
+        width = self._columns[1].width  # None while every point is drawn
+        if width is not None and width != self._span() / self._pixel_columns():
             self.dirty = True
             self.redraw()
 
