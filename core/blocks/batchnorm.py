@@ -57,11 +57,16 @@ class BatchNorm(BlockKind):
 
     def layers(self, info, rng, dtype, path):
         from netbuilder.core.layers import Activation
+        from netbuilder.core.layers.activation import fuse
         from netbuilder.core.layers.batchnorm import BatchNorm as BatchNormLayer
 
         b = info.block
         bn = BatchNormLayer(info.input_shape[0], momentum=b["momentum"], eps=b["eps"], dtype=dtype)
-        return [bn] + ([Activation(b["activation"])] if b["activation"] != "identity" else []), bn
+        if b["activation"] == "identity":
+            return [bn], bn
+        activation = Activation(b["activation"])
+        fuse(bn, activation)  # relu / leaky relu: applied by the normalisation itself, block by block
+        return [bn, activation], bn
 
     def onnx(self, graph, stage):
         name, layer, b = stage.path, stage.param_layer, stage.info.block

@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import threading
 
 import numpy as np
 
@@ -14,24 +13,11 @@ from netbuilder.core.layers import parallel
 from netbuilder.core.layers.base import Layer
 from netbuilder.core.layers.conv import _pads, _positive_pair, check_input
 from netbuilder.core.layers.im2col import offset_slices
+from netbuilder.core.layers.workspace import work
 
 # Each thread works through its channels in blocks whose input takes about this many bytes, so a
 # block's phases and running buffers stay in the core's cache between the passes over them.
 BLOCK_BYTES = 3 << 19
-
-_local = threading.local()
-
-
-def _work(shape: tuple[int, ...], dtype, name: str) -> np.ndarray:
-    """This thread's work array ``name`` of ``shape`` (garbage contents), grown as needed and reused:
-    a big fresh array costs page faults on every call. (Cheaper per call than im2col's scratch,
-    which pooling's small layers, at tens of microseconds a pass, would feel.)"""
-    buffers = _local.__dict__.setdefault("buffers", {})
-    size, key = math.prod(shape), (name, dtype)
-    buf = buffers.get(key)
-    if buf is None or buf.size < size:
-        buf = buffers[key] = np.empty(size, dtype)
-    return buf[:size].reshape(shape)
 
 
 class Pool2D(Layer):
@@ -122,8 +108,8 @@ class Pool2D(Layer):
             cuts = _blocks(lo, hi, channel_bytes)
             width = max(b - a for a, b in zip(cuts, cuts[1:]))
             phases = _phase_buffers(plan, width, n, self.dtype, "pool_dphase") if plan.phased else None
-            hit = _work((width, ho, wo, n), np.dtype(np.bool_), "pool_hit") if argmax is not None else None
-            part = None if plan.disjoint else _work((width, ho, wo, n), self.dtype, "pool_part")
+            hit = work((width, ho, wo, n), np.bool_, "pool_hit") if argmax is not None else None
+            part = None if plan.disjoint else work((width, ho, wo, n), self.dtype, "pool_part")
             for a, b in zip(cuts, cuts[1:]):
                 gl = g[a:b]
                 if argmax is None and scale != 1:
@@ -171,9 +157,9 @@ class _MaxWork:
 
     def __init__(self, argmax, shape, dtype):
         if argmax is not None:
-            self.spare = _work(shape, dtype, "pool_max")
-            self.grew = _work(shape, np.dtype(np.bool_), "pool_grew")
-            self.step = _work(shape, argmax.dtype, "pool_step")
+            self.spare = work(shape, dtype, "pool_max")
+            self.grew = work(shape, np.bool_, "pool_grew")
+            self.step = work(shape, argmax.dtype, "pool_step")
 
     def run(self, views: list, out: np.ndarray, argmax: np.ndarray | None) -> None:
         """The largest of ``views`` into ``out``; with ``argmax``, the first offset holding it."""
@@ -278,7 +264,7 @@ def _phase_buffers(plan: _Plan, c: int, n: int, dtype, name: str) -> list[np.nda
     """One thread's (C, H', W', N) arrays for the used phases of ``c`` channels, cut from one buffer."""
     shapes = [(c, plan.rows[p][0], plan.cols[q][0], n) for p, q in plan.used]
     sizes = [math.prod(shape) for shape in shapes]
-    buf = _work((sum(sizes),), dtype, name)
+    buf = work((sum(sizes),), dtype, name)
     starts = itertools.accumulate(sizes, initial=0)
     return [buf[s:s + size].reshape(shape) for s, size, shape in zip(starts, sizes, shapes)]
 
