@@ -29,11 +29,10 @@ def named_of(stages) -> list:
 
 
 def lower_onnx(graph, stages) -> None:
-    """Each inner block's ONNX nodes, in order, from ``graph.x`` on."""
-    from netbuilder.core.blocks import KINDS
+    """Each inner block's ONNX nodes, in order, from ``graph.x`` on (as the top level's)."""
+    from netbuilder.core.export.onnx_export import lower_stages
 
-    for stage in stages:
-        KINDS[stage.info.kind].onnx(graph, stage)
+    lower_stages(graph, stages)
 
 
 def numpy_specs(stages) -> list[dict]:

@@ -3,7 +3,10 @@
 ``predict.py`` holds the architecture as plain data and its own small forward pass (im2col
 convolution, pooling, dense, activations, the input normalisation), written to repeat the
 engine's float32 arithmetic step for step, so it runs a trained network anywhere numpy does:
-``python predict.py weights.npz image.png`` or ``from predict import predict``.
+``python predict.py weights.npz image.png`` or ``from predict import predict``. A batchnorm right
+after a convolution or dense block with no activation of its own is folded into it
+(``core.export.fold``): one entry, whose merged weights predict.py computes from the weights file
+(which stays the engine's own) once it has loaded it.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from netbuilder.core.blocks import KINDS, LEAKY_RELU_SLOPE
+from netbuilder.core.export.fold import Folded, fold_stages
 from netbuilder.core.export.verify import (
     ExportError,
     Staging,
@@ -38,14 +42,21 @@ def layer_specs(network) -> list[dict]:
 def stage_specs(stages) -> list[dict]:
     """predict.py's entries of ``stages`` (a group's inner ones nest inside its own entry)."""
     specs = []
-    for stage in stages:
+    for stage in fold_stages(stages):
         spec = KINDS[stage.info.kind].numpy(stage)
         if spec is None:
             continue  # e.g. dropout: the identity at inference
         spec = {"name": stage.path, "kind": stage.info.kind, **spec}
-        stored = {k: v for layer in stage.layers for k, v in {**layer.params, **layer.buffers}.items()}
-        if stored:  # what load_weights checks the file for: parameters and buffers
-            spec["shapes"] = {k: tuple(v.shape) for k, v in stored.items()}
+        if isinstance(stage, Folded):  # the file holds both blocks' arrays; predict.py merges them
+            stored = {f"{s.path}.{k}": v for s in (stage.linear, stage.norm) for layer in s.layers
+                      for k, v in {**layer.params, **layer.buffers}.items()}
+            spec["fold"] = {"linear": stage.linear.path, "batchnorm": stage.norm.path,
+                            "eps": float(stage.norm.param_layer.eps),
+                            "shapes": {k: tuple(v.shape) for k, v in stored.items()}}
+        else:
+            stored = {k: v for layer in stage.layers for k, v in {**layer.params, **layer.buffers}.items()}
+            if stored:  # what load_weights checks the file for: parameters and buffers
+                spec["shapes"] = {k: tuple(v.shape) for k, v in stored.items()}
         specs.append(spec)
     return specs
 
@@ -145,7 +156,8 @@ CLASS_NAMES = __CLASS_NAMES__
 CLASS_TO_INDEX = {name: index for index, name in enumerate(CLASS_NAMES)}  # the output each class is
 NORMALIZATION = __NORMALIZATION__  # per channel: (x - mean) / std, or None
 LEAKY_RELU_SLOPE = __SLOPE__
-# One entry per block, in order (dropout is left out: it does nothing at inference).
+# One entry per block, in order (dropout is left out: it does nothing at inference; a batchnorm right
+# after a conv or dense block with no activation is folded into it: one entry "conv1+batchnorm1").
 # pads are (top, bottom, left, right); conv weights are (filters, channels, kh, kw), dense (units, inputs).
 LAYERS = __LAYERS__
 WEIGHTS = Path(__file__).with_name("__WEIGHTS_FILE__")
@@ -161,9 +173,9 @@ def load_weights(path=WEIGHTS):
     except Exception as exc:
         raise ValueError(f"{path}: not a readable netbuilder weights file (.npz): {exc}") from None
     problems = []
-    for layer in LAYERS:
-        for key, shape in layer.get("shapes", {}).items():
-            name = f"{layer['name']}.{key}"
+    for layer in entries(LAYERS):
+        shapes = {f"{layer['name']}.{key}": shape for key, shape in layer.get("shapes", {}).items()}
+        for name, shape in {**shapes, **layer.get("fold", {}).get("shapes", {})}.items():
             if name not in weights:
                 problems.append(f"{name} {shape} is missing")
             elif tuple(weights[name].shape) != tuple(shape):
@@ -171,6 +183,36 @@ def load_weights(path=WEIGHTS):
     if problems:
         raise ValueError(f"{path}: the weights do not fit this network: " + "; ".join(problems))
     return {k: np.asarray(v, np.float32) for k, v in weights.items()}
+
+
+def entries(layers):
+    """Every entry of ``layers``, the ones inside groups too."""
+    for layer in layers:
+        yield layer
+        for value in layer.values():
+            if isinstance(value, list):  # a group's pipeline, or its list of paths
+                for item in value:
+                    yield from entries(item if isinstance(item, list) else [item])
+
+
+def fold_batchnorms(weights):
+    """``weights`` and, for every entry with a "fold", the merged weight and bias of its linear
+    layer and the batchnorm after it (computed in float64): y = z * s + (beta - mean * s) with
+    s = gamma / sqrt(var + eps) after z = W a + b is the layer W * s, (b - mean) * s + beta."""
+    out = dict(weights)
+    for layer in entries(LAYERS):
+        fold = layer.get("fold")
+        if fold is None:
+            continue
+        linear, norm = fold["linear"], fold["batchnorm"]
+        w = weights[linear + ".weight"].astype(np.float64)
+        b = weights[linear + ".bias"].astype(np.float64) if linear + ".bias" in weights else np.zeros(len(w))
+        gamma, beta, mean, var = (weights[f"{norm}.{k}"].astype(np.float64)
+                                  for k in ("weight", "bias", "running_mean", "running_var"))
+        s = gamma / np.sqrt(var + fold["eps"])
+        out[layer["name"] + ".weight"] = (w * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+        out[layer["name"] + ".bias"] = ((b - mean) * s + beta).astype(np.float32)
+    return out
 
 
 def predict(x, weights=None):
@@ -181,8 +223,10 @@ def predict(x, weights=None):
     if weights is None or isinstance(weights, (str, Path)):
         path = str(weights or WEIGHTS)
         if path not in _cache:
-            _cache[path] = load_weights(path)
+            _cache[path] = fold_batchnorms(load_weights(path))
         weights = _cache[path]
+    else:
+        weights = fold_batchnorms(weights)
     x = np.asarray(x, np.float32)
     if x.ndim == 3:
         x = x[None]

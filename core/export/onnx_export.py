@@ -5,7 +5,10 @@ first by Sub mean, Mul 1 / std when the project has statistics); output
 "probabilities" is (N, outputs). Initializers keep the engine's parameter names
 (``conv1.weight``...), nodes are named after their blocks; each kind's module says how it maps
 (``BlockKind.onnx``: conv -> Conv with explicit pads, pooling -> MaxPool/AveragePool, dense ->
-Gemm...). The project JSON, class names and normalisation statistics are stored in ``metadata_props``.
+Gemm...). A batchnorm right after a convolution or dense block with no activation of its own is
+folded into it (``core.export.fold``): one Conv or Gemm node "conv1+batchnorm1" with its merged
+initializers "conv1+batchnorm1.weight" and ".bias", then the batchnorm's activation. The project
+JSON, class names and normalisation statistics are stored in ``metadata_props``.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import os
 import numpy as np
 
 from netbuilder.core.blocks import KINDS, LEAKY_RELU_SLOPE
+from netbuilder.core.export.fold import fold_stages
 from netbuilder.core.export.verify import (
     ExportError,
     Staging,
@@ -80,8 +84,7 @@ def build_onnx(network, class_names: list[str] | None = None):
         g.op("Sub", [g.x, mean], "centred", "normalize_mean")
         g.op("Mul", [g.x, inv_std], "normalized", "normalize_std")  # times 1 / std, as the app computes it
 
-    for stage in network.stages:
-        KINDS[stage.info.kind].onnx(g, stage)  # each kind appends its own nodes
+    lower_stages(g, network.stages)
 
     if g.nodes and g.x != INPUT:
         g.nodes[-1].output[0] = OUTPUT  # the last node writes the graph output directly
@@ -112,6 +115,14 @@ def build_onnx(network, class_names: list[str] | None = None):
     except Exception as exc:  # noqa: BLE001 - onnx raises several types; any is our bug, shown as such
         raise ExportError(f"the ONNX graph built for {project.name!r} failed onnx's checker: {exc}") from None
     return model
+
+
+def lower_stages(graph: _Graph, stages) -> None:
+    """The nodes of ``stages`` in order, from ``graph.x`` on: each kind appends its own, with every
+    batchnorm that can be folded into the block before it folded (groups lower their inner
+    pipelines through here too)."""
+    for stage in fold_stages(stages):
+        KINDS[stage.info.kind].onnx(graph, stage)
 
 
 def _graph_name(name: str) -> str:
