@@ -63,6 +63,45 @@ def pool_jobs(old, new, rng):
     return rows
 
 
+# (row name, input (C, H, W) or (features,), activation)
+NORMS = [
+    ("vgg_bn bn1", (16, 28, 28), "relu"),
+    ("vgg_bn bn3", (32, 14, 14), "relu"),
+    ("cifar-sized", (32, 32, 32), "relu"),
+    ("resnet identity", (16, 14, 14), "identity"),
+    ("after dense", (128,), "relu"),
+]
+
+
+def bn_jobs(old_bn, old_act, rng):
+    """BatchNorm and its activation: the old separate layers against the fused one."""
+    from netbuilder.core.layers.activation import Activation, fuse
+    from netbuilder.core.layers.batchnorm import BatchNorm
+
+    rows = []
+    for name, shape, act in NORMS:
+        x = batch_innermost(rng, (BATCH, *shape)) if len(shape) == 3 else rng.standard_normal((BATCH, *shape),
+                                                                                            np.float32)
+        new_bn, new_act = BatchNorm(shape[0]), Activation(act)
+        if act != "identity":
+            fuse(new_bn, new_act)
+        pairs = {"old": [old_bn.BatchNorm(shape[0]), old_act.Activation(act)], "new": [new_bn, new_act]}
+        g = np.ones_like(x)
+        rows.append((f"bn+{act} {name} train", {k: (lambda p=p, x=x, g=g: train_steps(p, x, g))
+                                                 for k, p in pairs.items()}))
+        rows.append((f"bn+{act} {name} infer", {k: (lambda p=p, x=x: p[1].forward(p[0].forward(x)))
+                                                 for k, p in pairs.items()}))
+    return rows
+
+
+def train_steps(layers, x, g):
+    for layer in layers:
+        x = layer.forward(x, True)
+    for layer in reversed(layers):
+        g = layer.backward(g)
+    return g
+
+
 def train_step(layer, x, g):
     layer.forward(x, True)
     return layer.backward(g)
@@ -104,6 +143,9 @@ def main() -> None:
         from netbuilder.core.layers import pool as new_pool
 
         rows += pool_jobs(old_module(args.ref, "core/layers/pool.py", "old_pool"), new_pool, rng)
+    if args.only in (None, "bn"):
+        rows += bn_jobs(old_module(args.ref, "core/layers/batchnorm.py", "old_bn"),
+                        old_module(args.ref, "core/layers/activation.py", "old_activation"), rng)
     clock = "CPU time of the thread" if args.threads == 1 else "wall time"
     print(f"batch {BATCH}, {args.threads} thread(s), ms ({clock}), best of {args.rounds} rounds; "
           f"old = {args.ref}")
