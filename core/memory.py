@@ -11,7 +11,8 @@ BYTES = 4  # float32
 # Arrays per parameter besides itself: its gradient, plus the optimiser's state.
 _PER_PARAMETER = {"sgd": 1, "momentum": 2, "nesterov": 2, "adam": 3}
 # Arrays per activation value of the batch: the output kept for backward, its gradient, and the
-# layer's own cache (im2col columns, pooling arg-max, masks) - about one more again.
+# layer's own cache (a staged copy of its input, the error term, masks, pooling arg-max) - about
+# one more again. A convolution's im2col columns are made chunk by chunk and never all kept.
 _PER_ACTIVATION = 3
 
 

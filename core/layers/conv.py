@@ -74,8 +74,10 @@ def row_cuts(rows: int, row_bytes: int) -> list[int]:
 
 # The col2im input gradient is split over this many groups of input channels at most (each
 # group's rows of the column gradients are added onto its own channels, so no two threads ever
-# touch the same value).
+# touch the same value), and cuts its output rows in chunks this many times larger: its many
+# small additions pay more for each call than they gain from the cache.
 COL2IM_GROUPS = 4
+COL2IM_CHUNKS = 4
 
 
 def split_rows_or_channels(fn, c: int, h: int, elements: int) -> None:
@@ -116,7 +118,7 @@ class _Plan:
         # groups of input channels, each through every chunk of output rows in turn
         self.flip_bounds = row_cuts(h, f * kh * kw * w * n * item)
         self.groups = cuts(c, min(c, COL2IM_GROUPS))
-        self.col2im_bounds = row_cuts(ho, -(-self.ckk // (len(self.groups) - 1)) * self.row * item)
+        self.col2im_bounds = row_cuts(ho, -(-self.ckk // (len(self.groups) - 1)) * self.row * item // COL2IM_CHUNKS)
         self._buffers: dict[str, np.ndarray] = {}
 
     def buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
