@@ -112,14 +112,12 @@ def fused_forward(name: str, y: np.ndarray, positive: np.ndarray) -> None:
 def fused_backward(name: str, positive: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
     """``out`` = ∂L/∂Z from ``fused_forward``'s mask and ``g`` = ∂L/∂a (same shapes, ``out`` not ``g``).
 
-    Fastest on contiguous blocks: a bool operand that is a strided view takes numpy's slow
-    casting path."""
-    if name == "relu":
-        _relu_grad(positive, g, out)
-    else:  # where(Z > 0, 1, slope) as fmax of 1 or 0 with the slope
-        np.copyto(out, positive)
+    The mask is made a float (1 or 0) in ``out`` first: multiplying by a bool operand that is a
+    strided chunk of a bigger array takes numpy's slow casting path."""
+    np.copyto(out, positive)
+    if name != "relu":  # where(Z > 0, 1, slope) as the larger of 1 or 0 and the slope
         np.fmax(out, out.dtype.type(LEAKY_RELU_SLOPE), out=out)
-        np.multiply(g, out, out=out)
+    np.multiply(g, out, out=out)
 
 
 def fuse(layer: Layer, activation: Activation) -> None:

@@ -259,15 +259,15 @@ class Conv2D(Layer):
         if grad_out.shape != (n, f, ho, wo):
             raise ValueError(f"Conv2D.backward expects a gradient of shape {(n, f, ho, wo)}, got {grad_out.shape}")
         gt = grad_out.astype(self.dtype, copy=False).transpose(1, 2, 3, 0)  # (F, Ho, Wo, N)
-        # δ: the incoming gradient, masked by the fused activation's derivative, in a plan buffer
-        # (never written into grad_out, which a residual or branch hands to another path too)
+        # δ: the incoming gradient, masked by the fused activation's derivative (never written into
+        # grad_out, which a residual or branch hands to another path too). Chunk by chunk, into a
+        # per-thread buffer that the weight gradient reads hot, or into a plan buffer when the
+        # col2im input gradient (or the Step trace) needs all of it after.
         staged = act is not None or not gt.flags.c_contiguous
-        g4 = plan.buffer("delta", (f, ho, wo, n), self.dtype) if staged else gt
-        g2 = g4.reshape(f, plan.m)
-        if act is not None:  # whole filters at a time: contiguous blocks, numpy's fast path
-            mask = positive.reshape(f, ho, wo, n)
-            parallel.split(lambda lo, hi: fused_backward(act, mask[lo:hi], gt[lo:hi], g4[lo:hi]), f, 4 * g4.size)
         flipped = self.needs_input_grad and flipped_input_grad(self)
+        whole = staged and ((self.needs_input_grad and not flipped) or self.record is not None)
+        g4 = plan.buffer("delta", (f, ho, wo, n), self.dtype) if whole else gt
+        mask = positive.reshape(f, ho, wo, n) if act is not None else None
         # stride 1: δ zero-padded by the kernel size less one, for the input gradient's own im2col
         gz = plan.buffer("padded delta", (f, ho + 2 * kh - 2, wo + 2 * kw - 2, n), self.dtype) if flipped else None
         interior = gz[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo] if flipped else None
@@ -278,12 +278,18 @@ class Conv2D(Layer):
         def run(lo: int, hi: int) -> None:
             for k in range(lo, hi):
                 a, b = bounds[k], bounds[k + 1]
-                if staged and act is None:
-                    np.copyto(g4[:, a:b], gt[:, a:b])
+                delta = g4[:, a:b]
+                if staged:
+                    if not whole:
+                        delta = scratch.get((f, b - a, wo, n), self.dtype, "conv delta")
+                    if act is not None:
+                        fused_backward(act, mask[:, a:b], gt[:, a:b], delta)
+                    else:
+                        np.copyto(delta, gt[:, a:b])
                 if interior is not None:
-                    np.copyto(interior[:, a:b], g4[:, a:b])
+                    np.copyto(interior[:, a:b], delta)
                 part = plan.columns(windows, a, b, self.dtype)
-                parts[k] = np.matmul(g2[:, a * row:b * row], part.T)
+                parts[k] = np.matmul(delta.reshape(f, (b - a) * row), part.T)
 
         parallel.split(run, len(bounds) - 1, plan.rows * plan.m * (f + 1))
         dw_aug = parts[0]
@@ -298,7 +304,7 @@ class Conv2D(Layer):
             return None
         if flipped:
             return self._input_grad_flipped(plan, gz, w_aug)
-        return self._input_grad_col2im(plan, g2, w_aug)
+        return self._input_grad_col2im(plan, g4.reshape(f, plan.m), w_aug)
 
     def _input_grad_flipped(self, plan: _Plan, gz: np.ndarray, w_aug: np.ndarray) -> np.ndarray:
         """Stride 1: ∂L/∂x is the correlation of the zero-padded δ with the flipped kernels, channels
