@@ -15,6 +15,7 @@ from netbuilder.core.blocks import KINDS
 from netbuilder.core.datasets.normalize import check_normalization
 from netbuilder.core.inference import BlockInfo, validate
 from netbuilder.core.layers import Activation, Layer
+from netbuilder.core.layers.fold import InferenceFold
 from netbuilder.core.layers.groups import forward_observed
 from netbuilder.core.layers.parallel import holds_blas_single_threaded
 from netbuilder.core.losses import make_loss
@@ -84,6 +85,7 @@ class Network:
         # Layers before the first one with weights have nothing to learn: backward may stop there.
         self._first_weighted = next((layer for layer in self.layers if hasattr(layer, "needs_input_grad")), None)
         self._shift = self._scale = None
+        self._fold = InferenceFold()  # predict and evaluate: each batchnorm merged into the layer before
         self.set_normalization(project.dataset.get("normalization") if isinstance(project.dataset, dict) else None)
 
     # --- input normalisation -----------------------------------------------------------------
@@ -174,8 +176,9 @@ class Network:
     @holds_blas_single_threaded
     @_quiet_overflow
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Outputs for a whole array, in batches, without touching training state."""
-        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        """Outputs for a whole array, in batches, without touching training state (a batchnorm after a
+        convolution or dense block is merged into it: the same outputs up to float rounding)."""
+        outs = [self._fold.run(self.layers, self._prepare(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.output_features), self.dtype)
 
     @holds_blas_single_threaded
@@ -233,11 +236,9 @@ class Network:
     @holds_blas_single_threaded
     @_quiet_overflow
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """Loss and outputs in inference mode (no dropout, nothing cached): validation's step."""
-        x = self._prepare(x)
-        layers = self.layers[:-1] if self._fused else self.layers
-        for layer in layers:
-            x = layer.forward(x, False)
+        """Loss and outputs in inference mode (no dropout, nothing cached, batchnorms merged as in
+        ``predict``): validation's step."""
+        x = self._fold.run(self.layers[:-1] if self._fused else self.layers, self._prepare(x))
         pred = x.reshape(len(x), -1)
         loss, _ = self.loss.value_and_grad(pred, self.targets(labels))
         outputs = self.layers[-1].forward(pred, False) if self._fused else pred

@@ -3,19 +3,19 @@
 At inference a batchnorm is a fixed per-channel affine map, y = z * s + (β − μ s) with
 s = γ / sqrt(σ² + ε). Right after a linear layer z = W a + b whose only reader it is (the layer's
 own activation is identity) the two merge into one: W' = W s per output channel and
-b' = (b − μ) s + β, followed by the batchnorm's activation. The exported model has one layer where
-the network has two and gives the same outputs up to float rounding (the merged weights are
-computed in float64). The PyTorch export keeps its BatchNorm modules, to be fine-tuned.
+b' = (b − μ) s + β, followed by the batchnorm's activation (``core.layers.fold``, which the
+engine's own inference uses too). The exported model has one layer where the network has two and
+gives the same outputs up to float rounding. The PyTorch export keeps its BatchNorm modules, to be
+fine-tuned.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from netbuilder.core.layers.batchnorm import BatchNorm
 from netbuilder.core.layers.conv import Conv2D
 from netbuilder.core.layers.dense import Dense
+from netbuilder.core.layers.fold import folded_weights
 
 
 @dataclass
@@ -57,17 +57,6 @@ def fold_stages(stages) -> list:
             out.append(stage)
             k += 1
     return out
-
-
-def folded_weights(linear, norm) -> dict[str, np.ndarray]:
-    """The merged float32 weight and bias of a linear layer and the batchnorm layer after it."""
-    w = linear.params["weight"].astype(np.float64)
-    b = linear.params["bias"].astype(np.float64) if "bias" in linear.params else np.zeros(len(w))
-    p, buffers = norm.params, norm.buffers
-    s = p["weight"].astype(np.float64) / np.sqrt(buffers["running_var"].astype(np.float64) + norm.eps)
-    weight = w * s.reshape((-1,) + (1,) * (w.ndim - 1))
-    bias = (b - buffers["running_mean"].astype(np.float64)) * s + p["bias"].astype(np.float64)
-    return {"weight": weight.astype(np.float32), "bias": bias.astype(np.float32)}
 
 
 def fold(linear, norm) -> Folded:

@@ -1,6 +1,7 @@
-"""BatchNorm folded into the convolution or dense block before it in the ONNX and numpy exports: one
-layer instead of two, the same outputs, the weights file and the engine untouched, and left apart
-wherever folding would change the network."""
+"""BatchNorm folded into the convolution or dense block before it, in the ONNX and numpy exports and
+the engine's predict and evaluate: one layer instead of two, the same outputs, the weights file and
+the engine's weights untouched, remade whenever those change, and left apart wherever folding
+would change the network."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from netbuilder.core.export import export
 from netbuilder.core.export.fold import fold_stages, folded_weights
 from netbuilder.core.export.verify import load_module
+from netbuilder.core.layers.batchnorm import BatchNorm
 from netbuilder.core.network import Network
 from netbuilder.core.project import Project, TrainingSettings
 from netbuilder.core.weights import load_weights
@@ -43,6 +45,7 @@ def trained_like(net: Network, seed: int = 0) -> Network:
 
 
 SAMPLES = np.random.default_rng(1).random((12, 2, 6, 6), dtype=np.float32)
+BATCHNORM_FORWARD = BatchNorm.forward
 
 
 def onnx_export(net, tmp_path):
@@ -133,3 +136,39 @@ def test_numpy_export_folds_in_the_script_and_keeps_the_engines_weights_file(tmp
     np.savez(tmp_path / "partial.npz", **{k: v for k, v in state.items() if k != "batchnorm1.running_mean"})
     with pytest.raises(ValueError, match=r"batchnorm1\.running_mean \(4,\) is missing"):
         module.load_weights(tmp_path / "partial.npz")
+
+
+# --- the engine's own inference ------------------------------------------------------------------
+def test_predict_and_evaluate_run_merged_layers_and_give_forwards_outputs(monkeypatch):
+    inner = [conv(), bn(), conv(), bn("identity")]
+    net = trained_like(Network(project([conv(), bn(), {"kind": "residual", "blocks": inner}, conv(), bn("tanh")])))
+    x, labels = SAMPLES, np.arange(len(SAMPLES)) % 3
+    want = net.forward(x)  # forward (as the probe) runs every block as it is
+    calls = []
+    monkeypatch.setattr(BatchNorm, "forward", lambda self, *a: calls.append(self) or BATCHNORM_FORWARD(self, *a))
+    got = net.predict(x)
+    loss, outputs = net.evaluate(x, labels)
+    assert calls == []  # every batchnorm merged into its convolution, the ones inside the group too
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(outputs, got)
+    net.forward(x)
+    assert len(calls) == 4
+
+
+def test_the_merged_layers_follow_every_change_of_the_weights():
+    net = trained_like(Network(project([conv(bias=True), bn(), {"kind": "flatten"},
+                                        {"kind": "dense", "units": 5, "activation": "identity"}, bn("relu")])))
+    x, labels = SAMPLES, np.arange(len(SAMPLES)) % 3
+    net.predict(x)
+    net.train_step(x, labels)  # moves the running statistics; then a step of plain SGD by hand
+    for name, grad in net.gradients().items():
+        net.parameters()[name][...] -= 0.5 * grad
+    np.testing.assert_allclose(net.predict(x), net.forward(x), rtol=1e-5, atol=1e-6)
+    state = trained_like(Network(net.project), seed=9).state_dict()
+    net.load_state_dict(state)
+    np.testing.assert_allclose(net.predict(x), net.forward(x), rtol=1e-5, atol=1e-6)
+    net.buffers()["batchnorm2.running_var"][0] *= 50  # one value changed in place
+    np.testing.assert_allclose(net.predict(x), net.forward(x), rtol=1e-5, atol=1e-6)
+    before = net.state_dict()
+    net.predict(x)
+    assert all(np.array_equal(v, net.state_dict()[k]) for k, v in before.items())  # inference changes nothing
