@@ -84,7 +84,7 @@ class Pool2D(Layer):
                     _running_sum(views, out[a:b], 1.0 / k if self.mode == "average" else 1.0)
 
         # channels are independent: however they are shared out, every value comes out the same
-        parallel.split(run, c, (x.size + out.size * k) * (3 if argmax is not None else 1))
+        parallel.split(run, c, x.size + out.size * k)  # about the values touched: a LeNet-5 map stays on one thread
         if training:
             self._saved = (x.shape, (ho, wo), argmax)
         return out.transpose(3, 0, 1, 2)
@@ -141,7 +141,7 @@ class Pool2D(Layer):
                 if phases is not None:
                     _merge_phases(plan, source, dx[a:b])
 
-        parallel.split(run, c, (dx.size + g.size * k) * (3 if argmax is not None else 1))
+        parallel.split(run, c, dx.size + g.size * k)
         return dx.transpose(3, 0, 1, 2)
 
 
