@@ -43,6 +43,7 @@ def blockwise(fn, *arrays: np.ndarray) -> None:
 SMALL = 1 << 15
 
 _zero_buffers: dict[np.dtype, np.ndarray] = {}
+_zero_views: dict[tuple, np.ndarray] = {}  # by (dtype, shape, strides): the fused layers ask per chunk
 
 
 def zeros_like_layout(a: np.ndarray) -> np.ndarray:
@@ -52,13 +53,20 @@ def zeros_like_layout(a: np.ndarray) -> np.ndarray:
     memory speed. The zeros come from one never-written buffer per dtype, so reading them
     costs almost no memory traffic.
     """
+    key = (a.dtype, a.shape, a.strides)
+    view = _zero_views.get(key)
+    if view is not None:
+        return view
     if any(s < 0 for s in a.strides):
         return np.zeros_like(a)
     span = 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) // a.itemsize if a.size else 1
     buf = _zero_buffers.get(a.dtype)
     if buf is None or buf.size < span:
         buf = _zero_buffers[a.dtype] = np.zeros(max(span, 1 << 16), a.dtype)
-    return np.lib.stride_tricks.as_strided(buf, a.shape, a.strides, writeable=False)
+    if len(_zero_views) >= 512:  # a view keeps its buffer: a bound on both
+        _zero_views.clear()
+    view = _zero_views[key] = np.lib.stride_tricks.as_strided(buf, a.shape, a.strides, writeable=False)
+    return view
 
 
 def _relu(x, y):

@@ -72,12 +72,15 @@ def row_cuts(rows: int, row_bytes: int) -> list[int]:
     return cuts(rows, min(rows, 2 * max(1, -(-rows * row_bytes // (2 * CHUNK_BYTES)))))
 
 
-# The col2im input gradient is split over this many groups of input channels at most (each
-# group's rows of the column gradients are added onto its own channels, so no two threads ever
-# touch the same value), and cuts its output rows in chunks this many times larger: its many
-# small additions pay more for each call than they gain from the cache.
+# The col2im input gradient is split over groups of input channels (each group's rows of the
+# column gradients are added onto its own channels, so no two threads ever touch the same
+# value): at most this many, and at least two (for two threads) unless there is one channel.
+# It makes kh*kw additions per group and chunk, each paying a few microseconds a call: a group
+# gets no more chunks than its column gradients need to be about this many times CHUNK_BYTES,
+# and no more groups than make additions of COL2IM_ADD elements each.
 COL2IM_GROUPS = 4
-COL2IM_CHUNKS = 4
+COL2IM_CHUNKS = 8
+COL2IM_ADD = 1 << 15
 
 
 def split_rows_or_channels(fn, c: int, h: int, elements: int) -> None:
@@ -117,8 +120,9 @@ class _Plan:
         # the input gradient: by the flipped kernels, its (input) rows cut the same way; by col2im,
         # groups of input channels, each through every chunk of output rows in turn
         self.flip_bounds = row_cuts(h, f * kh * kw * w * n * item)
-        self.groups = cuts(c, min(c, COL2IM_GROUPS))
-        self.col2im_bounds = row_cuts(ho, -(-self.ckk // (len(self.groups) - 1)) * self.row * item // COL2IM_CHUNKS)
+        self.groups = cuts(c, min(c, COL2IM_GROUPS, max(2, c * self.m // COL2IM_ADD)))
+        group_bytes = -(-self.ckk // (len(self.groups) - 1)) * self.m * item
+        self.col2im_bounds = cuts(ho, min(ho, -(-group_bytes // (COL2IM_CHUNKS * CHUNK_BYTES))))
         self._buffers: dict[str, np.ndarray] = {}
 
     def buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -289,15 +293,16 @@ class Conv2D(Layer):
                 if interior is not None:
                     np.copyto(interior[:, a:b], delta)
                 part = plan.columns(windows, a, b, self.dtype)
-                parts[k] = np.matmul(delta.reshape(f, (b - a) * row), part.T)
+                # ∂L/∂W transposed, (rows, F): BLAS runs this way round up to twice as fast
+                parts[k] = np.matmul(part, delta.reshape(f, (b - a) * row).T)
 
         parallel.split(run, len(bounds) - 1, plan.rows * plan.m * (f + 1))
-        dw_aug = parts[0]
+        dw_t = parts[0]
         for p in parts[1:]:  # summed in a fixed order: the same bits for any thread count
-            dw_aug += p
-        self.grads = {"weight": np.ascontiguousarray(dw_aug[:, :ckk]).reshape(self.params["weight"].shape)}
+            dw_t += p
+        self.grads = {"weight": np.ascontiguousarray(dw_t[:ckk].T).reshape(self.params["weight"].shape)}
         if self.has_bias:
-            self.grads["bias"] = dw_aug[:, ckk].copy()
+            self.grads["bias"] = dw_t[ckk].copy()
         if self.record is not None and act is not None:
             self.record["delta"] = np.array(g4.transpose(3, 0, 1, 2))
         if not self.needs_input_grad:

@@ -7,6 +7,7 @@ convolution weight (F, C*kh*kw) @ cols comes out (F, Ho, Wo, N): the same layout
 """
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -50,12 +51,12 @@ class _Scratch:
         self._local = threading.local()
 
     def get(self, shape: tuple[int, ...], dtype, name: str = "") -> np.ndarray:
-        key = (name, np.dtype(dtype))
+        key = (name, dtype)
         buffers = self._local.__dict__.setdefault("buffers", {})
-        size = int(np.prod(shape))
+        size = math.prod(shape)  # called for every chunk of every layer: no numpy reduction
         buf = buffers.get(key)
         if buf is None or buf.size < size:
-            buf = buffers[key] = np.empty(size, key[1])
+            buf = buffers[key] = np.empty(size, dtype)
         return buf[:size].reshape(shape)
 
 

@@ -124,13 +124,17 @@ def test_both_input_gradient_paths_match_the_loop_reference(case, flipped, monke
     stride-1 case (col2im on every case), with one output row a chunk and channel groups of one."""
     monkeypatch.setattr(conv_module, "flipped_input_grad", lambda conv: flipped)
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv_module, "COL2IM_GROUPS", 8)
+    monkeypatch.setattr(conv_module, "COL2IM_GROUPS", 8)  # with COL2IM_ADD 1: a group for each channel
+    monkeypatch.setattr(conv_module, "COL2IM_ADD", 1)
+    monkeypatch.setattr(conv_module, "COL2IM_CHUNKS", 1)  # and (CHUNK_BYTES 1) a chunk for each output row
     rng = np.random.default_rng(3)
     shape, filters, kernel, stride, pads = case
     conv = Conv2D(shape[1], filters, kernel, stride, pads, rng, dtype=np.float64)
     x = rng.standard_normal(shape)
     g = rng.standard_normal(conv.forward(x, training=True).shape)
     dx = conv.backward(g)
+    plan = next(iter(conv._plans.values()))
+    assert len(plan.groups) - 1 == shape[1] and plan.col2im_bounds == list(range(len(plan.col2im_bounds)))
     want, _, _ = naive.conv_backward(x, conv.params["weight"], stride, pads, g)
     np.testing.assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
 
