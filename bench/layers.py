@@ -8,7 +8,12 @@ own subprocess (OpenBLAS and OpenMP threads spinning in one process would slow e
 the two alternate, and figures are the best over rounds, in milliseconds (the machine may be
 shared: the fastest run is the one least disturbed).
 
-    python bench/layers.py [--rounds 3] [--threads 2] [--net lenet5|cifar]
+A convolution or dense layer followed by relu applies it itself, as the blocks build them (its
+row includes the relu; the relu's own row is then a pass-through). ``--unfused`` adds a third
+column, the same netbuilder layers with every relu a layer of its own, as the engine ran before
+the fusion: the reference for what the fusion saves, measured in the same rounds.
+
+    python bench/layers.py [--rounds 3] [--threads 2] [--net lenet5|cifar] [--unfused]
 """
 from __future__ import annotations
 
@@ -38,11 +43,13 @@ NETS = {
 }
 
 
-def netbuilder_layers(net: str):
-    """(name, layer) pairs of ``net`` and its input shape."""
+def netbuilder_layers(net: str, fused: bool = True):
+    """(name, layer) pairs of ``net`` and its input shape; ``fused``: each relu applied by the
+    conv or dense layer before it, as the blocks build them."""
     import numpy as np
 
     from netbuilder.core.layers import Activation, Conv2D, Dense, Flatten, Pool2D
+    from netbuilder.core.layers.activation import fuse
 
     rng = np.random.default_rng(0)
     in_shape, specs = NETS[net]
@@ -56,6 +63,8 @@ def netbuilder_layers(net: str):
             name = f"conv {shape[1]}->{filters} k{kernel[0]} {shape[2]}x{shape[3]}"
         elif kind == "relu":
             layer, name = Activation("relu"), "relu"
+            if fused and isinstance(out[-1][1], (Conv2D, Dense)):
+                fuse(out[-1][1], layer)
         elif kind == "maxpool":
             layer = Pool2D("max", spec[1], spec[1], (0, 0, 0, 0))
             name = f"maxpool {spec[1][0]} {shape[1]}x{shape[2]}x{shape[3]}"
@@ -100,7 +109,8 @@ def _ms(fn, inner: int) -> float:
 
 
 def worker(framework: str, net: str, threads: int, rounds: int) -> dict[str, float]:
-    """Best ms of every job of ``net`` in this process; jobs are interleaved across rounds."""
+    """Best ms of every job of ``net`` in this process; jobs are interleaved across rounds.
+    ``framework``: "netbuilder", "unfused" (netbuilder, each relu its own layer) or "torch"."""
     import numpy as np
 
     from netbuilder.core.cli import prepare_process
@@ -108,10 +118,10 @@ def worker(framework: str, net: str, threads: int, rounds: int) -> dict[str, flo
     from netbuilder.core.losses import SoftmaxCrossEntropy
 
     parallel.set_threads(threads)
-    if framework == "netbuilder":
+    if framework != "torch":
         prepare_process()  # as the CLI and the app set the process up
         parallel.blas_single_threaded().__enter__()  # as a training run holds it; this process ends after
-    layers, in_shape = netbuilder_layers(net)
+    layers, in_shape = netbuilder_layers(net, fused=framework != "unfused")
     rng = np.random.default_rng(1)
     x0 = rng.random(in_shape, dtype=np.float32)
     labels = rng.integers(0, 10, BATCH)
@@ -130,7 +140,7 @@ def worker(framework: str, net: str, threads: int, rounds: int) -> dict[str, flo
         g = layers[k][1].backward(g)
 
     jobs = []
-    if framework == "netbuilder":
+    if framework != "torch":
         for (name, layer), xin, gin in zip(layers, inputs, grads):
             def job(layer=layer, xin=xin, gin=gin):
                 layer.forward(xin, True)
@@ -182,7 +192,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternations of the two frameworks")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--net", choices=list(NETS), action="append")
-    ap.add_argument("--worker", choices=["netbuilder", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--unfused", action="store_true", help="add netbuilder with every relu a layer of its own")
+    ap.add_argument("--worker", choices=["netbuilder", "unfused", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.net[0], args.threads, 5)))
@@ -192,7 +203,7 @@ def main() -> None:
     print(f"batch {BATCH}, {args.threads} threads, ms per forward + backward, "
           f"best of {args.rounds} alternating rounds of 5 repetitions")
     for net in args.net or list(NETS):
-        runs: dict[str, list[dict]] = {"netbuilder": [], "torch": []}
+        runs: dict[str, list[dict]] = {"netbuilder": [], "torch": [], **({"unfused": []} if args.unfused else {})}
         for _ in range(args.rounds):
             for fw in runs:
                 out = subprocess.run(
@@ -200,16 +211,24 @@ def main() -> None:
                     env=env, check=True, capture_output=True, text=True, cwd=ROOT)
                 runs[fw].append(json.loads(out.stdout.strip().splitlines()[-1]))
         best = {fw: {k: min(r[k] for r in rs) for k in rs[0]} for fw, rs in runs.items()}
-        print(f"\n{net}\n{'layer':32} {'netbuilder':>10} {'torch':>8} {'nb/torch':>9}")
-        total = [0.0, 0.0]
+        extra = f" {'unfused':>8} {'nb/unf':>7}" if args.unfused else ""
+        print(f"\n{net}\n{'layer':32} {'netbuilder':>10} {'torch':>8} {'nb/torch':>9}{extra}")
+        total = [0.0, 0.0, 0.0]
+
+        def row(name: str, a: float, b: float, c: float | None) -> str:
+            more = f" {c:8.3f} {a / c if c else 0:7.2f}" if c is not None else ""
+            return f"{name:32} {a:10.3f} {b:8.3f} {a / b:9.2f}{more}"
+
         for name in best["netbuilder"]:
             a, b = best["netbuilder"][name], best["torch"][name]
+            c = best["unfused"][name] if args.unfused else None
             if name == "whole step":
-                print(f"{'sum of layers':32} {total[0]:10.3f} {total[1]:8.3f} {total[0] / total[1]:9.2f}")
+                print(row("sum of layers", total[0], total[1], total[2] if args.unfused else None))
             else:
                 total[0] += a
                 total[1] += b
-            print(f"{name:32} {a:10.3f} {b:8.3f} {a / b:9.2f}")
+                total[2] += c or 0.0
+            print(row(name, a, b, c))
 
 
 if __name__ == "__main__":
