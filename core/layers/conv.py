@@ -1,6 +1,8 @@
 """2-D convolution (cross-correlation, as PyTorch/ONNX) through im2col and matmuls, chunk by chunk."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from netbuilder.core.geometry import output_hw
@@ -98,6 +100,10 @@ class _Plan:
     per-thread buffer and used at once by the chunk's matmul (forward), or by its slice of the
     weight gradient (backward, which makes them again from the staged input instead of keeping
     every column of the batch: far less memory, and columns read hot from cache).
+
+    Consecutive chunks form blocks, the unit a thread takes: the fused activation (forward) and
+    the error term's mask (backward) run once a block. Each numpy call hands the GIL to the other
+    thread and back, so fewer calls is what lets two threads work at once on small layers.
     """
 
     def __init__(self, conv: Conv2D, n: int, h: int, w: int):
@@ -117,6 +123,10 @@ class _Plan:
         self.m = ho * self.row
         item = conv.dtype.itemsize
         self.bounds = row_cuts(ho, self.rows * self.row * item)
+        chunks = len(self.bounds) - 1
+        self.blocks = cuts(chunks, min(chunks, 2 * max(1, -(-f * self.m * item // (4 * CHUNK_BYTES)))))
+        self.widest = max(b - a for a, b in zip(self.bounds, self.bounds[1:])) * self.row
+        self._local = threading.local()  # each thread's column buffer, its row of ones set once
         # the input gradient: by the flipped kernels, its (input) rows cut the same way; by col2im,
         # groups of input channels, each through every chunk of output rows in turn
         self.flip_bounds = row_cuts(h, f * kh * kw * w * n * item)
@@ -139,9 +149,11 @@ class _Plan:
 
     def columns(self, windows: np.ndarray, a: int, b: int, dtype) -> np.ndarray:
         """im2col of output rows [a, b) in this thread's buffer, with the bias's row of ones."""
-        part = scratch.get((self.rows, (b - a) * self.row), dtype, "conv cols")
-        if self.rows > self.ckk:
-            part[self.ckk] = 1  # the row of ones makes the bias one more matmul column of the weights
+        buf = getattr(self._local, "cols", None)
+        if buf is None:
+            buf = self._local.cols = np.empty((self.rows, self.widest), dtype)
+            buf[self.ckk:] = 1  # the row of ones makes the bias one more matmul column of the weights
+        part = buf[:, :(b - a) * self.row]
         c, kh, kw, wo, n = self.block
         np.copyto(part[:self.ckk].reshape(c, kh, kw, b - a, wo, n), windows[:, :, :, a:b])
         return part
@@ -231,23 +243,23 @@ class Conv2D(Layer):
         src = plan.staged(x.transpose(1, 2, 3, 0), self.pads, training)
         windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
         out = np.empty((f, plan.m), self.dtype)
-        row, bounds, act = plan.row, plan.bounds, self.fused_activation
+        row, bounds, blocks, act = plan.row, plan.bounds, plan.blocks, self.fused_activation
         z = np.empty_like(out) if training and act is not None and self.record is not None else None
         # the fused activation's mask (Z > 0), a byte a value: all its backward needs
         positive = np.empty(out.shape, bool) if act is not None else None
 
         def run(lo: int, hi: int) -> None:
-            for k in range(lo, hi):
-                a, b = bounds[k], bounds[k + 1]
-                part = plan.columns(windows, a, b, self.dtype)
-                dst = out[:, a * row:b * row]
-                np.matmul(w_aug, part, out=dst)
-                if z is not None:
-                    np.copyto(z[:, a * row:b * row], dst)
-                if act is not None:
-                    fused_forward(act, dst, positive[:, a * row:b * row])  # while the chunk is in cache
+            for j in range(lo, hi):
+                for k in range(blocks[j], blocks[j + 1]):
+                    a, b = bounds[k], bounds[k + 1]
+                    np.matmul(w_aug, plan.columns(windows, a, b, self.dtype), out=out[:, a * row:b * row])
+                if act is not None:  # while the block's output is in cache
+                    cols = slice(bounds[blocks[j]] * row, bounds[blocks[j + 1]] * row)
+                    if z is not None:
+                        np.copyto(z[:, cols], out[:, cols])
+                    fused_forward(act, out[:, cols], positive[:, cols])
 
-        parallel.split(run, len(bounds) - 1, rows * plan.m * (f + 1))
+        parallel.split(run, len(blocks) - 1, rows * plan.m * (f + 1))
         if training:
             self._saved = (plan, x.shape, src, w_aug, act, positive)
             if z is not None:
@@ -276,27 +288,31 @@ class Conv2D(Layer):
         gz = plan.buffer("padded delta", (f, ho + 2 * kh - 2, wo + 2 * kw - 2, n), self.dtype) if flipped else None
         interior = gz[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo] if flipped else None
         windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
-        row, bounds = plan.row, plan.bounds
+        row, bounds, blocks = plan.row, plan.bounds, plan.blocks
         parts: list[np.ndarray | None] = [None] * (len(bounds) - 1)
 
         def run(lo: int, hi: int) -> None:
-            for k in range(lo, hi):
-                a, b = bounds[k], bounds[k + 1]
-                delta = g4[:, a:b]
+            for j in range(lo, hi):
+                first, last = blocks[j], blocks[j + 1]
+                top, bottom = bounds[first], bounds[last]  # the block's output rows
+                delta = g4[:, top:bottom]
                 if staged:
                     if not whole:
-                        delta = scratch.get((f, b - a, wo, n), self.dtype, "conv delta")
+                        delta = scratch.get((f, bottom - top, wo, n), self.dtype, "conv delta")
                     if act is not None:
-                        fused_backward(act, mask[:, a:b], gt[:, a:b], delta)
+                        fused_backward(act, mask[:, top:bottom], gt[:, top:bottom], delta)
                     else:
-                        np.copyto(delta, gt[:, a:b])
+                        np.copyto(delta, gt[:, top:bottom])
                 if interior is not None:
-                    np.copyto(interior[:, a:b], delta)
-                part = plan.columns(windows, a, b, self.dtype)
-                # ∂L/∂W transposed, (rows, F): BLAS runs this way round up to twice as fast
-                parts[k] = np.matmul(part, delta.reshape(f, (b - a) * row).T)
+                    np.copyto(interior[:, top:bottom], delta)
+                delta = delta.reshape(f, (bottom - top) * row)
+                for k in range(first, last):
+                    a, b = bounds[k], bounds[k + 1]
+                    # ∂L/∂W transposed, (rows, F): BLAS runs this way round up to twice as fast
+                    parts[k] = np.matmul(plan.columns(windows, a, b, self.dtype),
+                                         delta[:, (a - top) * row:(b - top) * row].T)
 
-        parallel.split(run, len(bounds) - 1, plan.rows * plan.m * (f + 1))
+        parallel.split(run, len(blocks) - 1, plan.rows * plan.m * (f + 1))
         dw_t = parts[0]
         for p in parts[1:]:  # summed in a fixed order: the same bits for any thread count
             dw_t += p

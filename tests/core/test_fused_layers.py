@@ -256,10 +256,11 @@ def fused_everything(seed: int) -> list[np.ndarray]:
     return outs + [np.array(v) for layer in layers for v in layer.grads.values()]
 
 
-def test_fused_and_new_paths_are_bitwise_identical_for_any_thread_count(monkeypatch):
+@pytest.mark.parametrize("chunk", [256, 4096])  # a chunk a block, or several chunks a block
+def test_fused_and_new_paths_are_bitwise_identical_for_any_thread_count(chunk, monkeypatch):
     before = parallel.threads()
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)  # share even tiny jobs
-    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 256)  # many row chunks
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk)  # many row chunks
     monkeypatch.setattr(dense_module, "SPLIT_MACS", 1)
     try:
         parallel.set_threads(1)
