@@ -73,6 +73,10 @@ def _instrument(clock: _Clock) -> None:
         for op in _FUSED:
             setattr(proxy, op, clock.wrap("activation", getattr(np, op)))
         module.np = proxy
+    for module in (conv, dense):  # a relu the layer applies itself (core/layers/activation.py's helpers)
+        for attr in ("fused_forward", "fused_backward"):
+            if hasattr(module, attr):
+                setattr(module, attr, clock.wrap("activation", getattr(module, attr)))
     for attr in dir(conv):
         if "col2im" in attr and callable(getattr(conv, attr)):
             setattr(conv, attr, clock.wrap("col2im", getattr(conv, attr)))
