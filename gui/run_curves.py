@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsItem
 
@@ -86,6 +86,7 @@ class RunCurves:
         for item in (self.epoch_loss, self.val_loss, self.epoch_acc, self.val_acc):
             for part in (item.curve, item.scatter):
                 part.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            _remember_bounds(item.scatter)
         self.items = (self.raw_loss, self.smooth_loss, self.epoch_loss, self.val_loss,
                       self.smooth_acc, self.epoch_acc, self.val_acc)
         self.plots = (loss_plot,) * 4 + (acc_plot,) * 3
@@ -230,6 +231,25 @@ class RunCurves:
     @property
     def epoch_count(self) -> int:
         return self.epochs.n
+
+
+def _remember_bounds(scatter: pg.ScatterPlotItem) -> None:
+    """Give ``scatter`` a bounding rectangle worked out once per change of its points, symbols or
+    scale. Qt asks every item for it a few times a paint, and pyqtgraph's works out the symbols'
+    size in data units each time (Python, about 30 us): with the markers of every run on the plots,
+    that was a fifth of each repaint. The scatter resets ``bounds`` (a new list) whenever its points
+    or symbols change; the scale is the device transform without its translation."""
+    compute = scatter.boundingRect
+    memo: list = [None, None, None]  # the bounds list it was for, (symbol width, scale), the rectangle
+
+    def bounding_rect():
+        dt = scatter.deviceTransform_()
+        key = (scatter._maxSpotPxWidth, None if dt is None else (dt.m11(), dt.m12(), dt.m21(), dt.m22()))
+        if memo[0] is not scatter.bounds or memo[1] != key:
+            memo[:] = scatter.bounds, key, compute()
+        return QRectF(memo[2])
+
+    scatter.boundingRect = bounding_rect  # Qt's calls find the instance's own
 
 
 def _curve(plot: pg.PlotItem, pen) -> pg.PlotCurveItem:
