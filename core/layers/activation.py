@@ -106,15 +106,17 @@ def _tanh_grad(y, g, dx):
 FUSABLE = ("relu", "leaky_relu")
 
 
-def fused_forward(name: str, y: np.ndarray, positive: np.ndarray) -> None:
-    """Apply activation ``name`` (one of ``FUSABLE``) to ``y`` in place; ``positive`` = Z > 0."""
+def fused_forward(name: str, y: np.ndarray, positive: np.ndarray | None) -> None:
+    """Apply activation ``name`` (one of ``FUSABLE``) to ``y`` in place; ``positive`` = Z > 0
+    (None: inference, no mask wanted)."""
     if name == "relu":
         _relu(y, y)
     else:
         slope = np.empty_like(y)
         np.multiply(y, y.dtype.type(LEAKY_RELU_SLOPE), out=slope)
         np.maximum(y, slope, out=y)
-    np.greater(y, 0, out=positive)  # the activated value is > 0 exactly where Z is
+    if positive is not None:
+        np.greater(y, 0, out=positive)  # the activated value is > 0 exactly where Z is
 
 
 def fused_backward(name: str, positive: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:

@@ -246,7 +246,7 @@ class Conv2D(Layer):
         row, bounds, blocks, act = plan.row, plan.bounds, plan.blocks, self.fused_activation
         z = np.empty_like(out) if training and act is not None and self.record is not None else None
         # the fused activation's mask (Z > 0), a byte a value: all its backward needs
-        positive = np.empty(out.shape, bool) if act is not None else None
+        positive = np.empty(out.shape, bool) if training and act is not None else None
 
         def run(lo: int, hi: int) -> None:
             for j in range(lo, hi):
@@ -257,7 +257,7 @@ class Conv2D(Layer):
                     cols = slice(bounds[blocks[j]] * row, bounds[blocks[j + 1]] * row)
                     if z is not None:
                         np.copyto(z[:, cols], out[:, cols])
-                    fused_forward(act, out[:, cols], positive[:, cols])
+                    fused_forward(act, out[:, cols], None if positive is None else positive[:, cols])
 
         parallel.split(run, len(blocks) - 1, rows * plan.m * (f + 1))
         if training:

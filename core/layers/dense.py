@@ -64,7 +64,7 @@ class Dense(Layer):
         y = np.empty((x.shape[0], self.units), self.dtype)
         act = self.fused_activation
         z = np.empty_like(y) if training and act is not None and self.record is not None else None
-        positive = np.empty(y.shape, bool) if act is not None else None
+        positive = np.empty(y.shape, bool) if training and act is not None else None
 
         def run(lo: int, hi: int) -> None:
             np.matmul(x, w[lo:hi].T, out=y[:, lo:hi])
@@ -72,7 +72,7 @@ class Dense(Layer):
             if z is not None:
                 z[:, lo:hi] = y[:, lo:hi]
             if act is not None:
-                fused_forward(act, y[:, lo:hi], positive[:, lo:hi])
+                fused_forward(act, y[:, lo:hi], None if positive is None else positive[:, lo:hi])
 
         _blocked(run, _halves(self.units, y.size * self.in_features))
         if training:
