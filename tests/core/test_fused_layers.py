@@ -140,7 +140,7 @@ def test_both_input_gradient_paths_match_the_loop_reference(case, flipped, monke
 
 
 @pytest.mark.parametrize("act", ACTS)
-@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[2], CASES[5], CASES[7]])
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[2], CASES[4], CASES[5], CASES[7]])
 def test_fused_conv_gradients_match_central_differences(case, act):
     (conv, a), _ = conv_pair(case, act, seed=4)
     rng = np.random.default_rng(5)
