@@ -59,8 +59,10 @@ from netbuilder.gui.training.events import (
 )
 
 # Seconds between sends of the batches and epochs gathered (lists: none is lost). Tiny datasets
-# end hundreds of epochs a second; each signal also costs the training thread a GIL hand-over.
-FLUSH_INTERVAL = 0.1
+# end hundreds of epochs a second; each signal also costs the training thread a GIL hand-over, and
+# each send repaints the curves and the train panel: at 10 a second the window's GUI thread used a
+# quarter more CPU than at 5 (bench/gui_training.py), for curves that look no less live.
+FLUSH_INTERVAL = 0.2
 CHECKPOINT_INTERVAL = 2.0  # between in-memory checkpoints at epoch ends (and always at a run's last epoch)
 PROBE_INTERVAL = 0.25  # between probes while training (4 per second)
 FILTER_INTERVAL = 0.5  # between filter copies while training
