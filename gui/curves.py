@@ -56,6 +56,7 @@ class CurvesView(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.runs: list[RunCurves] = []
+        self.recorded: dict[str, RunCurves] = {}  # recorded runs overlaid (the Runs tab), by run id
 
         self.graphics = pg.GraphicsLayoutWidget(self)
         self.graphics.setMinimumSize(220, 180)
@@ -148,10 +149,13 @@ class CurvesView(QWidget):
         return self.runs[-1] if self.runs and self.runs[-1].current else None
 
     # --- controller --------------------------------------------------------------------------
-    def _run_started(self, began: RunBegan) -> None:
+    def _hide_placeholder(self) -> None:
         if self.placeholder is not None:
             self.loss_plot.removeItem(self.placeholder)
             self.placeholder = None
+
+    def _run_started(self, began: RunBegan) -> None:
+        self._hide_placeholder()
         event = began.event
         if not began.continued:  # a new run's rates start afresh (more epochs of one extend it)
             self._lr_x, self._lr_y = [], []
@@ -293,10 +297,11 @@ class CurvesView(QWidget):
     def show_recorded(self, key: str, epochs=(), label: str = "", color: str = theme.MUTED) -> RunCurves | None:
         """Overlay a recorded run's per-epoch loss and accuracy (``EpochEnd``s) faded in ``color`` as
         ``key``, or take overlay ``key`` away (no epochs); the axes widen to hold it (the Runs panel)."""
-        shown = self.__dict__.setdefault("recorded", {})
+        shown = self.recorded
         if key in shown:
             shown.pop(key).remove()
         if epochs:
+            self._hide_placeholder()  # curves are there to see
             run = shown[key] = RunCurves(0, label, color, self.loss_plot, self.acc_plot, epochs[-1].epoch)
             run.add_epochs(epochs)
             run.max_loss = float(np.nanmax(np.r_[run.epochs.column(1), run.epochs.column(2), 0.0]))
