@@ -120,6 +120,12 @@ def in_window(window: MainWindow, meter: StallMeter, profile: cProfile.Profile |
         controller.runStarted.disconnect(started)
         controller.runEnded.disconnect(ended)
     wall = times["end"] - times["start"]
+    # After a run the window evaluates the trained network in the background: let it finish, or
+    # it would share the cores with the next round's headless run.
+    while window.evaluation._jobs.busy:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    QApplication.processEvents()
     return sizes["train"] / wall, (times["cpu_end"] - times["cpu_start"]) / wall
 
 
