@@ -279,6 +279,9 @@ class UndoRouter(QObject):
         return isinstance(box, QAbstractSpinBox) and box.window() is self._window
 
 
+_WATCHED = (QEvent.Type.KeyPress, QEvent.Type.FocusOut)  # the events ClampNotice looks at
+
+
 class ClampNotice(QObject):
     """A number box refuses a digit that would take it beyond its range, and clamps a value left
     out of range; both silently. This says so at the field ("10000 would be more than 4096, the
@@ -292,6 +295,8 @@ class ClampNotice(QObject):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         kind = event.type()
+        if kind not in _WATCHED:  # every event of the application passes here: paints, timers, ...
+            return False
         box = obj if isinstance(obj, QAbstractSpinBox) else obj.parent() if isinstance(obj, QWidget) else None
         if not isinstance(box, QAbstractSpinBox) or box.window() is not self._window:
             return False
