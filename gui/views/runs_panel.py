@@ -161,6 +161,7 @@ class RunsPanel(QWidget):
         self.table.blockSignals(True)
         item.setIcon(_swatch(self.color(item.row())) if run.id in self.overlaid else QIcon())
         self.table.blockSignals(False)
+        self.table.resizeColumnToContents(0)  # the swatch takes room: the run's id stays whole
 
     def set_overlay(self, row: int, shown: bool) -> None:
         """Show or hide run ``row``'s curves on the curves view."""
