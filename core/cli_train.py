@@ -194,7 +194,7 @@ def _launch(args):
 def _engine_device(args, launch=None) -> str | None:
     """The device the run will use ("cpu" for the numpy engine; for --processes, "cpu" or "cuda";
     under torchrun, this process's), or None after saying what is wrong."""
-    from netbuilder.core.torch_engine import TorchMissingError, resolve_device
+    from netbuilder.core.torch_devices import TorchMissingError, resolve_device
 
     if args.engine == "numpy":
         if args.device not in (None, "cpu"):

@@ -40,7 +40,8 @@ import numpy as np
 from netbuilder.core.errors import TrainingError
 from netbuilder.core.layers import Dropout
 from netbuilder.core.layers.batchnorm import BatchNorm
-from netbuilder.core.torch_engine import TorchTrainer, describe_device, import_torch, resolve_device
+from netbuilder.core.torch_devices import describe_device, import_torch, resolve_device
+from netbuilder.core.torch_engine import TorchTrainer
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QWidget
 
-from netbuilder.core.torch_engine import INSTALL_HINT, torch_devices, torch_installed
+from netbuilder.core.torch_devices import INSTALL_HINT, torch_devices, torch_installed
 from netbuilder.gui import theme
 
 ENGINE_TIPS = {

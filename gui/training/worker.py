@@ -42,7 +42,7 @@ from netbuilder.core.run_events import (
 )
 from netbuilder.core.run_history import RunRecorder
 from netbuilder.core.step_trace import StepTrace
-from netbuilder.core.torch_engine import TorchMissingError
+from netbuilder.core.torch_devices import TorchMissingError
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted, Trainer
 from netbuilder.core.training_run import TrainingRun, describe_engine
 from netbuilder.core.weights import WeightsError
@@ -356,7 +356,7 @@ def _same_engine(trainer: Trainer, request: RunRequest) -> bool:
         return False
     if engine == "numpy":
         return True
-    from netbuilder.core.torch_engine import resolve_device  # torch is there: the trainer uses it
+    from netbuilder.core.torch_devices import resolve_device  # torch is there: the trainer uses it
 
     return trainer.device == resolve_device(request.device)
 

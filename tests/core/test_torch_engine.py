@@ -36,12 +36,8 @@ from netbuilder.core.datasets.shapes import shapes_dataset  # noqa: E402
 from netbuilder.core.errors import TrainingError  # noqa: E402
 from netbuilder.core.project import Project, TrainingSettings, load_project  # noqa: E402
 from netbuilder.core.resources import resource_path  # noqa: E402
-from netbuilder.core.torch_engine import (  # noqa: E402
-    INSTALL_HINT,
-    TorchTrainer,
-    make_trainer,
-    resolve_device,
-)
+from netbuilder.core.torch_devices import INSTALL_HINT, resolve_device  # noqa: E402
+from netbuilder.core.torch_engine import TorchTrainer, make_trainer  # noqa: E402
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, Trainer  # noqa: E402
 from tests.core.test_trainer import next_of, run_in_thread  # noqa: E402
 
