@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from netbuilder.core.layers.activation import blockwise
 from netbuilder.core.layers.base import Layer
 
 MERGES = ("concat", "add")
@@ -17,6 +18,16 @@ def walk(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer]]:
     for name, child in layer.children() if hasattr(layer, "children") else ():
         yield prefix + name, child
         yield from walk(child, f"{prefix}{name}.")
+
+
+def added(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b in a new array laid out as ``a``, cut in blocks run on the layers' threads: a residual's
+    sum and its input gradient's are passes over whole feature maps, one thread's work otherwise."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return a + b  # broadcasting or a type promotion: numpy's own rules
+    out = np.empty_like(a)
+    blockwise(lambda o, x, y: np.add(x, y, out=o), out, a, b)
+    return out
 
 
 def _layers(what: str, layers) -> list[Layer]:
@@ -123,7 +134,7 @@ class Residual(_Group):
         if h.shape != s.shape:
             raise ValueError(f"Residual: the inner path gives shape {h.shape} but the skip path gives {s.shape}; "
                              "a projection (e.g. a 1x1 Conv2D with the inner path's stride) must make them agree")
-        z = h + s
+        z = added(h, s)
         y = self.activation.forward(z, training) if self.activation is not None else z
         if training:
             self._saved = y.shape
@@ -141,7 +152,7 @@ class Residual(_Group):
         d_skip = _backward([self.projection], delta, "Residual projection") if self.projection is not None else delta
         # x feeds both paths: the skip adds its gradient to the inner one (a new array: either may
         # be a view of grad_out or of a child's buffer)
-        return d_inner + d_skip if self.needs_input_grad else None
+        return added(d_inner, d_skip) if self.needs_input_grad else None
 
 
 class Branches(_Group):
