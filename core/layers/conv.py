@@ -48,11 +48,6 @@ def check_input(layer: str, x: np.ndarray, channels: int | None, dtype) -> np.nd
 CHUNK_BYTES = 1 << 19
 
 
-# numpy releases the GIL in a ufunc (np.matmul is one) only for outputs of at least this many
-# values: two threads' matmuls with smaller outputs run one after the other (measured, numpy 2.4).
-GIL_OUTPUT = 500
-
-
 def flipped_input_grad(conv: Conv2D) -> bool:
     """Whether ``conv``'s input gradient is the correlation of δ with the flipped kernels (one
     im2col of δ and one matmul per chunk) rather than column gradients added back (col2im).
@@ -152,21 +147,13 @@ class _Plan:
         ho, wo = self.out_hw
         return out.reshape(-1, ho, wo, self.n).transpose(3, 0, 1, 2)
 
-    def columns(self, windows: np.ndarray, a: int, b: int, dtype, contiguous: bool = False) -> np.ndarray:
-        """im2col of output rows [a, b) in this thread's buffer, with the bias's row of ones
-        (``contiguous``: a C-contiguous array, as np.dot wants to read it without a copy)."""
-        if contiguous:
-            flat = getattr(self._local, "flat", None)
-            if flat is None:
-                flat = self._local.flat = np.empty(self.rows * self.widest, dtype)
-            part = flat[:self.rows * (b - a) * self.row].reshape(self.rows, -1)
-            part[self.ckk:] = 1
-        else:
-            buf = getattr(self._local, "cols", None)
-            if buf is None:
-                buf = self._local.cols = np.empty((self.rows, self.widest), dtype)
-                buf[self.ckk:] = 1  # the row of ones makes the bias one more matmul column of the weights
-            part = buf[:, :(b - a) * self.row]
+    def columns(self, windows: np.ndarray, a: int, b: int, dtype) -> np.ndarray:
+        """im2col of output rows [a, b) in this thread's buffer, with the bias's row of ones."""
+        buf = getattr(self._local, "cols", None)
+        if buf is None:
+            buf = self._local.cols = np.empty((self.rows, self.widest), dtype)
+            buf[self.ckk:] = 1  # the row of ones makes the bias one more matmul column of the weights
+        part = buf[:, :(b - a) * self.row]
         c, kh, kw, wo, n = self.block
         np.copyto(part[:self.ckk].reshape(c, kh, kw, b - a, wo, n), windows[:, :, :, a:b])
         return part
@@ -303,7 +290,6 @@ class Conv2D(Layer):
         windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
         row, bounds, blocks = plan.row, plan.bounds, plan.blocks
         parts: list[np.ndarray | None] = [None] * (len(bounds) - 1)
-        thin = plan.rows * f < GIL_OUTPUT  # e.g. LeNet-5's conv1: 26 x 6 weight-gradient values
 
         def run(lo: int, hi: int) -> None:
             for j in range(lo, hi):
@@ -322,12 +308,9 @@ class Conv2D(Layer):
                 delta = delta.reshape(f, (bottom - top) * row)
                 for k in range(first, last):
                     a, b = bounds[k], bounds[k + 1]
-                    d = delta[:, (a - top) * row:(b - top) * row]
                     # ∂L/∂W transposed, (rows, F): BLAS runs this way round up to twice as fast
-                    if thin:  # np.dot always lets the GIL go, but copies operands that are not contiguous
-                        parts[k] = np.dot(plan.columns(windows, a, b, self.dtype, True), np.ascontiguousarray(d).T)
-                    else:
-                        parts[k] = np.matmul(plan.columns(windows, a, b, self.dtype), d.T)
+                    parts[k] = np.matmul(plan.columns(windows, a, b, self.dtype),
+                                         delta[:, (a - top) * row:(b - top) * row].T)
 
         parallel.split(run, len(blocks) - 1, plan.rows * plan.m * (f + 1))
         dw_t = parts[0]
