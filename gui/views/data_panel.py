@@ -31,8 +31,7 @@ from PySide6.QtWidgets import (
 
 from netbuilder.core.datasets import download
 from netbuilder.core.datasets.base import DatasetError
-from netbuilder.core.datasets.preview import Preview, match_project, preview_dataset
-from netbuilder.core.datasets.preview import fit_problems as dataset_fit_problems
+from netbuilder.core.datasets.preview import Preview, preview_dataset
 from netbuilder.core.datasets.registry import make_spec, resolve_path
 from netbuilder.core.run_events import DataReady
 from netbuilder.gui import theme
@@ -41,6 +40,7 @@ from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.views.augment_box import AugmentBox
 from netbuilder.gui.views.data_cache_box import CacheBox
 from netbuilder.gui.views.data_download import BUILTIN, DownloadBox
+from netbuilder.gui.views.data_fit import FitBox, dims_text
 from netbuilder.gui.views.tiles import GREY, TileGrid
 
 PER_CLASS = 8  # sample images previewed per class
@@ -69,10 +69,6 @@ def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, DatasetError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-def _dims(shape) -> str:
-    return "×".join(str(int(v)) for v in shape)
 
 
 class _ClassRow(QWidget):
@@ -144,15 +140,8 @@ class DataPanel(QWidget):
         self.notes_label = QLabel()
         self.notes_label.setWordWrap(True)
         theme.style(self.notes_label, "color: {WARNING_TEXT}; background: {WARNING_FILL}; padding: 6px;")
-        self.fit_label = QLabel()
-        self.fit_label.setWordWrap(True)
-        self.fit_button = QPushButton()
-        self.fit_button.clicked.connect(self.fit_network)
-        self.fit_box = QFrame()
-        fit = QVBoxLayout(self.fit_box)
-        fit.setContentsMargins(6, 6, 6, 6)
-        fit.addWidget(self.fit_label)
-        fit.addWidget(self.fit_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.fit_box = FitBox(doc)  # what keeps the data from the network, and the button that fits it
+        self.fit_label, self.fit_button = self.fit_box.label, self.fit_box.button
         self.run_label = QLabel()
         self.run_label.setWordWrap(True)  # a narrow column wraps it instead of scrolling sideways
         theme.style(self.run_label, "color: {MUTED};")
@@ -363,7 +352,7 @@ class DataPanel(QWidget):
         test = f" · {sum(preview.test_counts):,} test images" if preview.test_counts else " · no test split"
         self.summary_label.setText(
             f"<b>{preview.name}</b> · {k} classes · {total:,} training images{test} · "
-            f"images {_dims(preview.input_shape)} (channels × height × width)")
+            f"images {dims_text(preview.input_shape)} (channels × height × width)")
         if preview.notes:
             self.notes_label.setText("⚠ " + "<br>⚠ ".join(preview.notes))
             self.notes_label.show()
@@ -425,58 +414,17 @@ class DataPanel(QWidget):
     @property
     def fit_problems(self) -> list[str]:
         """Why the previewed dataset does not fit the project's network (empty: it fits)."""
-        if self.preview is None:
-            return []
-        return dataset_fit_problems(self.doc.project, self.preview.input_shape, self.preview.num_classes)
+        return self.fit_box.problems(self.preview)
 
     # --- fitting the network to the data --------------------------------------------------------------
     def _update_fit(self) -> None:
-        problems = self.fit_problems
-        if not problems:
-            self.fit_box.hide()
-            return
-        p = self.preview
-        # An image folder without its own input_shape is resized to the network's input when
-        # loaded, so a different image size is worth knowing but does not stop training.
+        # An image folder without its own input_shape is resized to the network's input when loaded.
         resized = self._current_kind() == "folder" and "input_shape" not in self._spec()
-        lines, blocking = [], False
-        for problem in problems:
-            if resized and problem.startswith("the project takes"):
-                lines.append(f"the images ({_dims(p.input_shape)}) will be resized to the network's input "
-                             f"({_dims(self.doc.project.input_shape)}) when loading; fitting the network to them "
-                             "keeps their size")
-            else:
-                lines.append(problem)
-                blocking = True
-        intro = "This dataset does not fit the network:" if blocking else "Note:"
-        colour, fill = ("ERROR", "ERROR_FILL") if blocking else ("WARNING_TEXT", "WARNING_FILL")
-        self.fit_label.setText(intro + "<br>" + "<br>".join(f"• {s}" for s in lines))
-        theme.style(self.fit_label, f"color: {{{colour}}};")
-        theme.style(self.fit_box, f"QFrame {{ background: {{{fill}}}; }}")
-        self.fit_button.setText(f"Set the input to {_dims(p.input_shape)} and the classes to {p.num_classes}")
-        self.fit_box.show()
+        self.fit_box.update_for(self.preview, resized)
 
     def fit_network(self) -> None:
         """Give the network the dataset's input shape and class count: one undo step."""
-        p = self.preview
-        if p is None or self.doc.locked:
-            return
-        doc = self.doc
-        before = doc.project
-        target = match_project(before, p.input_shape, p.num_classes)
-        old_blocks = [dict(b) for b in before.blocks]
-        doc.undo_stack.beginMacro("Fit the network to the dataset")
-        try:
-            if tuple(target.input_shape) != tuple(before.input_shape):
-                doc.set_value("input_shape", tuple(target.input_shape))
-            if target.num_classes != before.num_classes:
-                doc.set_value("num_classes", target.num_classes)
-            for i, (old, new) in enumerate(zip(old_blocks, target.blocks)):
-                for field, value in new.items():
-                    if old.get(field) != value:
-                        doc.set_block_field(i, field, value)
-        finally:
-            doc.undo_stack.endMacro()
+        self.fit_box.fit_network()
 
     # --- download ---------------------------------------------------------------------------------
     def _offer_download(self, kind: str) -> None:
