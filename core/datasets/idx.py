@@ -11,6 +11,7 @@ memory-mapped where it is, a gzip one is decompressed once into a uint8 cache
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import re
 import struct
@@ -128,6 +129,19 @@ def read_idx(path: str | Path) -> np.ndarray:
     return parse_idx(read_file_bytes(path), str(path))
 
 
+@contextlib.contextmanager
+def _read_errors(path: Path):
+    """Reading an IDX file's header or rows: a missing, cut-short or unreadable file as one DatasetError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except EOFError:
+        raise DatasetError(f"{path}: gzip data ends early: the file is truncated (an incomplete download?)") from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc})") from None
+
+
 def read_idx_rows(path: str | Path, indices: Sequence[int]) -> tuple[np.ndarray, tuple[int, ...]]:
     """(the entries at ``indices`` along axis 0, the file's full dims), reading no further than needed.
 
@@ -135,7 +149,7 @@ def read_idx_rows(path: str | Path, indices: Sequence[int]) -> tuple[np.ndarray,
     only up to the last index asked for.
     """
     path = Path(path)
-    try:
+    with _read_errors(path):
         with open(path, "rb") as f:
             is_gz = f.read(2) == b"\x1f\x8b"
         opener = gzip.open if is_gz else open
@@ -160,12 +174,6 @@ def read_idx_rows(path: str | Path, indices: Sequence[int]) -> tuple[np.ndarray,
                         f"{path}: truncated: entry {i} of the {dims[0]} the header declares is cut short"
                     )
                 out[j] = np.frombuffer(data, dtype).reshape(dims[1:])
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except EOFError:
-        raise DatasetError(f"{path}: gzip data ends early: the file is truncated (an incomplete download?)") from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc})") from None
     return out, dims
 
 
@@ -200,18 +208,12 @@ def read_idx_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...], int, b
     path = Path(path)
     if path.exists() and not path.is_dir():
         check_regular_file(path, DatasetError, "data file")  # a FIFO would hang the read
-    try:
+    with _read_errors(path):
         with open(path, "rb") as f:
             is_gz = f.read(2) == b"\x1f\x8b"
         with (gzip.open if is_gz else open)(path, "rb") as f:
             head = f.read(4)
             head += f.read(4 * head[3]) if len(head) == 4 else b""
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except EOFError:
-        raise DatasetError(f"{path}: gzip data ends early: the file is truncated (an incomplete download?)") from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc})") from None
     dtype, dims, offset = parse_idx_header(head, str(path))
     return dtype, dims, offset, is_gz
 
