@@ -20,7 +20,7 @@ from netbuilder.core.cli_common import (
     EXIT_OK,
     ReaderMayLeave,
     error,
-    load_valid_project,
+    open_valid_project,
     report_problems,
     resolve_project,
 )
@@ -192,13 +192,10 @@ def _summary(args) -> int:
     from netbuilder.core.speed import project_estimate
     from netbuilder.core.summary import format_summary
 
-    found = resolve_project(args.project)
-    if found is None:
-        return EXIT_ERROR
-    loaded = load_valid_project(found[0])
-    if isinstance(loaded, int):
-        return loaded
-    project, inference = loaded
+    opened = open_valid_project(args.project)
+    if isinstance(opened, int):
+        return opened
+    _, project, inference = opened
     timing = project_estimate(project, inference.total_macs) if inference.output_shape is not None else None
     print(format_summary(project, inference, timing).rstrip("\n"))
     return EXIT_OK
@@ -264,14 +261,10 @@ def _export(args) -> int:
     from netbuilder.core.untrusted import check_regular_file
     from netbuilder.core.weights import WeightsError
 
-    found = resolve_project(args.project)
-    if found is None:
-        return EXIT_ERROR
-    path = found[0]
-    loaded = load_valid_project(path)
-    if isinstance(loaded, int):
-        return loaded
-    project = loaded[0]
+    opened = open_valid_project(args.project)
+    if isinstance(opened, int):
+        return opened
+    path, project, _ = opened
     if args.weights is None:
         if args.format != "torch-train":
             error(f"the {args.format} export needs the trained WEIGHTS file (netbuilder export PROJECT WEIGHTS "

@@ -46,6 +46,18 @@ def resolve_project(name: str) -> tuple[Path, bool] | None:
     return None
 
 
+def open_valid_project(name: str):
+    """(path, project, inference) of the valid project ``name`` (a file or a bundled example), or the
+    exit code after saying what is wrong: ``resolve_project`` then ``load_valid_project``."""
+    found = resolve_project(name)
+    if found is None:
+        return EXIT_ERROR
+    loaded = load_valid_project(found[0])
+    if isinstance(loaded, int):
+        return loaded
+    return (found[0], *loaded)
+
+
 def load_valid_project(path):
     """(project, inference) of a valid project file, or the exit code after saying what is wrong."""
     from netbuilder.core.inference import validate

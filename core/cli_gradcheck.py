@@ -9,9 +9,8 @@ from netbuilder.core.cli_common import (
     EXIT_ERROR,
     EXIT_OK,
     error,
-    load_valid_project,
+    open_valid_project,
     read_trained_weights,
-    resolve_project,
 )
 
 
@@ -42,14 +41,10 @@ def add_parser(commands) -> None:
 def run(args) -> int:
     from netbuilder.core.gradcheck import check_project, format_report
 
-    found = resolve_project(args.project)
-    if found is None:
-        return EXIT_ERROR
-    path = found[0]
-    loaded = load_valid_project(path)
-    if isinstance(loaded, int):
-        return loaded
-    project = loaded[0]
+    opened = open_valid_project(args.project)
+    if isinstance(opened, int):
+        return opened
+    path, project, _ = opened
     state = None
     if args.weights is not None:
         state = read_trained_weights(project, args.weights)

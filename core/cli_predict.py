@@ -18,9 +18,8 @@ from netbuilder.core.cli_common import (
     EXIT_INVALID,
     EXIT_OK,
     error,
-    load_valid_project,
+    open_valid_project,
     read_trained_weights,
-    resolve_project,
 )
 from netbuilder.core.errors import ProjectError
 
@@ -80,14 +79,10 @@ def load_trained(project_name: str, weights_name: str):
     from netbuilder.core.network import Network
     from netbuilder.core.weights import WeightsError
 
-    found = resolve_project(project_name)
-    if found is None:
-        return EXIT_ERROR
-    path = found[0]
-    loaded = load_valid_project(path)
-    if isinstance(loaded, int):
-        return loaded
-    project = loaded[0]
+    opened = open_valid_project(project_name)
+    if isinstance(opened, int):
+        return opened
+    path, project, _ = opened
     state = read_trained_weights(project, weights_name)
     if state is None:
         return EXIT_ERROR
