@@ -27,6 +27,17 @@ def setup(qtbot):
     return controller, view
 
 
+def shown_view(qtbot, width=520, height=420):
+    """(controller, view) of a CurvesView on screen at ``width`` x ``height``: pixel columns are real."""
+    controller = Controller()
+    view = CurvesView(controller)
+    qtbot.addWidget(view)
+    view.resize(width, height)
+    view.show()
+    qtbot.waitExposed(view)
+    return controller, view
+
+
 def start(controller, run=1, label=None, continued=False, start_epoch=0, history=(), batch_losses=()):
     controller.runStarted.emit(RunBegan(RunStarted(2, 4, 16, 4, start_epoch), history=list(history),
                                         batch_losses=[list(b) for b in batch_losses],

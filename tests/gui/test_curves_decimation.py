@@ -6,22 +6,14 @@ import pytest
 
 from netbuilder.gui import decimate
 from netbuilder.gui.decimate import ColumnDecimator, column_extremes
-from tests.gui.test_curves import Controller, start
+from tests.gui.test_curves import shown_view, start
 
 N = 100_000
 
 
 @pytest.fixture
 def shown(qtbot):
-    from netbuilder.gui.curves import CurvesView
-
-    controller = Controller()
-    view = CurvesView(controller)
-    qtbot.addWidget(view)
-    view.resize(520, 420)
-    view.show()
-    qtbot.waitExposed(view)
-    return controller, view
+    return shown_view(qtbot)
 
 
 def long_run(view, controller):

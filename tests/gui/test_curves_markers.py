@@ -4,19 +4,12 @@ from __future__ import annotations
 import pyqtgraph as pg
 import pytest
 
-from netbuilder.gui.curves import CurvesView
-from tests.gui.test_curves import Controller, epoch_end, start
+from tests.gui.test_curves import epoch_end, shown_view, start
 
 
 @pytest.fixture
 def shown(qtbot):
-    controller = Controller()
-    view = CurvesView(controller)
-    qtbot.addWidget(view)
-    view.resize(520, 420)
-    view.show()
-    qtbot.waitExposed(view)
-    return controller, view
+    return shown_view(qtbot)
 
 
 def same_as_computed(run) -> bool:
