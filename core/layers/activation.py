@@ -1,6 +1,8 @@
 """Element-wise activations (and softmax over axis 1), for inputs of any rank."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from netbuilder.core.blocks import ACTIVATIONS, LEAKY_RELU_SLOPE
@@ -44,14 +46,26 @@ SMALL = 1 << 15
 
 _zero_buffers: dict[np.dtype, np.ndarray] = {}
 _zero_views: dict[tuple, np.ndarray] = {}  # by (dtype, shape, strides): the fused layers ask per chunk
+# A contiguous run longer than this is done piece by piece, so the zeros stay one small buffer.
+ZERO_PIECE = 1 << 18
+
+
+def contiguous_tail(a: np.ndarray) -> int:
+    """The first axis of ``a``'s longest run of trailing axes laid out as one contiguous block."""
+    k, expect = a.ndim, a.itemsize
+    while k > 0 and (a.shape[k - 1] == 1 or a.strides[k - 1] == expect):
+        expect *= a.shape[k - 1]
+        k -= 1
+    return k
 
 
 def zeros_like_layout(a: np.ndarray) -> np.ndarray:
-    """A read-only view of zeros with ``a``'s shape and strides.
+    """A read-only view of zeros with ``a``'s shape, laid out like ``a`` along its contiguous tail.
 
     np.maximum(x, 0) takes a slow scalar path; against an array laid out like x it runs at
-    memory speed. The zeros come from one never-written buffer per dtype, so reading them
-    costs almost no memory traffic.
+    memory speed. The zeros come from one never-written buffer per dtype, as long as ``a``'s
+    contiguous tail: the axes before it read that buffer again (stride 0), so a chunk of a big
+    layer's output costs no more than its rows' length, and reading them almost no memory traffic.
     """
     key = (a.dtype, a.shape, a.strides)
     view = _zero_views.get(key)
@@ -59,17 +73,27 @@ def zeros_like_layout(a: np.ndarray) -> np.ndarray:
         return view
     if any(s < 0 for s in a.strides):
         return np.zeros_like(a)
-    span = 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) // a.itemsize if a.size else 1
+    k = contiguous_tail(a)
+    span = math.prod(a.shape[k:])
     buf = _zero_buffers.get(a.dtype)
     if buf is None or buf.size < span:
+        _zero_views.clear()  # views keep the old buffer alive: let it go with them
         buf = _zero_buffers[a.dtype] = np.zeros(max(span, 1 << 16), a.dtype)
     if len(_zero_views) >= 512:  # a view keeps its buffer: a bound on both
         _zero_views.clear()
-    view = _zero_views[key] = np.lib.stride_tricks.as_strided(buf, a.shape, a.strides, writeable=False)
+    view = _zero_views[key] = np.lib.stride_tricks.as_strided(buf, a.shape, (0,) * k + a.strides[k:],
+                                                              writeable=False)
     return view
 
 
 def _relu(x, y):
+    if x.size > ZERO_PIECE and x.flags.c_contiguous and y.flags.c_contiguous:
+        xf, yf = x.reshape(-1), y.reshape(-1)
+        zeros = zeros_like_layout(xf[:ZERO_PIECE])
+        for lo in range(0, xf.size, ZERO_PIECE):
+            hi = min(lo + ZERO_PIECE, xf.size)
+            np.maximum(xf[lo:hi], zeros[:hi - lo], out=yf[lo:hi])
+        return
     np.maximum(x, zeros_like_layout(x), out=y)
 
 
@@ -160,6 +184,7 @@ class Activation(Layer):
         # gradients then pass through unchanged
         self.applied_by: Layer | None = None
         self._y: np.ndarray | None = None  # output, or for relu the mask of positive inputs
+        self._fused_shape: tuple | None = None  # the output's shape when ``applied_by`` applies it
         self._dtype = np.dtype(np.float32)
 
     def __repr__(self) -> str:
@@ -168,8 +193,8 @@ class Activation(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x)
         if self.applied_by is not None:
-            if training:
-                self._y, self._dtype = x, x.dtype  # for backward's shape check only
+            if training:  # backward only checks the shape: holding x would keep the layer's output alive
+                self._fused_shape = x.shape
             return x
         if self.name == "identity":
             y = x
@@ -198,12 +223,19 @@ class Activation(Layer):
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        if self.applied_by is not None:
+            if self._fused_shape is None:
+                raise RuntimeError("Activation.backward needs a forward with training=True first")
+            if grad_out.shape != self._fused_shape:
+                raise ValueError(f"Activation.backward expects a gradient of shape {self._fused_shape}, "
+                                 f"got {grad_out.shape}")
+            return grad_out
         y = self._y
         if y is None:
             raise RuntimeError("Activation.backward needs a forward with training=True first")
         if grad_out.shape != y.shape:
             raise ValueError(f"Activation.backward expects a gradient of shape {y.shape}, got {grad_out.shape}")
-        if self.name == "identity" or self.applied_by is not None:
+        if self.name == "identity":
             return grad_out
         g = grad_out.astype(self._dtype, copy=False)
         dx = np.empty_like(y, dtype=self._dtype)  # in the input's layout, which the layer before reads fastest

@@ -1,8 +1,6 @@
 """2-D convolution (cross-correlation, as PyTorch/ONNX) through im2col and matmuls, chunk by chunk."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from netbuilder.core.geometry import output_hw
@@ -85,6 +83,15 @@ COL2IM_CHUNKS = 8
 COL2IM_ADD = 1 << 15
 
 
+def zero_border(a: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """``a`` (C, H, W, N) with zeros outside rows [top, bottom) and columns [left, right); returned."""
+    a[:, :top] = 0
+    a[:, bottom:] = 0
+    a[:, top:bottom, :left] = 0
+    a[:, top:bottom, right:] = 0
+    return a
+
+
 def split_rows_or_channels(fn, c: int, h: int, elements: int) -> None:
     """``fn(channels, rows)`` over disjoint blocks of a (C, H, ...) array, in parallel."""
     if c > 1:
@@ -126,7 +133,6 @@ class _Plan:
         chunks = len(self.bounds) - 1
         self.blocks = cuts(chunks, min(chunks, 2 * max(1, -(-f * self.m * item // (4 * CHUNK_BYTES)))))
         self.widest = max(b - a for a, b in zip(self.bounds, self.bounds[1:])) * self.row
-        self._local = threading.local()  # each thread's column buffer, its row of ones set once
         # the input gradient: by the flipped kernels, its (input) rows cut the same way; by col2im,
         # groups of input channels, each through every chunk of output rows in turn
         self.flip_bounds = row_cuts(h, f * kh * kw * w * n * item)
@@ -136,7 +142,8 @@ class _Plan:
         self._buffers: dict[str, np.ndarray] = {}
 
     def buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """The plan's own array ``name``, zeros when first made (borders that stay zero)."""
+        """The plan's own array ``name``, zeros when first made (borders that stay zero): only for
+        what must outlive the call (the staged input, read again by backward)."""
         buf = self._buffers.get(name)
         if buf is None:
             buf = self._buffers[name] = np.zeros(shape, dtype)
@@ -148,12 +155,10 @@ class _Plan:
         return out.reshape(-1, ho, wo, self.n).transpose(3, 0, 1, 2)
 
     def columns(self, windows: np.ndarray, a: int, b: int, dtype) -> np.ndarray:
-        """im2col of output rows [a, b) in this thread's buffer, with the bias's row of ones."""
-        buf = getattr(self._local, "cols", None)
-        if buf is None:
-            buf = self._local.cols = np.empty((self.rows, self.widest), dtype)
-            buf[self.ckk:] = 1  # the row of ones makes the bias one more matmul column of the weights
-        part = buf[:, :(b - a) * self.row]
+        """im2col of output rows [a, b) in this thread's work buffer (one for every layer: it dies
+        with the chunk), with the bias's row of ones."""
+        part = scratch.get((self.rows, (b - a) * self.row), dtype, "conv cols")
+        part[self.ckk:] = 1  # the row of ones makes the bias one more matmul column of the weights
         c, kh, kw, wo, n = self.block
         np.copyto(part[:self.ckk].reshape(c, kh, kw, b - a, wo, n), windows[:, :, :, a:b])
         return part
@@ -165,9 +170,13 @@ class _Plan:
         training forward and its backward (which reads the staged input) changes nothing."""
         if not any(pads) and xt.strides[3] == xt.itemsize:
             return xt
-        xp = self.buffer("input" if training else "inference input",
-                         (xt.shape[0], self.hp, self.wp, xt.shape[3]), xt.dtype)
+        shape = (xt.shape[0], self.hp, self.wp, xt.shape[3])
         top, _, left, _ = pads
+        if training:  # kept for backward: the plan's own, its borders zero once and for all
+            xp = self.buffer("input", shape, xt.dtype)
+        else:  # dies with the forward: a work buffer shared by every layer, its borders zeroed each time
+            xp = zero_border(scratch.get(shape, xt.dtype, "conv inference input"), top, top + xt.shape[1],
+                             left, left + xt.shape[2])
         inner = xp[:, top:top + xt.shape[1], left:left + xt.shape[2]]
 
         def copy(ch: slice, rows: slice) -> None:
@@ -282,10 +291,12 @@ class Conv2D(Layer):
         staged = act is not None or not gt.flags.c_contiguous
         flipped = self.needs_input_grad and flipped_input_grad(self)
         whole = staged and ((self.needs_input_grad and not flipped) or self.record is not None)
-        g4 = plan.buffer("delta", (f, ho, wo, n), self.dtype) if whole else gt
+        # (work buffers shared by every layer: they die with this call)
+        g4 = scratch.get((f, ho, wo, n), self.dtype, "conv whole delta") if whole else gt
         mask = positive.reshape(f, ho, wo, n) if act is not None else None
         # stride 1: δ zero-padded by the kernel size less one, for the input gradient's own im2col
-        gz = plan.buffer("padded delta", (f, ho + 2 * kh - 2, wo + 2 * kw - 2, n), self.dtype) if flipped else None
+        gz = zero_border(scratch.get((f, ho + 2 * kh - 2, wo + 2 * kw - 2, n), self.dtype, "conv padded delta"),
+                         kh - 1, kh - 1 + ho, kw - 1, kw - 1 + wo) if flipped else None
         interior = gz[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo] if flipped else None
         windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
         row, bounds, blocks = plan.row, plan.bounds, plan.blocks
