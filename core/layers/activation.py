@@ -184,7 +184,7 @@ class Activation(Layer):
         # gradients then pass through unchanged
         self.applied_by: Layer | None = None
         self._y: np.ndarray | None = None  # output, or for relu the mask of positive inputs
-        self._fused_shape: tuple | None = None  # the output's shape when ``applied_by`` applies it
+        self._passed_shape: tuple | None = None  # the shape of what passes through (identity, or fused)
         self._dtype = np.dtype(np.float32)
 
     def __repr__(self) -> str:
@@ -192,13 +192,11 @@ class Activation(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x)
-        if self.applied_by is not None:
+        if self.applied_by is not None or self.name == "identity":
             if training:  # backward only checks the shape: holding x would keep the layer's output alive
-                self._fused_shape = x.shape
+                self._passed_shape = x.shape
             return x
-        if self.name == "identity":
-            y = x
-        elif self.name == "softmax":
+        if self.name == "softmax":
             if x.ndim < 2:
                 raise ValueError(f"softmax works over axis 1 and needs at least 2 dimensions, got shape {x.shape}")
             y = softmax(x, axis=1)
@@ -223,11 +221,11 @@ class Activation(Layer):
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        if self.applied_by is not None:
-            if self._fused_shape is None:
+        if self.applied_by is not None or self.name == "identity":
+            if self._passed_shape is None:
                 raise RuntimeError("Activation.backward needs a forward with training=True first")
-            if grad_out.shape != self._fused_shape:
-                raise ValueError(f"Activation.backward expects a gradient of shape {self._fused_shape}, "
+            if grad_out.shape != self._passed_shape:
+                raise ValueError(f"Activation.backward expects a gradient of shape {self._passed_shape}, "
                                  f"got {grad_out.shape}")
             return grad_out
         y = self._y
@@ -235,8 +233,6 @@ class Activation(Layer):
             raise RuntimeError("Activation.backward needs a forward with training=True first")
         if grad_out.shape != y.shape:
             raise ValueError(f"Activation.backward expects a gradient of shape {y.shape}, got {grad_out.shape}")
-        if self.name == "identity":
-            return grad_out
         g = grad_out.astype(self._dtype, copy=False)
         dx = np.empty_like(y, dtype=self._dtype)  # in the input's layout, which the layer before reads fastest
         if self.name == "softmax":  # J^T g = y * (g - <g, y>) along axis 1
