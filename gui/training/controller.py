@@ -8,14 +8,14 @@ thread and carries one of ``core.run_events``' typed events (copies, safe to kee
   stateChanged(str)    "idle" | "loading" | "running" | "paused" | "stopping"
   datasetReady         DataReady, once the data of a run is loaded
   runStarted           RunBegan, with the window's run label and number
-  batchEnded           BatchesDone: every batch since the last (about 5 a second at most; an
+  batchEnded           BatchesDone: every batch since the last (about 2.5 a second at most; an
                        epoch's batches always arrive before its epochEnded)
   epochEnded           EpochsDone: every epoch since the last, with the latest one's diagnostics
-  probeReady           Probe: about 4 a second while training, once after ``set_probe_sample``
+  probeReady           Probe: about 1 a second while training, once after ``set_probe_sample``
                        when idle or paused (at the next batch while training); never more than
                        the views take: the next is made once the last one was handled here, and
                        choosing samples while a probe is computed makes one more, of the last
-  filtersReady         Filters of the first convolution (weight None without one); ~2 a second,
+  filtersReady         Filters of the first convolution (weight None without one); every 2 s,
                        coalesced the same way
   stepTraced           StepTraced: a Step's batch, block by block (a^[l−1], Z, a, δ, ∂L/∂W, ΔW);
                        the run is paused after it

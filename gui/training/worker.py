@@ -12,7 +12,8 @@ While the worker handles an event the trainer's generator is suspended: the netw
 being trained, so probing it, reading its gradients or taking a checkpoint needs no lock.
 What reaches the GUI is throttled here: batches and epochs are sent in lists at most
 ``FLUSH_INTERVAL`` apart (none lost, each in order, no epoch before its batches), the probe
-every ``PROBE_INTERVAL`` and the first convolution's filters every ``FILTER_INTERVAL``. Those
+every ``PROBE_INTERVAL`` and the first convolution's filters every ``FILTER_INTERVAL``, right
+after a flush (one repaint of the window shows them all; a sample asked for is probed at once). Those
 two and the dead-ReLU shares sent with the epochs are coalesced: while the GUI thread has not
 handled the last one of a kind (``seen``), no other is computed, so a busy window gets fewer of
 them instead of a queue, and the training thread does not make what nobody will see.
@@ -61,11 +62,15 @@ from netbuilder.gui.training.events import (
 # Seconds between sends of the batches and epochs gathered (lists: none is lost). Tiny datasets
 # end hundreds of epochs a second; each signal also costs the training thread a GIL hand-over, and
 # each send repaints the curves and the train panel: at 10 a second the window's GUI thread used a
-# quarter more CPU than at 5 (bench/gui_training.py), for curves that look no less live.
-FLUSH_INTERVAL = 0.2
+# quarter more CPU than at 5 (bench/gui_training.py), for curves that look no less live; at 2.5
+# a second they still read as live.
+FLUSH_INTERVAL = 0.4
 CHECKPOINT_INTERVAL = 2.0  # between in-memory checkpoints at epoch ends (and always at a run's last epoch)
-PROBE_INTERVAL = 0.25  # between probes while training (4 per second)
-FILTER_INTERVAL = 0.5  # between filter copies while training
+# Between probes while training (about one a second: each is a forward pass on the training
+# thread and a repaint of every feature map), and between filter copies. Both are made at a
+# flush, so the window repaints them with the curves and the progress, in one pass.
+PROBE_INTERVAL = 1.0
+FILTER_INTERVAL = 2.0
 SAMPLE_CAP = 2000  # validation samples sent to the views for picking and probing
 DEAD_RELU_SAMPLES = 256  # the validation batch the dead-ReLU shares are measured on
 
@@ -287,12 +292,15 @@ class TrainingSession:
                     norms.add(trainer.gradient_norms())
                     now = time.monotonic()
                     # Paused: send what was trained, so the window shows where the run holds.
-                    if now - last_flush >= FLUSH_INTERVAL or trainer.control.paused:
+                    flushed = now - last_flush >= FLUSH_INTERVAL or trainer.control.paused
+                    if flushed:
                         flush()
-                    if (self._probe_wanted or now - last_probe >= PROBE_INTERVAL) and Probe not in self._unseen:
+                    # A sample asked for goes at once; the regular probe and filters with a flush.
+                    due = flushed and now - last_probe >= PROBE_INTERVAL
+                    if (self._probe_wanted or due) and Probe not in self._unseen:
                         self._probe(trainer, report)
                         last_probe = now
-                    if now - last_filters >= FILTER_INTERVAL and Filters not in self._unseen:
+                    if flushed and now - last_filters >= FILTER_INTERVAL and Filters not in self._unseen:
                         self._filters(net, report)
                         last_filters = now
                 elif isinstance(event, StepTrace):  # a Step's batch: the run is paused after it

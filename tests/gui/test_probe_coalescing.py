@@ -97,3 +97,25 @@ def test_choosing_samples_while_an_idle_probe_runs_makes_one_more_of_the_last(co
     qtbot.waitUntil(lambda: len(probes) == 2 and not controller._probing, timeout=RUN)
     qtbot.wait(100)  # and no more arrive
     assert len(calls) == 2 and [p.sample_index for p in probes] == [1, 19]
+
+
+def test_the_regular_probe_and_filters_go_with_a_send_of_batches(doc, monkeypatch):
+    """Due at every batch, they are still made only when batches are sent: the window repaints the
+    maps, filters, curves and progress in one pass, and the training thread probes no more often."""
+    monkeypatch.setattr(worker, "FLUSH_INTERVAL", 1e9)  # batches sent only at the run's end
+    monkeypatch.setattr(worker, "PROBE_INTERVAL", 0.0)
+    monkeypatch.setattr(worker, "FILTER_INTERVAL", 0.0)
+    tiny(doc, epochs=2)  # 10 batches
+
+    def gui(session, event, log):  # the GUI handles each at once: nothing holds them back
+        if isinstance(event, (Probe, Filters, EpochsDone)):
+            session.seen(type(event))
+
+    log = run_session(doc, gui)
+    assert sum(isinstance(e, Probe) for e in log) == 2  # the run's first and last, none between
+    assert sum(isinstance(e, Filters) for e in log) == 2
+    monkeypatch.setattr(worker, "FLUSH_INTERVAL", 0.0)  # every batch sent: a probe after each
+    log = run_session(doc, gui)
+    kinds = [type(e) for e in log]
+    probes = [i for i, k in enumerate(kinds) if k is Probe]
+    assert len(probes) == 12 and all(kinds[i - 1] in (BatchesDone, EpochsDone) for i in probes[1:])
