@@ -9,6 +9,7 @@ their shortcuts); the main window puts them in its Train menu and toolbar.
 from __future__ import annotations
 
 import math
+import time
 
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
@@ -36,10 +37,15 @@ from netbuilder.gui.class_weights_editor import ClassWeightsEditor
 from netbuilder.gui.document import ProjectDocument
 from netbuilder.gui.early_stopping_editor import EarlyStoppingEditor
 from netbuilder.gui.engine_picker import EnginePicker
+from netbuilder.gui.live_label import LiveLabel
 from netbuilder.gui.schedule_editor import ScheduleEditor
 from netbuilder.gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
 
-PROGRESS_MS = 200  # the progress bar and speed are redrawn at most 5 times a second
+# The progress bar, speed and status are redrawn at most every PROGRESS_MS (a bit under the
+# worker's FLUSH_INTERVAL, so each send of batches updates them at once, with the curves, in the
+# same repaint of the window); a text is set only when it changed: every new text of a wrapped
+# label lays the whole panel out again.
+PROGRESS_MS = 350
 SHORTCUTS = {"train": "F5", "continue": "Ctrl+F5", "pause": "F6", "resume": "F6", "step": "F10", "stop": "Shift+F5"}
 LOSS_TIPS = {
     "cross_entropy": "softmax + cross-entropy: the usual choice for classifying into classes",
@@ -92,6 +98,7 @@ class TrainPanel(QWidget):
         self._ended: RunEnded | None = None
         self._last_epoch = None
         self._pending_batch = None  # the latest BatchEnd not shown yet
+        self._progress_shown_at = -math.inf  # time.monotonic() of the last progress shown
         self._error_shown = False
         self._progress_timer = QTimer(self)
         self._progress_timer.setSingleShot(True)
@@ -124,9 +131,9 @@ class TrainPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("not started")
-        self.speed_label = QLabel()
-        self.speed_label.setWordWrap(True)  # "images/s · time left · engine on device" wraps in a narrow column
-        theme.style(self.speed_label, "color: {MUTED};")
+        # "images/s · time left · engine on device", wrapped in a narrow column; a new text each
+        # update, which a QLabel would answer by laying out the whole panel
+        self.speed_label = LiveLabel(lambda: theme.MUTED)
         self.metrics_label = QLabel()
         self.metrics_label.setWordWrap(True)
         run_box = QGroupBox("Run")
@@ -317,9 +324,14 @@ class TrainPanel(QWidget):
             self._error = ""
             self._ended = None
             self._last_epoch = None
+            self._run_start = None  # until this request's run starts
             self.metrics_label.clear()
             self.speed_label.clear()
-            self.progress.setRange(0, 0)  # busy until the data is loaded
+            # Not a busy bar: Fusion animates that at 60 frames a second, which the GUI thread
+            # paints while the worker loads the data; the status line says what goes on.
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("loading the data…")
         self._update_actions()
         self._update_enabled()
         self._update_status()
@@ -335,26 +347,36 @@ class TrainPanel(QWidget):
         self._update_status()
 
     def _batch(self, done: BatchesDone) -> None:
+        """The latest batch: shown now, or when PROGRESS_MS have passed since the last one shown."""
         self._pending_batch = done.event
-        if not self._progress_timer.isActive():
-            self._progress_timer.start()
+        wait = PROGRESS_MS - 1000 * (time.monotonic() - self._progress_shown_at)
+        if wait <= 0:
+            self._progress_timer.stop()
+            self._show_progress()
+        elif not self._progress_timer.isActive():
+            self._progress_timer.start(math.ceil(wait))
 
     def _show_progress(self) -> None:
         start, event = self._run_start, self._pending_batch
         self._pending_batch = None
         if start is None or event is None:
             return
+        self._progress_shown_at = time.monotonic()
         bpe = event.batches_per_epoch
         done = (event.epoch - start.start_epoch - 1) * bpe + event.batch
-        self.progress.setFormat(f"epoch {event.epoch}/{start.start_epoch + start.epochs} · batch {event.batch}/{bpe}")
-        self.progress.setValue(done)  # after the text: one repaint shows both
         left_batches = self.progress.maximum() - done
         per_batch = start.train_size / max(bpe, 1)
         seconds = left_batches * per_batch / event.images_per_sec if event.images_per_sec > 0 else float("nan")
         engine = f" · {self._engine_text}" if self._engine_text else ""
-        self.speed_label.setText(f"{event.images_per_sec:,.0f} images/s · {_duration(seconds)} left{engine}")
+        _set_text(self.speed_label, f"{event.images_per_sec:,.0f} images/s · {_duration(seconds)} left{engine}")
         if self.controller.state == RUNNING:
             self._update_status(event)
+        # The bar last: QProgressBar.setValue repaints at once, and with it whatever else changed
+        # (one repaint of the Run box, not one for the bar and another for the labels).
+        text = f"epoch {event.epoch}/{start.start_epoch + start.epochs} · batch {event.batch}/{bpe}"
+        if self.progress.format() != text:
+            self.progress.setFormat(text)
+        self.progress.setValue(done)
 
     def _epoch(self, done: EpochsDone) -> None:
         e = done.event
@@ -362,19 +384,19 @@ class TrainPanel(QWidget):
         parts = [f"epoch {e.epoch}: loss {e.train_loss:.4g}", f"accuracy {100 * e.train_accuracy:.1f}%"]
         if e.val_loss is not None:
             parts += [f"validation loss {e.val_loss:.4g}", f"validation accuracy {100 * e.val_accuracy:.1f}%"]
-        self.metrics_label.setText(" · ".join(parts))
+        _set_text(self.metrics_label, " · ".join(parts))
 
     def _run_ended(self, event: RunEnded) -> None:
         self._show_progress()
         self._ended = event
         if event.status == "finished":
             self.progress.setValue(self.progress.maximum())
-        if self.progress.maximum() == 0:  # ended while loading
+        if self._run_start is None:  # ended while loading
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
             self.progress.setFormat("not started")
         speed = self.speed_label.text().split(" · ")[0]  # the speed and the engine, no time left
-        self.speed_label.setText(f"{speed} · {self._engine_text}" if speed and self._engine_text else speed)
+        _set_text(self.speed_label, f"{speed} · {self._engine_text}" if speed and self._engine_text else speed)
         self._update_status()
 
     def _show_error(self, message: str) -> None:
@@ -405,7 +427,7 @@ class TrainPanel(QWidget):
                 text += f" · validation accuracy {100 * self._last_epoch.val_accuracy:.1f}%"
         else:
             text = f"Ready: press Train ({SHORTCUTS['train']}) to train {self.doc.project.name}"
-        self.status_label.setText(text)
+        _set_text(self.status_label, text)
         if error != self._error_shown:  # a style sheet is re-applied even when it is the same
             self._error_shown = error
             theme.style(self.status_label, "color: {ERROR}; background: {ERROR_FILL}; padding: 4px; "
@@ -441,6 +463,12 @@ class TrainPanel(QWidget):
         self.early_stopping.set_enabled(not running)
         self.class_weights.set_enabled(not running)
         self.engine.set_running(running)
+
+
+def _set_text(label: QLabel | LiveLabel, text: str) -> None:
+    """``label.setText(text)`` unless it shows ``text`` already (a new text lays its parent out again)."""
+    if label.text() != text:
+        label.setText(text)
 
 
 def _duration(seconds: float) -> str:
