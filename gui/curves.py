@@ -9,10 +9,11 @@ hides it.
 
 Data from the controller is only appended to arrays; a timer (``REDRAW_MS``, started by new data
 and idle otherwise) hands the arrays to the existing plot items with ``setData``, so a burst of
-batches costs one redraw, at most 25 a second, and no item is ever created per point (a run's
-arrays and items are ``gui.run_curves.RunCurves``, which hands the batch curves at most two
-points per pixel column, however long the run). Painting
-is what costs the GUI thread most, so: the axes' ranges are set by hand and change only in
+batches costs one redraw (one per send of the worker's, about 2.5 a second), and no item is ever
+created per point (a run's arrays and items are ``gui.run_curves.RunCurves``, which hands the
+batch curves at most two points per pixel column, however long the run). While the view is
+hidden (another mode of the window) nothing is redrawn until it is shown; a run's end is always
+drawn. Painting is what costs the GUI thread most, so: the axes' ranges are set by hand and change only in
 steps (x spans the runs' planned epochs, the loss goes from 0 to a round number above the
 largest loss, the accuracy from 0 to 100 %); axes, legend, epoch markers and earlier runs are
 drawn from pixmap caches; there is no grid (grid lines belong to the axes, and would make every
@@ -138,7 +139,8 @@ class CurvesView(QWidget):
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)  # armed by new data: no wake-ups while nothing changes
         self.timer.setInterval(REDRAW_MS)
-        self.timer.timeout.connect(self.redraw)
+        self.timer.timeout.connect(self._redraw_due)
+        self._stale = False  # data came while the view was hidden: redrawn when it is shown
         controller.runStarted.connect(self._run_started)
         controller.batchEnded.connect(self._batches)
         controller.epochEnded.connect(self._epochs)
@@ -199,11 +201,23 @@ class CurvesView(QWidget):
             self.timer.start()
 
     def _run_ended(self, _event) -> None:
-        self.redraw()
+        self.redraw()  # the run's final state, shown or not: nothing is left stale
         self.timer.stop()
+
+    def _redraw_due(self) -> None:
+        if self.isVisible():
+            self.redraw()
+        else:
+            self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self.redraw()
 
     # --- drawing and the run list ------------------------------------------------------------
     def redraw(self) -> None:
+        self._stale = False
         for run in self.runs:
             run.redraw()
         self._draw_rates()

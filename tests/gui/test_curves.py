@@ -56,8 +56,8 @@ def epoch_end(epoch, loss=1.0, val=0.9):
     return EpochEnd(epoch, loss, 0.6, val, 0.7, 1.0, 100.0)
 
 
-def test_points_accumulate_and_are_drawn_on_the_timer(setup, qtbot):
-    controller, view = setup
+def test_points_accumulate_and_are_drawn_on_the_timer(qtbot):
+    controller, view = shown_view(qtbot)
     start(controller)
     batches(controller, 1, [2.0, 1.8])
     assert view.timer.isActive()  # a redraw is due
@@ -71,6 +71,25 @@ def test_points_accumulate_and_are_drawn_on_the_timer(setup, qtbot):
     assert np.allclose(run.val_loss.getData()[1], [0.9]) and np.allclose(run.val_acc.getData()[1], [70.0])
     controller.runEnded.emit(RunEnded("finished", "finished 1 epoch", 1))
     assert not view.timer.isActive()
+
+
+def test_a_hidden_view_draws_nothing_until_it_is_shown_and_always_draws_the_run_end(qtbot):
+    controller, view = shown_view(qtbot)
+    start(controller)
+    view.hide()
+    batches(controller, 1, [2.0, 1.8])
+    run = view.current
+    qtbot.wait(3 * view.timer.interval())  # the redraw came due while hidden
+    x, _ = run.raw_loss.getData()
+    assert not view.timer.isActive() and (x is None or len(x) == 0)
+    view.show()  # shown: drawn at once
+    assert np.allclose(run.raw_loss.getData()[1], [2.0, 1.8])
+
+    view.hide()
+    batches(controller, 1, [1.5], first=3)
+    controller.epochEnded.emit(epochs_done(epoch_end(1)))
+    controller.runEnded.emit(RunEnded("stopped", "stopped after 1 complete epoch", 1))
+    assert len(run.raw_loss.getData()[0]) == 3 and np.allclose(run.val_loss.getData()[1], [0.9])  # not stale
 
 
 def test_the_smoothed_loss_is_a_debiased_moving_average(setup):
