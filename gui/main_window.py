@@ -116,8 +116,7 @@ class MainWindow(QMainWindow):
         window_actions.create_status_bar(self)
         self._undo_router = window_actions.UndoRouter(self)
         self._clamp_notice = window_actions.ClampNotice(self)
-        for helper in (self._undo_router, self._clamp_notice):
-            QApplication.instance().installEventFilter(helper)
+        self._box_filters = window_actions.FocusedBoxFilters(self, [self._undo_router, self._clamp_notice])
         self._show_appearance()
 
         doc.pathChanged.connect(self._update_title)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QLocale, QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeyEvent, QKeySequence
-from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QLabel, QStyle, QToolBar, QToolButton, QToolTip, QWidget
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QDoubleSpinBox,
+    QLabel,
+    QStyle,
+    QToolBar,
+    QToolButton,
+    QToolTip,
+    QWidget,
+)
 
 from netbuilder.gui import theme
 from netbuilder.gui.curves import curve_icon
@@ -282,6 +292,38 @@ class UndoRouter(QObject):
 _WATCHED = (QEvent.Type.KeyPress, QEvent.Type.FocusOut)  # the events ClampNotice looks at
 
 
+class FocusedBoxFilters(QObject):
+    """Puts ``filters`` on the number box of ``window`` that has the keyboard focus (the box and its
+    line edit), and on nothing else. An application-wide filter would run Python for every event
+    of the application (each paint, each timer: hundreds a second while training), each time
+    taking the GIL from the training thread. Qt sends the box that loses the focus its FocusOut
+    before it says the focus changed, so the filters still see it."""
+
+    def __init__(self, window: QWidget, filters: list[QObject]):
+        super().__init__(window)
+        self._window = window
+        self._filters = filters
+        self._watched: list[QWidget] = []
+        app = QApplication.instance()
+        app.focusChanged.connect(self._focus_changed)
+        self._focus_changed(None, app.focusWidget())
+
+    def _focus_changed(self, _old, new) -> None:
+        for widget in self._watched:
+            for f in self._filters:
+                try:
+                    widget.removeEventFilter(f)
+                except RuntimeError:  # the box was deleted meanwhile
+                    break
+        self._watched = []
+        box = new if isinstance(new, QAbstractSpinBox) else new.parent() if isinstance(new, QWidget) else None
+        if isinstance(box, QAbstractSpinBox) and box.window() is self._window:
+            self._watched = [box, box.lineEdit()]
+            for widget in self._watched:
+                for f in self._filters:
+                    widget.installEventFilter(f)
+
+
 class ClampNotice(QObject):
     """A number box refuses a digit that would take it beyond its range, and clamps a value left
     out of range; both silently. This says so at the field ("10000 would be more than 4096, the
@@ -295,7 +337,7 @@ class ClampNotice(QObject):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         kind = event.type()
-        if kind not in _WATCHED:  # every event of the application passes here: paints, timers, ...
+        if kind not in _WATCHED:  # every event of the focused box passes here: paints, timers, ...
             return False
         box = obj if isinstance(obj, QAbstractSpinBox) else obj.parent() if isinstance(obj, QWidget) else None
         if not isinstance(box, QAbstractSpinBox) or box.window() is not self._window:

@@ -264,6 +264,15 @@ def test_a_number_box_says_so_when_it_clamps_a_value(qtbot, window, doc):
     doc.undo_stack.undo()
 
 
+def test_a_number_box_left_out_of_range_says_so_as_the_focus_leaves_it(qtbot, window, doc):
+    box = focused_filters_box(window, qtbot)
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "0")  # below the least: the box takes it while typing
+    window.canvas.setFocus()  # the window's filters follow the focus: the box still gets its say
+    qtbot.waitUntil(lambda: box.property("clampNotice") is not None)
+    assert box.property("clampNotice") == "0 is less than 1, the least filters can be here: set to 1"
+
+
 def test_the_data_tab_is_reachable_from_the_build_view(window):
     window.canvas.dataRequested.emit()  # the input card double-clicked
     assert window.mode == "train" and window.setup_tabs.currentIndex() == 1
