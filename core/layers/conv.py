@@ -8,7 +8,8 @@ from netbuilder.core.init import init_weight
 from netbuilder.core.layers import parallel
 from netbuilder.core.layers.activation import fused_backward, fused_forward
 from netbuilder.core.layers.base import Layer
-from netbuilder.core.layers.im2col import col2im, scratch, window_view
+from netbuilder.core.layers.im2col import col2im, window_view
+from netbuilder.core.layers.workspace import work
 
 
 def _positive_pair(name: str, value) -> tuple[int, int]:
@@ -157,7 +158,7 @@ class _Plan:
     def columns(self, windows: np.ndarray, a: int, b: int, dtype) -> np.ndarray:
         """im2col of output rows [a, b) in this thread's work buffer (one for every layer: it dies
         with the chunk), with the bias's row of ones."""
-        part = scratch.get((self.rows, (b - a) * self.row), dtype, "conv cols")
+        part = work((self.rows, (b - a) * self.row), dtype, "conv cols")
         part[self.ckk:] = 1  # the row of ones makes the bias one more matmul column of the weights
         c, kh, kw, wo, n = self.block
         np.copyto(part[:self.ckk].reshape(c, kh, kw, b - a, wo, n), windows[:, :, :, a:b])
@@ -175,7 +176,7 @@ class _Plan:
         if training:  # kept for backward: the plan's own, its borders zero once and for all
             xp = self.buffer("input", shape, xt.dtype)
         else:  # dies with the forward: a work buffer shared by every layer, its borders zeroed each time
-            xp = zero_border(scratch.get(shape, xt.dtype, "conv inference input"), top, top + xt.shape[1],
+            xp = zero_border(work(shape, xt.dtype, "conv inference input"), top, top + xt.shape[1],
                              left, left + xt.shape[2])
         inner = xp[:, top:top + xt.shape[1], left:left + xt.shape[2]]
 
@@ -292,10 +293,10 @@ class Conv2D(Layer):
         flipped = self.needs_input_grad and flipped_input_grad(self)
         whole = staged and ((self.needs_input_grad and not flipped) or self.record is not None)
         # (work buffers shared by every layer: they die with this call)
-        g4 = scratch.get((f, ho, wo, n), self.dtype, "conv whole delta") if whole else gt
+        g4 = work((f, ho, wo, n), self.dtype, "conv whole delta") if whole else gt
         mask = positive.reshape(f, ho, wo, n) if act is not None else None
         # stride 1: δ zero-padded by the kernel size less one, for the input gradient's own im2col
-        gz = zero_border(scratch.get((f, ho + 2 * kh - 2, wo + 2 * kw - 2, n), self.dtype, "conv padded delta"),
+        gz = zero_border(work((f, ho + 2 * kh - 2, wo + 2 * kw - 2, n), self.dtype, "conv padded delta"),
                          kh - 1, kh - 1 + ho, kw - 1, kw - 1 + wo) if flipped else None
         interior = gz[:, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo] if flipped else None
         windows = window_view(src, self.kernel_size, self.stride, plan.out_hw)
@@ -309,7 +310,7 @@ class Conv2D(Layer):
                 delta = g4[:, top:bottom]
                 if staged:
                     if not whole:
-                        delta = scratch.get((f, bottom - top, wo, n), self.dtype, "conv delta")
+                        delta = work((f, bottom - top, wo, n), self.dtype, "conv delta")
                     if act is not None:
                         fused_backward(act, mask[:, top:bottom], gt[:, top:bottom], delta)
                     else:
@@ -354,7 +355,7 @@ class Conv2D(Layer):
         def run(lo: int, hi: int) -> None:
             for k in range(lo, hi):
                 a, b = bounds[k], bounds[k + 1]
-                part = scratch.get((f * kh * kw, (b - a) * row), self.dtype, "conv delta cols")
+                part = work((f * kh * kw, (b - a) * row), self.dtype, "conv delta cols")
                 np.copyto(part.reshape(f, kh, kw, b - a, w, n), windows[:, :, :, a:b])
                 np.matmul(w_flip, part, out=dx[:, a * row:b * row])
 
@@ -385,7 +386,7 @@ class Conv2D(Layer):
                     reach = plan.hp if k == last else (b - 1) * sh + kh  # rows this chunk adds onto, and before
                     dxp[c0:c1, zeroed:reach].fill(0)
                     zeroed = max(zeroed, reach)
-                    dcols = scratch.get(((c1 - c0) * kh * kw, (b - a) * row), self.dtype, "conv dcols")
+                    dcols = work(((c1 - c0) * kh * kw, (b - a) * row), self.dtype, "conv dcols")
                     np.matmul(w_group, g2[:, a * row:b * row], out=dcols)
                     col2im(dcols.reshape(c1 - c0, kh, kw, b - a, wo, n), dxp[c0:c1, a * sh:], self.kernel_size,
                            self.stride, (b - a, wo))

@@ -7,9 +7,6 @@ convolution weight (F, C*kh*kw) @ cols comes out (F, Ho, Wo, N): the same layout
 """
 from __future__ import annotations
 
-import math
-import threading
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -39,25 +36,3 @@ def col2im(dcols: np.ndarray, dxp: np.ndarray, kernel, stride, out_hw) -> None:
             rows, cols = offset_slices(i, j, stride, out_hw)
             target = dxp[:, rows, cols]
             np.add(target, dcols[:, i, j], out=target)
-
-
-class _Scratch:
-    """Growable work buffers per thread, name and dtype, for arrays that die within a call.
-
-    Two arrays in use at once need two names.
-    """
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def get(self, shape: tuple[int, ...], dtype, name: str = "") -> np.ndarray:
-        key = (name, dtype)
-        buffers = self._local.__dict__.setdefault("buffers", {})
-        size = math.prod(shape)  # called for every chunk of every layer: no numpy reduction
-        buf = buffers.get(key)
-        if buf is None or buf.size < size:
-            buf = buffers[key] = np.empty(size, dtype)
-        return buf[:size].reshape(shape)
-
-
-scratch = _Scratch()
