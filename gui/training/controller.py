@@ -14,7 +14,9 @@ thread and carries one of ``core.run_events``' typed events (copies, safe to kee
   probeReady           Probe: about 1 a second while training, once after ``set_probe_sample``
                        when idle or paused (at the next batch while training); never more than
                        the views take: the next is made once the last one was handled here, and
-                       choosing samples while a probe is computed makes one more, of the last
+                       choosing samples while a probe is computed makes one more, of the last;
+                       none while training but the run's first and last after
+                       ``set_probes_wanted(False)`` (no view shows them)
   filtersReady         Filters of the first convolution (weight None without one); every 2 s,
                        coalesced the same way
   stepTraced           StepTraced: a Step's batch, block by block (a^[l−1], Z, a, δ, ∂L/∂W, ΔW);
@@ -263,6 +265,11 @@ class TrainingController(QObject):
                 self._probe_again = True
             else:
                 self._start_probe_job()
+
+    def set_probes_wanted(self, wanted: bool) -> None:
+        """Whether a view shows the probes now: while none does (its tab or mode hidden), the worker
+        makes none while training but the run's first and last (a sample asked for still is)."""
+        self._session.probes_wanted = bool(wanted)
 
     def _start_probe_job(self) -> None:
         self._probing = True

@@ -94,6 +94,9 @@ class TrainingSession:
         self._dataset = None
         self._probe_index = 0
         self._probe_wanted = False
+        # Whether a view shows the probes now (``TrainingController.set_probes_wanted``): while none
+        # does, the training thread makes no regular probe (the run's first and last still come).
+        self.probes_wanted = True
         # Kinds of report (Probe, Filters, EpochsDone) sent to the GUI thread and not yet handled
         # there; set and cleared in single operations, which the GIL makes safe across threads.
         self._unseen: set[type] = set()
@@ -296,7 +299,7 @@ class TrainingSession:
                     if flushed:
                         flush()
                     # A sample asked for goes at once; the regular probe and filters with a flush.
-                    due = flushed and now - last_probe >= PROBE_INTERVAL
+                    due = flushed and self.probes_wanted and now - last_probe >= PROBE_INTERVAL
                     if (self._probe_wanted or due) and Probe not in self._unseen:
                         self._probe(trainer, report)
                         last_probe = now

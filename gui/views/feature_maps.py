@@ -7,7 +7,9 @@ output, in the order the data goes through them. It draws what the controller's 
 (computed by the worker, a few times per second) and asks for another sample with
 ``controller.set_probe_sample(i)``. Each tile is scaled to its own min..max by default, so weak
 channels still show their pattern; "same scale per layer" compares channel strengths instead.
-A hidden view keeps only the latest probe and draws it when shown.
+A hidden view keeps only the latest probe and draws it when shown; while it is hidden the
+controller is told that no probes are wanted (the worker then makes none but the run's first and
+last), and when it is shown during a run it asks for one of its sample at once.
 """
 from __future__ import annotations
 
@@ -320,7 +322,14 @@ class FeatureMapView(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        self.controller.set_probes_wanted(True)
+        if self.controller.is_running and self._val_x is not None:
+            self.controller.set_probe_sample(self.sample_index)  # the network as it is now, at the next batch
         self._draw_pending()
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self.controller.set_probes_wanted(False)
 
     def _rescale(self) -> None:
         if self._last is not None:

@@ -39,12 +39,16 @@ class FakeController(QObject):
         super().__init__()
         self.class_names = list(class_names or [])
         self.probe_requests: list[int] = []
+        self.probes_wanted: list[bool] = []
         self.is_running = False
         self.is_paused = False
         self.has_trained = False
 
     def set_probe_sample(self, index: int) -> None:
         self.probe_requests.append(index)
+
+    def set_probes_wanted(self, wanted: bool) -> None:
+        self.probes_wanted.append(wanted)
 
 
 def network(example: str = "lenet5") -> Network:
@@ -240,6 +244,21 @@ def test_a_hidden_view_draws_the_latest_probe_when_shown(qtbot, fake):
     w.show()
     qtbot.waitExposed(w)
     assert w.layers_shown() == ["conv1", "pool1", "conv2", "pool2"]
+
+
+def test_a_hidden_view_wants_no_probes_and_asks_for_one_when_shown_during_a_run(qtbot, fake):
+    w = FeatureMapView(fake)
+    qtbot.addWidget(w)
+    fake.datasetReady.emit(dataset_payload(3))
+    w.sample_spin.setValue(3)
+    w.show()
+    qtbot.waitExposed(w)
+    w.hide()
+    assert fake.probes_wanted[-1] is False
+    fake.is_running = True
+    fake.probe_requests.clear()
+    w.show()
+    assert fake.probes_wanted[-1] is True and fake.probe_requests == [2]  # its sample, as the network is now
 
 
 def test_all_views_follow_a_real_training_run(qtbot, doc):

@@ -119,3 +119,23 @@ def test_the_regular_probe_and_filters_go_with_a_send_of_batches(doc, monkeypatc
     kinds = [type(e) for e in log]
     probes = [i for i, k in enumerate(kinds) if k is Probe]
     assert len(probes) == 12 and all(kinds[i - 1] in (BatchesDone, EpochsDone) for i in probes[1:])
+
+
+def test_no_regular_probe_while_no_view_wants_them(doc, monkeypatch):
+    """The feature maps hidden (their tab, or another mode): no forward pass for nobody, but the
+    run's first and last probes, so the view has the final state when it is shown."""
+    monkeypatch.setattr(worker, "FLUSH_INTERVAL", 0.0)
+    monkeypatch.setattr(worker, "PROBE_INTERVAL", 0.0)  # due at every batch
+    tiny(doc, epochs=2)
+    session = TrainingSession()
+    session.probes_wanted = False
+    log: list = []
+
+    def report(event):
+        log.append(event)
+        session.seen(type(event))
+
+    session.run(RunRequest(doc.project.copy()), report)
+    assert sum(isinstance(e, Probe) for e in log) == 2
+    assert [i for i, e in enumerate(log) if isinstance(e, Probe)][-1] > max(
+        i for i, e in enumerate(log) if isinstance(e, BatchesDone))  # the last after the last batch
