@@ -7,9 +7,10 @@ accuracy, in the same styles (one legend above both). Earlier runs stay as faded
 runs list under the plots names each run's settings (the legend of the colours) and shows or
 hides it.
 
-Data from the controller is only appended to arrays; a timer (``REDRAW_MS``, started by new data
-and idle otherwise) hands the arrays to the existing plot items with ``setData``, so a burst of
-batches costs one redraw (one per send of the worker's, about 2.5 a second), and no item is ever
+Data from the controller is only appended to arrays, which are handed to the existing plot items
+with ``setData`` as they come (in the same repaint of the window as the train panel's progress),
+or, within ``REDRAW_MS`` of the last redraw, by a timer then: a burst of batches costs one redraw
+(about 2.5 a second, one per send of the worker's), and no item is ever
 created per point (a run's arrays and items are ``gui.run_curves.RunCurves``, which hands the
 batch curves at most two points per pixel column, however long the run). While the view is
 hidden (another mode of the window) nothing is redrawn until it is shown; a run's end is always
@@ -22,6 +23,7 @@ curve update repaint them).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -141,6 +143,7 @@ class CurvesView(QWidget):
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self._redraw_due)
         self._stale = False  # data came while the view was hidden: redrawn when it is shown
+        self._drawn_at = -math.inf  # time.monotonic() of the last redraw
         controller.runStarted.connect(self._run_started)
         controller.batchEnded.connect(self._batches)
         controller.epochEnded.connect(self._epochs)
@@ -197,8 +200,14 @@ class CurvesView(QWidget):
             self._schedule()
 
     def _schedule(self) -> None:
-        if not self.timer.isActive():
-            self.timer.start()
+        """Redraw now, or once REDRAW_MS have passed since the last redraw."""
+        if self.timer.isActive():
+            return
+        wait = REDRAW_MS - 1000 * (time.monotonic() - self._drawn_at)
+        if wait <= 0:
+            self._redraw_due()
+        else:
+            self.timer.start(math.ceil(wait))
 
     def _run_ended(self, _event) -> None:
         self.redraw()  # the run's final state, shown or not: nothing is left stale
@@ -218,6 +227,7 @@ class CurvesView(QWidget):
     # --- drawing and the run list ------------------------------------------------------------
     def redraw(self) -> None:
         self._stale = False
+        self._drawn_at = time.monotonic()
         for run in self.runs:
             run.redraw()
         self._draw_rates()

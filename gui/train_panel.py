@@ -371,12 +371,14 @@ class TrainPanel(QWidget):
         _set_text(self.speed_label, f"{event.images_per_sec:,.0f} images/s · {_duration(seconds)} left{engine}")
         if self.controller.state == RUNNING:
             self._update_status(event)
-        # The bar last: QProgressBar.setValue repaints at once, and with it whatever else changed
-        # (one repaint of the Run box, not one for the bar and another for the labels).
+        # QProgressBar.setValue repaints at once; with updates held it is painted with the rest of
+        # the window (the labels, the curves redrawn for the same batches) in one repaint.
         text = f"epoch {event.epoch}/{start.start_epoch + start.epochs} · batch {event.batch}/{bpe}"
+        self.progress.setUpdatesEnabled(False)
         if self.progress.format() != text:
             self.progress.setFormat(text)
         self.progress.setValue(done)
+        self.progress.setUpdatesEnabled(True)  # and update(): painted with the next repaint
 
     def _epoch(self, done: EpochsDone) -> None:
         e = done.event

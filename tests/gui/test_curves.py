@@ -7,7 +7,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from netbuilder.core.run_events import BatchesDone, RunBegan
 from netbuilder.core.trainer import BatchEnd, EpochEnd, RunEnded, RunStarted
-from netbuilder.gui.curves import SMOOTHING, CurvesView
+from netbuilder.gui.curves import REDRAW_MS, SMOOTHING, CurvesView
 from netbuilder.gui.training.events import x_in_epochs
 from tests.gui.events import epochs_done
 
@@ -56,14 +56,16 @@ def epoch_end(epoch, loss=1.0, val=0.9):
     return EpochEnd(epoch, loss, 0.6, val, 0.7, 1.0, 100.0)
 
 
-def test_points_accumulate_and_are_drawn_on_the_timer(qtbot):
+def test_points_are_drawn_as_they_come_and_a_burst_once_on_the_timer(qtbot):
     controller, view = shown_view(qtbot)
     start(controller)
+    qtbot.wait(2 * REDRAW_MS)
     batches(controller, 1, [2.0, 1.8])
-    assert view.timer.isActive()  # a redraw is due
-    batches(controller, 1, [1.5, 1.4], first=3)
-    controller.epochEnded.emit(epochs_done(epoch_end(1)))
     run = view.current
+    assert len(run.raw_loss.getData()[0]) == 2 and not view.timer.isActive()  # drawn at once
+    batches(controller, 1, [1.5, 1.4], first=3)  # within REDRAW_MS of that redraw: on the timer
+    controller.epochEnded.emit(epochs_done(epoch_end(1)))
+    assert view.timer.isActive() and len(run.raw_loss.getData()[0]) == 2
     assert (run.batch_count, run.epoch_count) == (4, 1)
     qtbot.waitUntil(lambda: run.raw_loss.getData()[0] is not None and len(run.raw_loss.getData()[0]) == 4)
     x, y = run.raw_loss.getData()
