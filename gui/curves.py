@@ -10,7 +10,7 @@ hides it.
 Data from the controller is only appended to arrays, which are handed to the existing plot items
 with ``setData`` as they come (in the same repaint of the window as the train panel's progress),
 or, within ``REDRAW_MS`` of the last redraw, by a timer then: a burst of batches costs one redraw
-(about 2.5 a second, one per send of the worker's), and no item is ever
+(about 2 a second, one per send of the worker's), and no item is ever
 created per point (a run's arrays and items are ``gui.run_curves.RunCurves``, which hands the
 batch curves at most two points per pixel column, however long the run). While the view is
 hidden (another mode of the window) nothing is redrawn until it is shown; a run's end is always

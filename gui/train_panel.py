@@ -45,7 +45,7 @@ from netbuilder.gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, S
 # worker's FLUSH_INTERVAL, so each send of batches updates them at once, with the curves, in the
 # same repaint of the window); a text is set only when it changed: every new text of a wrapped
 # label lays the whole panel out again.
-PROGRESS_MS = 350
+PROGRESS_MS = 450
 SHORTCUTS = {"train": "F5", "continue": "Ctrl+F5", "pause": "F6", "resume": "F6", "step": "F10", "stop": "Shift+F5"}
 LOSS_TIPS = {
     "cross_entropy": "softmax + cross-entropy: the usual choice for classifying into classes",

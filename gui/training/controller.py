@@ -8,7 +8,7 @@ thread and carries one of ``core.run_events``' typed events (copies, safe to kee
   stateChanged(str)    "idle" | "loading" | "running" | "paused" | "stopping"
   datasetReady         DataReady, once the data of a run is loaded
   runStarted           RunBegan, with the window's run label and number
-  batchEnded           BatchesDone: every batch since the last (about 2.5 a second at most; an
+  batchEnded           BatchesDone: every batch since the last (about 2 a second at most; an
                        epoch's batches always arrive before its epochEnded)
   epochEnded           EpochsDone: every epoch since the last, with the latest one's diagnostics
   probeReady           Probe: about 1 a second while training, once after ``set_probe_sample``

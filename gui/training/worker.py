@@ -62,9 +62,9 @@ from netbuilder.gui.training.events import (
 # Seconds between sends of the batches and epochs gathered (lists: none is lost). Tiny datasets
 # end hundreds of epochs a second; each signal also costs the training thread a GIL hand-over, and
 # each send repaints the curves and the train panel: at 10 a second the window's GUI thread used a
-# quarter more CPU than at 5 (bench/gui_training.py), for curves that look no less live; at 2.5
-# a second they still read as live.
-FLUSH_INTERVAL = 0.4
+# quarter more CPU than at 5 (bench/gui_training.py), for curves that look no less live; at 2 a
+# second they still read as live.
+FLUSH_INTERVAL = 0.5
 CHECKPOINT_INTERVAL = 2.0  # between in-memory checkpoints at epoch ends (and always at a run's last epoch)
 # Between probes while training (about one a second: each is a forward pass on the training
 # thread and a repaint of every feature map), and between filter copies. Both are made at a
