@@ -225,6 +225,8 @@ def _start_processes(args) -> int:
                         ("--checkpoint", args.checkpoint), ("--resume", args.resume)):
         if value is not None:
             arguments += [flag, str(value)]
+    if args.keep != "last":
+        arguments += ["--keep", args.keep]
     if args.quiet:
         arguments.append("--quiet")
     if not getattr(args, "record", True):

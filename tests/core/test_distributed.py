@@ -262,6 +262,28 @@ def test_the_command_processes_starts_is_torchrun_on_this_machine():
         "p.json"]
 
 
+def test_processes_hand_every_run_option_on_to_the_processes(tmp_path, monkeypatch):
+    """What --processes starts: this command less --processes, with every option a process needs."""
+    import subprocess
+
+    path = write_project(tmp_path, "plain", CONV)
+    started = []
+
+    class Done:
+        returncode = 0
+
+    monkeypatch.setattr(subprocess, "run", lambda command, env: started.append(command) or Done())
+    assert cli.main(["train", str(path), "--engine", "torch", "--device", "cpu", "--processes", "2", "--epochs", "3",
+                     "--keep", "best", "--quiet", "--no-record", "--out", str(tmp_path / "w.npz")]) == 0
+    (command,) = started
+    arguments = command[command.index("netbuilder") + 1:]
+    assert arguments[:2] == ["train", str(path)] and "--processes" not in arguments
+    for flag, value in (("--engine", "torch"), ("--device", "cpu"), ("--epochs", "3"), ("--keep", "best"),
+                        ("--out", str(tmp_path / "w.npz"))):
+        assert arguments[arguments.index(flag) + 1] == value, flag
+    assert "--quiet" in arguments and "--no-record" in arguments
+
+
 def test_devices_for_many_processes():
     assert device_kind("cpu") == "cpu"
     with pytest.raises(TrainingError, match="cuda:1"):  # not there, or: "give --device cuda, not cuda:1"
