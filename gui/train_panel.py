@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 
-from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QSettings, QSignalBlocker, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -205,6 +205,7 @@ class TrainPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._scroll = scroll
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
@@ -222,7 +223,15 @@ class TrainPanel(QWidget):
         self.refresh()
         self._state_changed(controller.state)
 
+    def minimumSizeHint(self) -> QSize:
+        """As wide as the settings need beside the scroll bar: the scroll area scrolls only down,
+        so a narrower panel would cut its fields and the Run box off on the right."""
+        hint = super().minimumSizeHint()
+        need = self._scroll.widget().minimumSizeHint().width() + self._scroll.verticalScrollBar().sizeHint().width()
+        return QSize(max(hint.width(), need), hint.height())
+
     # --- construction --------------------------------------------------------------------------
+
     def _make_actions(self) -> None:
         style = self.style()
         specs = {

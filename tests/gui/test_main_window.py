@@ -194,6 +194,20 @@ def test_panels_get_room_on_small_and_usual_screens(window, qtbot, size):
         assert dock.isVisible()
 
 
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 640)])
+def test_the_train_panel_is_never_cut_off_on_the_right(window, qtbot, size):
+    """Its scroll area scrolls only down: the panel gets at least the width its fields need."""
+    from PySide6.QtWidgets import QScrollArea
+
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    window.set_mode("train")
+    qtbot.wait(300)  # the splitters share the room out over a few event-loop turns
+    scroll = window.train_panel.findChild(QScrollArea)
+    assert scroll.viewport().width() >= scroll.widget().minimumSizeHint().width()
+
+
 def test_panel_layout_is_remembered_and_can_be_reset(window, qtbot):
     window.show()
     qtbot.waitExposed(window)
