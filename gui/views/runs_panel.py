@@ -1,14 +1,15 @@
 """The Training view's "Runs" tab: the runs recorded beside the saved project (``core.run_history``),
 so that they are still there after a restart.
 
-A table lists them, oldest first: id, start, status, epochs, best validation accuracy, time, and a
-column for each setting that differs between them. Ticking a run overlays its per-epoch curves on
-the curves view, faded, in a colour of its own; **Restore settings** puts the selected run's
-network, data and training settings into the project as one undo step; **Use weights** makes its
-weights (the best epoch's when they were kept, else the final ones) the trained network of the Try
-view, the block preview and the exports. A run folder that cannot be read is named in a note under
-the table, never in a dialog. The list is read again when a project is opened or saved under a new
-name and when a run ends (the worker has written its folder by then).
+A table lists them, oldest first: the run's number (its id in the tooltip), a column for each
+setting that differs between them, then best validation accuracy, epochs, status, start and time.
+Ticking a run overlays its per-epoch curves on the curves view, faded, in a colour of its own;
+**Restore settings** puts the selected run's network, data and training settings into the project
+as one undo step; **Use weights** makes its weights (the best epoch's when they were kept, else the
+final ones) the trained network of the Try view, the block preview and the exports. A run folder
+that cannot be read is named in a note under the table, never in a dialog. The list is read again
+when a project is opened or saved under a new name and when a run ends (the worker has written its
+folder by then).
 """
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ from netbuilder.gui.background import Jobs
 
 # Recorded runs' colours: apart from the live runs' (gui.curves.RUN_COLORS), which they sit among.
 RECORDED_COLORS = ("#6a3d9a", "#b15928", "#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#a6761d", "#666666")
-COLUMNS = ("run", "when", "status", "epochs", "best val acc", "time")
+# The run's number first, then what differs between the runs (what tells them apart), then how
+# they went: the table is read left to right in a narrow tab.
+FIRST, LAST = ("run",), ("best val acc", "epochs", "status", "when", "time")
+RIGHT_ALIGNED = ("best val acc", "epochs", "time")
 
 
 class RunsPanel(QWidget):
@@ -50,7 +54,7 @@ class RunsPanel(QWidget):
         self.header = QLabel()
         self.header.setWordWrap(True)
         self.header.setTextFormat(Qt.TextFormat.RichText)
-        self.table = QTableWidget(0, len(COLUMNS))
+        self.table = QTableWidget(0, len(FIRST) + len(LAST))
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -120,21 +124,25 @@ class RunsPanel(QWidget):
 
     def _fill(self) -> None:
         diff = settings_diff(self.runs)
+        headers = [*FIRST, *diff, *LAST]
         self.table.blockSignals(True)
         self.table.clearContents()
-        self.table.setColumnCount(len(COLUMNS) + len(diff))
-        self.table.setHorizontalHeaderLabels([*COLUMNS, *diff])
+        self.table.setColumnCount(len(headers))
+        for column, header in enumerate(headers):  # a setting's header without "training.", its path in the tooltip
+            item = QTableWidgetItem(header.removeprefix("training."))
+            item.setToolTip(header)
+            self.table.setHorizontalHeaderItem(column, item)
         self.table.setRowCount(len(self.runs))
         for row, run in enumerate(self.runs):
             best = "—" if run.best_val_accuracy is None else f"{100 * run.best_val_accuracy:.1f}% ({run.best_epoch})"
             epochs = run.start_epoch + len(run.epochs)
-            cells = [run.id, run.when, run.status, str(epochs), best, duration_text(run.seconds),
-                     *(setting_text(values[row]) for values in diff.values())]
-            tip = f"{run.summary}\n{run.message}\n{run.engine}"
-            for column, text in enumerate(cells):
+            cells = [str(row + 1), *(setting_text(values[row]) for values in diff.values()),
+                     best, str(epochs), run.status, run.when, duration_text(run.seconds)]
+            tip = f"run {run.id}\n{run.summary}\n{run.message}\n{run.engine}"
+            for column, (header, text) in enumerate(zip(headers, cells)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tip)
-                if column in (3, 4, 5):
+                if column >= len(FIRST) + len(diff) and header in RIGHT_ALIGNED:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
             first = self.table.item(row, 0)
@@ -161,7 +169,7 @@ class RunsPanel(QWidget):
         self.table.blockSignals(True)
         item.setIcon(_swatch(self.color(item.row())) if run.id in self.overlaid else QIcon())
         self.table.blockSignals(False)
-        self.table.resizeColumnToContents(0)  # the swatch takes room: the run's id stays whole
+        self.table.resizeColumnToContents(0)  # the swatch takes room: the run's number stays whole
 
     def set_overlay(self, row: int, shown: bool) -> None:
         """Show or hide run ``row``'s curves on the curves view."""

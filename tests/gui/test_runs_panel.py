@@ -51,6 +51,16 @@ def record_in_core(path, epochs=1):
     return run
 
 
+
+def cell(panel, row: int, header: str) -> str:
+    """The text of ``row``'s cell in the column named ``header``."""
+    return panel.table.item(row, headers(panel).index(header)).text()
+
+
+def headers(panel) -> list[str]:
+    """The columns' full names (a setting's path is its header's tooltip; its text drops "training.")."""
+    return [panel.table.horizontalHeaderItem(c).toolTip() for c in range(panel.table.columnCount())]
+
 def test_a_recorded_run_is_listed_after_a_restart_and_ticking_it_overlays_its_curves(window, saved, qtbot):
     with qtbot.waitSignal(window.controller.runEnded, timeout=RUN) as ended:
         assert window.start_training()
@@ -62,9 +72,11 @@ def test_a_recorded_run_is_listed_after_a_restart_and_ticking_it_overlays_its_cu
     try:
         panel = second.runs_panel
         [run] = panel.runs
-        assert panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == run.id
-        assert panel.table.item(0, 2).text() == "finished" and panel.table.item(0, 3).text() == "2"
-        assert panel.table.item(0, 4).text() == f"{100 * run.best_val_accuracy:.1f}% ({run.best_epoch})"
+        assert panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "1"
+        assert run.id in panel.table.item(0, 0).toolTip()
+        assert cell(panel, 0, "status") == "finished" and cell(panel, 0, "epochs") == "2"
+        assert cell(panel, 0, "best val acc") == f"{100 * run.best_val_accuracy:.1f}% ({run.best_epoch})"
+        assert cell(panel, 0, "when") == run.when
         assert second.curves.runs == []  # nothing trained in this session
 
         panel.table.item(0, 0).setCheckState(Qt.CheckState.Checked)
@@ -91,10 +103,13 @@ def test_differing_settings_get_columns_and_restoring_them_is_one_undo_step(wind
     RunRecorder(saved, load_project(saved)).event(RunEnded("stopped", "stopped after 0 complete epochs", 0))
     panel = window.runs_panel
     panel.refresh()
-    headers = [panel.table.horizontalHeaderItem(c).text() for c in range(panel.table.columnCount())]
-    assert "training.learning_rate" in headers and "blocks[0].kind" in headers
-    column = headers.index("training.learning_rate")
-    assert [panel.table.item(r, column).text() for r in (0, 1)] == ["0.001", "0.05"]
+    names = headers(panel)
+    # what tells the runs apart comes right after their numbers, before how they went
+    assert names[0] == "run" and names[-5:] == ["best val acc", "epochs", "status", "when", "time"]
+    assert {"training.learning_rate", "blocks[0].kind"} <= set(names[1:-5]), names
+    shown = [panel.table.horizontalHeaderItem(c).text() for c in range(panel.table.columnCount())]
+    assert "learning_rate" in shown and "blocks[0].kind" in shown
+    assert [cell(panel, r, "training.learning_rate") for r in (0, 1)] == ["0.001", "0.05"]
 
     edited = doc.project.to_dict()
     steps = doc.undo_stack.count()

@@ -53,7 +53,7 @@ def test_train_the_small_vgg_with_augmentation_warmup_cosine_and_early_stopping_
     second.files.ask_save_changes = lambda name: DISCARD
     panel = second.runs_panel
     assert [r.id for r in panel.runs] == [yesterday.id, today.id]
-    headers = [panel.table.horizontalHeaderItem(c).text() for c in range(panel.table.columnCount())]
+    headers = [panel.table.horizontalHeaderItem(c).toolTip() for c in range(panel.table.columnCount())]
     for setting in ("training.augmentation", "training.schedule", "training.early_stopping"):
         assert any(h.startswith(setting) for h in headers), (setting, headers)
     for row in (0, 1):
