@@ -41,7 +41,7 @@ from netbuilder.core.images import prepare_image
 from netbuilder.core.network import Network
 from netbuilder.gui import theme
 from netbuilder.gui.background import Jobs
-from netbuilder.gui.views.feature_maps import ProbabilityBars, _LayerSection, _shows_maps, class_name
+from netbuilder.gui.views.feature_maps import LayerSections, ProbabilityBars, class_name
 from netbuilder.gui.views.sketch import SketchPad
 from netbuilder.gui.views.tiles import TileGrid, _lut, scale_together
 
@@ -127,7 +127,6 @@ class TryView(QWidget):
         self._jobs = Jobs(self)
         self._pending: tuple | None = None  # (source, label) waiting for the job in flight
         self._last: TryResult | None = None
-        self._sections: dict[str, _LayerSection] = {}
         self._network: Network | None = None
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Ctrl+V pastes here once the view is shown
@@ -225,14 +224,11 @@ class TryView(QWidget):
         mbox.addStretch(1)
 
         # --- feature maps
-        self.layers_box = QWidget()
-        self.layers_layout = QVBoxLayout(self.layers_box)
-        self.layers_layout.setContentsMargins(4, 0, 4, 0)
-        self.layers_layout.addStretch(1)
+        self.layers = LayerSections()
         self.maps_scroll = QScrollArea()
         self.maps_scroll.setWidgetResizable(True)
         self.maps_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.maps_scroll.setWidget(self.layers_box)
+        self.maps_scroll.setWidget(self.layers)
         self.maps_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.maps_message = QLabel()
         self.maps_message.setWordWrap(True)
@@ -435,26 +431,13 @@ class TryView(QWidget):
         return maps.input_gradient if key == "gradient" else maps.grad_cam
 
     def _draw_maps(self, layers: list) -> None:
-        maps = [(name, kind, np.asarray(a)) for name, kind, a in layers if _shows_maps(kind) and np.ndim(a) == 3]
+        maps = self.layers.show_layers(layers, False)
         self.maps_message.setText("" if maps else "This network has no convolution or pooling blocks: "
                                                   "no feature maps to show.")
         self.maps_message.setVisible(not maps)
-        layout = [(name, kind, a.shape) for name, kind, a in maps]
-        if layout != [(s.name, s.kind, s.shape) for s in self._sections.values()]:
-            for section in self._sections.values():
-                self.layers_layout.removeWidget(section)
-                section.deleteLater()
-            self._sections = {}
-            for i, (name, kind, shape) in enumerate(layout):
-                section = _LayerSection(name, kind, shape)
-                section.grid.hover_text = section.tile_text
-                self.layers_layout.insertWidget(i, section)
-                self._sections[name] = section
-        for name, _, a in maps:
-            self._sections[name].show_maps(a, False)
 
     def layers_shown(self) -> list[str]:
-        return list(self._sections)
+        return list(self.layers.sections)
 
     @property
     def last_result(self) -> TryResult | None:

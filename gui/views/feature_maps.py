@@ -14,7 +14,7 @@ last), and when it is shown during a run it asks for one of its sample at once.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -161,6 +161,44 @@ class _LayerSection(QWidget):
                 f"values {float(self.lows[channel]):.3g} … {float(self.highs[channel]):.3g}")
 
 
+class LayerSections(QWidget):
+    """The feature maps of a network's conv and pooling blocks, one section each, top to bottom: made
+    again only when the blocks or their shapes change, refilled on every ``show``. The Training
+    view's feature maps and the Try view both show their probes through one of these."""
+
+    hovered = Signal(str)  # the hovered tile's description, "" when the pointer leaves the tiles
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.sections: dict[str, _LayerSection] = {}
+        self._column = QVBoxLayout(self)
+        self._column.setContentsMargins(4, 0, 4, 0)
+        self._column.addStretch(1)
+
+    def show_layers(self, layers, same_scale: bool) -> bool:
+        """Show the maps of ``layers`` [(name, kind, output)] that have them (a conv or pooling
+        block's 3-D output); False when none has."""
+        maps = [(name, kind, np.asarray(a)) for name, kind, a in layers if _shows_maps(kind) and np.ndim(a) == 3]
+        layout = [(name, kind, a.shape) for name, kind, a in maps]
+        if layout != [(s.name, s.kind, s.shape) for s in self.sections.values()]:
+            self._rebuild(layout)
+        for name, _, a in maps:
+            self.sections[name].show_maps(a, same_scale)
+        return bool(maps)
+
+    def _rebuild(self, layout: list[tuple[str, str, tuple[int, ...]]]) -> None:
+        for section in self.sections.values():
+            self._column.removeWidget(section)
+            section.deleteLater()
+        self.sections = {}
+        for i, (name, kind, shape) in enumerate(layout):
+            section = _LayerSection(name, kind, shape)
+            section.grid.hover_text = section.tile_text
+            section.grid.hovered.connect(lambda ch, s=section: self.hovered.emit(s.tile_text(ch) if ch >= 0 else ""))
+            self._column.insertWidget(i, section)
+            self.sections[name] = section
+
+
 class FeatureMapView(QWidget):
     """A validation sample's input, conv/pool feature maps and predicted probabilities, live."""
 
@@ -172,7 +210,6 @@ class FeatureMapView(QWidget):
         self._val_y: np.ndarray | None = None
         self._pending: dict | None = None  # the latest probe, drawn when the view is (next) visible
         self._last: dict | None = None
-        self._sections: dict[str, _LayerSection] = {}
 
         # --- sample picker and options
         self.prev_button = QToolButton(text="◀")
@@ -221,14 +258,12 @@ class FeatureMapView(QWidget):
         lbox.addStretch(1)
 
         # --- right: one section per conv/pool block
-        self.layers_box = QWidget()
-        self.layers_layout = QVBoxLayout(self.layers_box)
-        self.layers_layout.setContentsMargins(4, 0, 4, 0)
-        self.layers_layout.addStretch(1)
+        self.layers = LayerSections()
+        self.layers.hovered.connect(self._hovered)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setWidget(self.layers_box)
+        self.scroll.setWidget(self.layers)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         right = QWidget()
         rbox = QVBoxLayout(right)
@@ -270,17 +305,17 @@ class FeatureMapView(QWidget):
     # --- for tests and callers ------------------------------------------------------------------
     def layers_shown(self) -> list[str]:
         """Names of the blocks whose maps are shown, top to bottom (paths inside groups: "res1.conv1")."""
-        return list(self._sections)
+        return list(self.layers.sections)
 
     def tile_count(self, layer_name: str) -> int:
-        return self._sections[layer_name].grid.count
+        return self.layers.sections[layer_name].grid.count
 
     def section(self, layer_name: str) -> _LayerSection:
-        return self._sections[layer_name]
+        return self.layers.sections[layer_name]
 
     def tile_text(self, layer_name: str, channel: int) -> str:
         """The hover text of one tile: layer, channel and its value range."""
-        return self._sections[layer_name].tile_text(channel)
+        return self.layers.sections[layer_name].tile_text(channel)
 
     # --- controller signals -------------------------------------------------------------------
     def _dataset_ready(self, info: DataReady) -> None:
@@ -342,17 +377,10 @@ class FeatureMapView(QWidget):
         if probe is None:
             return
         self._last = probe
-        maps = [(name, kind, np.asarray(a)) for name, kind, a in probe.layers
-                if _shows_maps(kind) and np.ndim(a) == 3]
+        maps = self.layers.show_layers(probe.layers, self.same_scale.isChecked())
         self.message.setText("" if maps else "This network has no convolution or pooling blocks, so there are no "
                                              "feature maps to show: only its input and prediction.")
         self.message.setVisible(not maps)
-        layout = [(name, kind, a.shape) for name, kind, a in maps]
-        if layout != [(s.name, s.kind, s.shape) for s in self._sections.values()]:
-            self._rebuild(layout)
-        same = self.same_scale.isChecked()
-        for name, _, a in maps:
-            self._sections[name].show_maps(a, same)
 
         self._set_input(probe.input)
         true = probe.label
@@ -372,18 +400,6 @@ class FeatureMapView(QWidget):
             self.sample_spin.blockSignals(True)
             self.sample_spin.setValue(int(index) + 1)
             self.sample_spin.blockSignals(False)
-
-    def _rebuild(self, layout: list[tuple[str, str, tuple[int, ...]]]) -> None:
-        for section in self._sections.values():
-            self.layers_layout.removeWidget(section)
-            section.deleteLater()
-        self._sections = {}
-        for i, (name, kind, shape) in enumerate(layout):
-            section = _LayerSection(name, kind, shape)
-            section.grid.hover_text = section.tile_text
-            section.grid.hovered.connect(lambda ch, s=section: self._hovered(s.tile_text(ch) if ch >= 0 else ""))
-            self.layers_layout.insertWidget(i, section)
-            self._sections[name] = section
 
     def _set_input(self, x: np.ndarray) -> None:
         x = np.asarray(x, np.float32)
