@@ -7,6 +7,7 @@ holds it before the next one, a new rate is used from the next step.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -118,3 +119,37 @@ class RunControl:
         with self._lock:
             self._learning_rate = None
             self._step = self._traced = False
+
+
+class NetworkLock:
+    """The lock on a trainer's network: the training loop holds it for each step; another thread
+    (a probe, a copy of the weights, a checkpoint) takes it between two steps, ahead of the loop's
+    next one, so a probe waits for at most one batch however fast the batches come."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gate = threading.Condition()  # lets waiting threads in before the loop's next step
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        """The lock for another thread than the training loop's, granted before the loop's next step."""
+        with self._gate:
+            self._waiting += 1
+        try:
+            with self._lock:
+                yield
+        finally:
+            with self._gate:
+                self._waiting -= 1
+                self._gate.notify_all()
+
+    def acquire(self) -> None:
+        """The training loop's side: let the waiting threads go first, then take the lock."""
+        with self._gate:
+            while self._waiting:
+                self._gate.wait()
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()

@@ -219,7 +219,7 @@ class DistributedTorchTrainer(TorchTrainer):
         k, world = len(xb), self.world
         xs, ys = xb[self.rank::world], yb[self.rank::world]
         m = len(xs)
-        self._acquire()
+        self._net_lock.acquire()
         try:
             x = torch.from_numpy(np.ascontiguousarray(xs)).to(self.device, non_blocking=True)
             y = torch.from_numpy(np.ascontiguousarray(ys)).to(self.device, non_blocking=True)
@@ -259,7 +259,7 @@ class DistributedTorchTrainer(TorchTrainer):
                 return value, outputs
             diverged = self._divergence(value, epoch, batch, snapshot)
         finally:
-            self._lock.release()
+            self._net_lock.release()
         raise diverged
 
     def _evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

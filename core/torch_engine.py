@@ -108,13 +108,13 @@ class TorchTrainer(Trainer):
 
     # --- control (any thread) ----------------------------------------------------------------
     def weights(self) -> dict[str, np.ndarray]:
-        with self._exclusive():
+        with self._net_lock.exclusive():
             if self._live:
                 return self._model_state()
             return self.network.state_dict()
 
     def probe(self, x: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
-        with self._exclusive():
+        with self._net_lock.exclusive():
             if self._live:  # the numpy network shows the weights of the batch just done
                 self.network.load_state_dict(self._model_state())
         return super().probe(x)
@@ -129,7 +129,7 @@ class TorchTrainer(Trainer):
         from netbuilder.core.torch_bridge import torch_model
 
         torch, net = self._torch, self.network
-        self._acquire()
+        self._net_lock.acquire()
         try:
             model = torch_model(net, final_activation=not net._fused)
             dtype = _torch_dtype(torch, net.dtype)
@@ -162,19 +162,19 @@ class TorchTrainer(Trainer):
                 self._scaler = _grad_scaler(torch, self.device)
             self._live = True
         finally:
-            self._lock.release()
+            self._net_lock.release()
 
     def _sync_engine(self, final: bool = False) -> None:
         if self._model is None or not self._live:
             return
-        self._acquire()
+        self._net_lock.acquire()
         try:
             self.network.load_state_dict(self._model_state())
             self._store_optimizer_state()
             if final:
                 self._live = False
         finally:
-            self._lock.release()
+            self._net_lock.release()
 
     def _snapshot(self) -> dict:
         return {k: v.detach().clone() for k, v in self._model.state_dict().items()}
@@ -192,7 +192,7 @@ class TorchTrainer(Trainer):
 
     def _step(self, xb, yb, epoch: int, batch: int, snapshot) -> tuple[float, np.ndarray]:
         torch, model, topt = self._torch, self._model, self._topt
-        self._acquire()
+        self._net_lock.acquire()
         try:
             x = self._input(torch.from_numpy(xb))
             y = torch.from_numpy(yb).to(self.device, non_blocking=True)
@@ -239,7 +239,7 @@ class TorchTrainer(Trainer):
                 return value, outputs.cpu().numpy()
             diverged = self._divergence(value, epoch, batch, snapshot)
         finally:
-            self._lock.release()
+            self._net_lock.release()
         raise diverged
 
     def _divergence(self, value: float, epoch: int, batch: int, snapshot) -> _Diverged:

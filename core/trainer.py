@@ -10,9 +10,7 @@ Numbering: epochs and batches in events are 1-based, as shown to the user
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -27,7 +25,7 @@ from netbuilder.core.layers.parallel import blas_single_threaded
 from netbuilder.core.memory import machine_memory, memory_problems
 from netbuilder.core.network import Network
 from netbuilder.core.optimizers import Optimizer, make_optimizer
-from netbuilder.core.run_control import RunControl, StopRequested
+from netbuilder.core.run_control import NetworkLock, RunControl, StopRequested
 from netbuilder.core.schedules import Schedule
 from netbuilder.core.trainer_checkpoint import restore_checkpoint, take_checkpoint
 from netbuilder.core.trainer_events import BatchEnd, EpochEnd, Event, History, RunEnded, RunStarted
@@ -120,9 +118,7 @@ class Trainer:
         self._mid_epoch = False  # an epoch has begun and not finished: no checkpoint can be taken
         self._resume_epoch = 0  # set by restore(): the next run continues from there
 
-        self._lock = threading.Lock()  # held during every step that touches the network
-        self._gate = threading.Condition()  # lets waiting probes in before the next batch
-        self._probers = 0
+        self._net_lock = NetworkLock()  # held during every step that touches the network
         # Stop, pause and rate requests: the run's RunControl, which whoever drives the run may
         # hand in (``control``) before the run starts, or replace between runs.
         self.control = RunControl()
@@ -186,7 +182,7 @@ class Trainer:
             x = x[None]
         if x.shape[0] != 1 or x.shape[1:] != shape:
             raise ValueError(f"probe takes one sample of shape {shape}, got {x.shape}")
-        with self._exclusive(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with self._net_lock.exclusive(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             stages = self.network.forward_stages(x)
             return [(stage.path, stage.info.kind, np.array(out[0], copy=True)) for stage, out in stages]
 
@@ -197,7 +193,7 @@ class Trainer:
 
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter under its stable name, taken between batches."""
-        with self._exclusive():
+        with self._net_lock.exclusive():
             return self.network.state_dict()
 
     # --- checkpoints (core/trainer_checkpoint.py) ---------------------------------------------
@@ -285,12 +281,12 @@ class Trainer:
                 start = time.perf_counter()
                 paused = 0.0  # seconds spent paused this epoch, left out of the timings
                 loss_sum, weight_sum, correct = 0.0, 0.0, 0  # with class weights, a weighted mean
-                self._acquire()  # a checkpoint taken from another thread sees this epoch begun, or not at all
+                self._net_lock.acquire()  # a checkpoint taken from another thread sees this epoch begun, or not at all
                 try:
                     self._mid_epoch = True
                     self.rng.shuffle(self._order)
                 finally:
-                    self._lock.release()
+                    self._net_lock.release()
                 for b in range(bpe):
                     paused += self._hold()
                     if self.schedule.active:
@@ -353,7 +349,7 @@ class Trainer:
         stopped_early = status == "finished" and message.startswith("stopped early")
         keep = stopped_early or (self._keep_best and status in ("finished", "stopped"))
         if early is not None and early.restore_best and early.best_weights and keep:
-            with self._exclusive():  # the best epoch's weights, as the message says
+            with self._net_lock.exclusive():  # the best epoch's weights, as the message says
                 self.network.load_state_dict(early.best_weights)
             if not stopped_early:
                 message += f"; the weights of epoch {early.best_epoch}, the best, are kept"
@@ -410,29 +406,9 @@ class Trainer:
             self.base_lr, self._asked_lr = self._asked_lr / self._factor, None
         self.optimizer.lr = self.base_lr * self._factor
 
-    @contextlib.contextmanager
-    def _exclusive(self):
-        """The network lock for another thread, granted ahead of the training loop's next batch."""
-        with self._gate:
-            self._probers += 1
-        try:
-            with self._lock:
-                yield
-        finally:
-            with self._gate:
-                self._probers -= 1
-                self._gate.notify_all()
-
-    def _acquire(self) -> None:
-        """The training loop's side: let pending probes go first, then take the lock."""
-        with self._gate:
-            while self._probers:
-                self._gate.wait()
-        self._lock.acquire()
-
     def _step(self, xb, yb, epoch: int, batch: int, snapshot: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
         net = self.network
-        self._acquire()
+        self._net_lock.acquire()
         try:
             # Overflow is expected when training diverges; it is detected and reported below.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -453,7 +429,7 @@ class Trainer:
                 self.optimizer = make_optimizer_like(self.optimizer, self.settings)
                 kept = f"the weights were restored from the start of epoch {epoch}"
         finally:
-            self._lock.release()
+            self._net_lock.release()
         raise _Diverged(
             f"training diverged at epoch {epoch}, batch {batch}: {what} with learning rate "
             f"{self.optimizer.lr:g}; {kept}. Try a lower learning rate.")
@@ -473,7 +449,7 @@ class Trainer:
             return loss, outputs, step_trace.unavailable(epoch, batch, bpe, loss, len(yb), self.optimizer)
         with step_trace.StepRecorder(self.network, keep_arrays=self.keep_step_arrays) as recorder:
             loss, outputs = self._step(xb, yb, epoch, batch, snapshot)
-        with self._exclusive():
+        with self._net_lock.exclusive():
             recorder.take_gradients()
             trace = recorder.trace(epoch=epoch, batch=batch, batches_per_epoch=bpe, loss=loss,
                                    optimizer=self.optimizer, labels=yb, sample=self.step_sample)
@@ -491,11 +467,11 @@ class Trainer:
                 raise StopRequested
             part = idx[i:i + EVAL_BATCH]
             x, y = self.data.rows(part)
-            self._acquire()
+            self._net_lock.acquire()
             try:
                 loss, outputs = self._evaluate(x, y)
             finally:
-                self._lock.release()
+                self._net_lock.release()
             if self.validation_observer is not None:
                 self.validation_observer(y, outputs)
             weight = net.loss.weight_of(y)  # len(part) without class weights; accuracy is never weighted

@@ -28,7 +28,7 @@ def take_checkpoint(self):
     """
     from netbuilder.core.checkpoint import Checkpoint
 
-    with self._exclusive():
+    with self._net_lock.exclusive():
         if self._mid_epoch:
             done = self.history.epochs_done
             raise TrainingError(
@@ -84,7 +84,7 @@ def restore_checkpoint(self, checkpoint) -> None:
     theirs = checkpoint.project.dataset if isinstance(checkpoint.project.dataset, dict) else {}
     mine = self.project.dataset if isinstance(self.project.dataset, dict) else None
     stats = theirs.get("normalization") if "normalization" in theirs else (mine or {}).get("normalization")
-    with self._exclusive():
+    with self._net_lock.exclusive():
         backup = self.network.state_dict()
         try:
             self.network.load_state_dict(checkpoint.weights)  # names every mismatch, changes nothing then

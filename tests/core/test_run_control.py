@@ -1,6 +1,7 @@
 """RunControl: the one place a run's stop, pause and rate requests live, asked from any thread
 (before the trainer exists, too) and honoured between batches."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from netbuilder.core.datasets.shapes import shapes_dataset
 from netbuilder.core.project import load_project
 from netbuilder.core.resources import example_path
-from netbuilder.core.run_control import RunControl, StopRequested
+from netbuilder.core.run_control import NetworkLock, RunControl, StopRequested
 from netbuilder.core.trainer import BatchEnd, Trainer
 
 
@@ -72,3 +73,29 @@ def test_the_trainer_methods_are_the_control():
     assert t.control.stopping
     t.control.clear()
     assert np.isfinite(t.learning_rate)
+
+
+def test_the_network_lock_lets_a_waiting_thread_in_before_the_loops_next_step():
+    """A probe asking while a step runs gets the network between that step and the next, never
+    after a second one, however fast the loop comes back for it."""
+    lock, order = NetworkLock(), []
+    lock.acquire()  # the loop's step 1
+    asked = threading.Event()
+
+    def probe():
+        asked.set()
+        with lock.exclusive():
+            order.append("probe")
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    asked.wait(5)
+    while not lock._waiting:  # the probe is queued behind step 1
+        time.sleep(0.001)
+    order.append("step 1")
+    lock.release()
+    lock.acquire()  # step 2: waits for the probe
+    order.append("step 2")
+    lock.release()
+    thread.join(5)
+    assert order == ["step 1", "probe", "step 2"]
