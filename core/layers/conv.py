@@ -133,7 +133,6 @@ class _Plan:
         self.bounds = row_cuts(ho, self.rows * self.row * item)
         chunks = len(self.bounds) - 1
         self.blocks = cuts(chunks, min(chunks, 2 * max(1, -(-f * self.m * item // (4 * CHUNK_BYTES)))))
-        self.widest = max(b - a for a, b in zip(self.bounds, self.bounds[1:])) * self.row
         # the input gradient: by the flipped kernels, its (input) rows cut the same way; by col2im,
         # groups of input channels, each through every chunk of output rows in turn
         self.flip_bounds = row_cuts(h, f * kh * kw * w * n * item)
