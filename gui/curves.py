@@ -23,11 +23,10 @@ curve update repaint them).
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -45,6 +44,7 @@ from PySide6.QtWidgets import (
 from netbuilder.core.run_events import BatchesDone, EpochsDone, RunBegan
 from netbuilder.gui import theme
 from netbuilder.gui.run_curves import SMOOTHING, RunCurves, _pen  # noqa: F401 - SMOOTHING is read from here
+from netbuilder.gui.throttle import Throttle
 
 pg.setConfigOptions(imageAxisOrder="row-major", background=theme.SURFACE, foreground=theme.TEXT, antialias=False)
 
@@ -138,12 +138,8 @@ class CurvesView(QWidget):
         layout.addLayout(head)
         layout.addWidget(self.run_list)
 
-        self.timer = QTimer(self)
-        self.timer.setSingleShot(True)  # armed by new data: no wake-ups while nothing changes
-        self.timer.setInterval(REDRAW_MS)
-        self.timer.timeout.connect(self._redraw_due)
+        self.redraws = Throttle(self, REDRAW_MS, self._redraw_due)
         self._stale = False  # data came while the view was hidden: redrawn when it is shown
-        self._drawn_at = -math.inf  # time.monotonic() of the last redraw
         controller.runStarted.connect(self._run_started)
         controller.batchEnded.connect(self._batches)
         controller.epochEnded.connect(self._epochs)
@@ -201,17 +197,11 @@ class CurvesView(QWidget):
 
     def _schedule(self) -> None:
         """Redraw now, or once REDRAW_MS have passed since the last redraw."""
-        if self.timer.isActive():
-            return
-        wait = REDRAW_MS - 1000 * (time.monotonic() - self._drawn_at)
-        if wait <= 0:
-            self._redraw_due()
-        else:
-            self.timer.start(math.ceil(wait))
+        self.redraws.request()
 
     def _run_ended(self, _event) -> None:
         self.redraw()  # the run's final state, shown or not: nothing is left stale
-        self.timer.stop()
+        self.redraws.cancel()
 
     def _redraw_due(self) -> None:
         if self.isVisible():
@@ -227,7 +217,7 @@ class CurvesView(QWidget):
     # --- drawing and the run list ------------------------------------------------------------
     def redraw(self) -> None:
         self._stale = False
-        self._drawn_at = time.monotonic()
+        self.redraws.ran()
         for run in self.runs:
             run.redraw()
         self._draw_rates()

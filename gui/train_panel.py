@@ -9,9 +9,8 @@ their shortcuts); the main window puts them in its Train menu and toolbar.
 from __future__ import annotations
 
 import math
-import time
 
-from PySide6.QtCore import QSettings, QSignalBlocker, QSize, Qt, QTimer
+from PySide6.QtCore import QSettings, QSignalBlocker, QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -39,6 +38,7 @@ from netbuilder.gui.early_stopping_editor import EarlyStoppingEditor
 from netbuilder.gui.engine_picker import EnginePicker
 from netbuilder.gui.live_label import LiveLabel
 from netbuilder.gui.schedule_editor import ScheduleEditor
+from netbuilder.gui.throttle import Throttle
 from netbuilder.gui.training.controller import IDLE, LOADING, PAUSED, RUNNING, STOPPING, TrainingController
 
 # The progress bar, speed and status are redrawn at most every PROGRESS_MS (a bit under the
@@ -98,12 +98,8 @@ class TrainPanel(QWidget):
         self._ended: RunEnded | None = None
         self._last_epoch = None
         self._pending_batch = None  # the latest BatchEnd not shown yet
-        self._progress_shown_at = -math.inf  # time.monotonic() of the last progress shown
         self._error_shown = False
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setSingleShot(True)
-        self._progress_timer.setInterval(PROGRESS_MS)
-        self._progress_timer.timeout.connect(self._show_progress)
+        self.progress_updates = Throttle(self, PROGRESS_MS, self._show_progress)
         self._make_actions()
 
         # --- run controls and progress ---
@@ -231,7 +227,6 @@ class TrainPanel(QWidget):
         return QSize(max(hint.width(), need), hint.height())
 
     # --- construction --------------------------------------------------------------------------
-
     def _make_actions(self) -> None:
         style = self.style()
         specs = {
@@ -358,19 +353,14 @@ class TrainPanel(QWidget):
     def _batch(self, done: BatchesDone) -> None:
         """The latest batch: shown now, or when PROGRESS_MS have passed since the last one shown."""
         self._pending_batch = done.event
-        wait = PROGRESS_MS - 1000 * (time.monotonic() - self._progress_shown_at)
-        if wait <= 0:
-            self._progress_timer.stop()
-            self._show_progress()
-        elif not self._progress_timer.isActive():
-            self._progress_timer.start(math.ceil(wait))
+        self.progress_updates.request()
 
     def _show_progress(self) -> None:
         start, event = self._run_start, self._pending_batch
         self._pending_batch = None
         if start is None or event is None:
             return
-        self._progress_shown_at = time.monotonic()
+        self.progress_updates.ran()
         bpe = event.batches_per_epoch
         done = (event.epoch - start.start_epoch - 1) * bpe + event.batch
         left_batches = self.progress.maximum() - done

@@ -62,17 +62,17 @@ def test_points_are_drawn_as_they_come_and_a_burst_once_on_the_timer(qtbot):
     qtbot.wait(2 * REDRAW_MS)
     batches(controller, 1, [2.0, 1.8])
     run = view.current
-    assert len(run.raw_loss.getData()[0]) == 2 and not view.timer.isActive()  # drawn at once
+    assert len(run.raw_loss.getData()[0]) == 2 and not view.redraws.timer.isActive()  # drawn at once
     batches(controller, 1, [1.5, 1.4], first=3)  # within REDRAW_MS of that redraw: on the timer
     controller.epochEnded.emit(epochs_done(epoch_end(1)))
-    assert view.timer.isActive() and len(run.raw_loss.getData()[0]) == 2
+    assert view.redraws.timer.isActive() and len(run.raw_loss.getData()[0]) == 2
     assert (run.batch_count, run.epoch_count) == (4, 1)
     qtbot.waitUntil(lambda: run.raw_loss.getData()[0] is not None and len(run.raw_loss.getData()[0]) == 4)
     x, y = run.raw_loss.getData()
     assert np.allclose(x, [0.25, 0.5, 0.75, 1.0]) and np.allclose(y, [2.0, 1.8, 1.5, 1.4])
     assert np.allclose(run.val_loss.getData()[1], [0.9]) and np.allclose(run.val_acc.getData()[1], [70.0])
     controller.runEnded.emit(RunEnded("finished", "finished 1 epoch", 1))
-    assert not view.timer.isActive()
+    assert not view.redraws.timer.isActive()
 
 
 def test_a_hidden_view_draws_nothing_until_it_is_shown_and_always_draws_the_run_end(qtbot):
@@ -81,9 +81,9 @@ def test_a_hidden_view_draws_nothing_until_it_is_shown_and_always_draws_the_run_
     view.hide()
     batches(controller, 1, [2.0, 1.8])
     run = view.current
-    qtbot.wait(3 * view.timer.interval())  # the redraw came due while hidden
+    qtbot.wait(3 * view.redraws.timer.interval())  # the redraw came due while hidden
     x, _ = run.raw_loss.getData()
-    assert not view.timer.isActive() and (x is None or len(x) == 0)
+    assert not view.redraws.timer.isActive() and (x is None or len(x) == 0)
     view.show()  # shown: drawn at once
     assert np.allclose(run.raw_loss.getData()[1], [2.0, 1.8])
 

@@ -81,7 +81,7 @@ def test_the_progress_is_shown_at_most_every_progress_ms_and_the_last_batch_alwa
 
 def test_the_run_box_sets_a_label_only_when_its_text_changes(panel, qtbot, monkeypatch):
     play_run(panel)
-    monkeypatch.setattr(train_panel, "PROGRESS_MS", 0)  # every batch shown
+    monkeypatch.setattr(panel.progress_updates, "interval_ms", 0)  # every batch shown
     status = count_calls(monkeypatch, panel.status_label, "setText")
     speed = count_calls(monkeypatch, panel.speed_label, "setText")
     for n in range(1, 11):
