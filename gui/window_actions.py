@@ -267,6 +267,12 @@ def edit_tip(word: str, text: str, keys: str) -> str:
     return f"{word} {text} ({keys})" if text else f"Nothing to {word.lower()}"
 
 
+def number_box(widget, window: QWidget) -> QAbstractSpinBox | None:
+    """The number box of ``window`` that ``widget`` is (or whose line edit it is), else None."""
+    box = widget if isinstance(widget, QAbstractSpinBox) else widget.parent() if isinstance(widget, QWidget) else None
+    return box if isinstance(box, QAbstractSpinBox) and box.window() is window else None
+
+
 class UndoRouter(QObject):
     """Ctrl+Z / Ctrl+Shift+Z in a number box undo the document's last edit, as the Edit menu says,
     instead of the box's own typing history (which a committed value has already left behind).
@@ -285,8 +291,7 @@ class UndoRouter(QObject):
                 or (event.key() == Qt.Key.Key_Z and event.modifiers() == (Qt.KeyboardModifier.ControlModifier
                                                                           | Qt.KeyboardModifier.ShiftModifier))):
             return False
-        box = obj if isinstance(obj, QAbstractSpinBox) else obj.parent() if isinstance(obj, QWidget) else None
-        return isinstance(box, QAbstractSpinBox) and box.window() is self._window
+        return number_box(obj, self._window) is not None
 
 
 _WATCHED = (QEvent.Type.KeyPress, QEvent.Type.FocusOut)  # the events ClampNotice looks at
@@ -316,8 +321,8 @@ class FocusedBoxFilters(QObject):
                 except RuntimeError:  # the box was deleted meanwhile
                     break
         self._watched = []
-        box = new if isinstance(new, QAbstractSpinBox) else new.parent() if isinstance(new, QWidget) else None
-        if isinstance(box, QAbstractSpinBox) and box.window() is self._window:
+        box = number_box(new, self._window)
+        if box is not None:
             self._watched = [box, box.lineEdit()]
             for widget in self._watched:
                 for f in self._filters:
@@ -339,8 +344,8 @@ class ClampNotice(QObject):
         kind = event.type()
         if kind not in _WATCHED:  # every event of the focused box passes here: paints, timers, ...
             return False
-        box = obj if isinstance(obj, QAbstractSpinBox) else obj.parent() if isinstance(obj, QWidget) else None
-        if not isinstance(box, QAbstractSpinBox) or box.window() is not self._window:
+        box = number_box(obj, self._window)
+        if box is None:
             return False
         if kind == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) and event.text().isdigit():
             # The box refuses a digit that would take it out of range, without a word: say why.
