@@ -260,7 +260,7 @@ class TrainingController(QObject):
         """Show validation sample ``index`` in the probe: at the next batch, or at once when idle or paused."""
         self._probe_index = int(index)
         self._session.request_probe(self._probe_index)
-        if self._state not in (LOADING, RUNNING) and self._session.trainer is not None and not self._closed:
+        if self._probes_idle():
             if self._probing:  # one job at a time: the next one probes the sample chosen last
                 self._probe_again = True
             else:
@@ -271,6 +271,10 @@ class TrainingController(QObject):
         makes none while training but the run's first and last (a sample asked for still is)."""
         self._session.probes_wanted = bool(wanted)
 
+    def _probes_idle(self) -> bool:
+        """Whether a probe is a job of its own (no run trains now; the last run's trainer is there)."""
+        return self._state not in (LOADING, RUNNING) and self._session.trainer is not None and not self._closed
+
     def _start_probe_job(self) -> None:
         self._probing = True
         self._jobs.start(self._session.probe_once, progress=self._on_event, done=self._probe_job_done,
@@ -280,7 +284,7 @@ class TrainingController(QObject):
         self._probing = False
         if self._probe_again:
             self._probe_again = False
-            if self._state not in (LOADING, RUNNING) and self._session.trainer is not None and not self._closed:
+            if self._probes_idle():
                 self._start_probe_job()
 
     # --- results -------------------------------------------------------------------------------
