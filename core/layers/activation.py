@@ -8,6 +8,7 @@ import numpy as np
 from netbuilder.core.blocks import ACTIVATIONS, LEAKY_RELU_SLOPE
 from netbuilder.core.layers import parallel
 from netbuilder.core.layers.base import Layer
+from netbuilder.core.layers.workspace import work
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -135,8 +136,8 @@ def fused_forward(name: str, y: np.ndarray, positive: np.ndarray | None) -> None
     (None: inference, no mask wanted)."""
     if name == "relu":
         _relu(y, y)
-    else:
-        slope = np.empty_like(y)
+    else:  # slope·y in this thread's work array (it runs per chunk), then the larger of the two
+        slope = work(y.shape, y.dtype, "leaky slope")
         np.multiply(y, y.dtype.type(LEAKY_RELU_SLOPE), out=slope)
         np.maximum(y, slope, out=y)
     if positive is not None:
