@@ -139,15 +139,9 @@ class _Plan:
         self.groups = cuts(c, min(c, COL2IM_GROUPS, max(2, c * self.m // COL2IM_ADD)))
         group_bytes = -(-self.ckk // (len(self.groups) - 1)) * self.m * item
         self.col2im_bounds = cuts(ho, min(ho, -(-group_bytes // (COL2IM_CHUNKS * CHUNK_BYTES))))
-        self._buffers: dict[str, np.ndarray] = {}
-
-    def buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """The plan's own array ``name``, zeros when first made (borders that stay zero): only for
-        what must outlive the call (the staged input, read again by backward)."""
-        buf = self._buffers.get(name)
-        if buf is None:
-            buf = self._buffers[name] = np.zeros(shape, dtype)
-        return buf
+        # the staged input of the training forward, which backward reads again: the plan's own
+        # (every other work array dies with its call), zeros when made, so its borders stay zero
+        self._staged_input: np.ndarray | None = None
 
     def nchw(self, out: np.ndarray) -> np.ndarray:
         """An (F, Ho*Wo*N) result as the (N, F, Ho, Wo) view the layers hand on."""
@@ -173,7 +167,9 @@ class _Plan:
         shape = (xt.shape[0], self.hp, self.wp, xt.shape[3])
         top, _, left, _ = pads
         if training:  # kept for backward: the plan's own, its borders zero once and for all
-            xp = self.buffer("input", shape, xt.dtype)
+            if self._staged_input is None:
+                self._staged_input = np.zeros(shape, xt.dtype)
+            xp = self._staged_input
         else:  # dies with the forward: a work buffer shared by every layer, its borders zeroed each time
             xp = zero_border(work(shape, xt.dtype, "conv inference input"), top, top + xt.shape[1],
                              left, left + xt.shape[2])
@@ -285,9 +281,9 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D.backward expects a gradient of shape {(n, f, ho, wo)}, got {grad_out.shape}")
         gt = grad_out.astype(self.dtype, copy=False).transpose(1, 2, 3, 0)  # (F, Ho, Wo, N)
         # δ: the incoming gradient, masked by the fused activation's derivative (never written into
-        # grad_out, which a residual or branch hands to another path too). Chunk by chunk, into a
-        # per-thread buffer that the weight gradient reads hot, or into a plan buffer when the
-        # col2im input gradient (or the Step trace) needs all of it after.
+        # grad_out, which a residual or branch hands to another path too). Block by block, into a
+        # per-thread work array that the weight gradient reads hot, or into one array of it whole
+        # when the col2im input gradient (or the Step trace) needs all of it after.
         staged = act is not None or not gt.flags.c_contiguous
         flipped = self.needs_input_grad and flipped_input_grad(self)
         whole = staged and ((self.needs_input_grad and not flipped) or self.record is not None)
